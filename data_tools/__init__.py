@@ -1,0 +1,1 @@
+"""Data preparation: converters into scpo's problems format, and inspection helpers."""

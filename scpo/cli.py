@@ -1,0 +1,52 @@
+"""`scpo <stage> [--config recipe.yaml] [--setting value ...]`: one command per pipeline stage."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from scpo.errors import ScpoError
+
+COMMANDS = {
+    "sample": ("scpo.stages.sample", "sample k completions per problem with vLLM"),
+    "label": ("scpo.stages.label", "extract answers and count self-consistency votes"),
+    "pairs": ("scpo.stages.pairs", "build ScPO / gold preference pairs from labels"),
+    "train": ("scpo.stages.train", "train on pairs with TRL (DPO / IRPO / ScPO losses)"),
+    "eval": ("scpo.stages.eval", "greedy accuracy, pass@k, maj@k on held-out problems"),
+    "model": ("scpo.stages.model", "prepare | show the embedded model; tiny --output DIR for tests"),
+    "data": ("data_tools.convert", "convert data sets into the problems format"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: scpo <command> [--config recipe.yaml] [--setting value ...]", "", "commands:"]
+    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"scpo: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("scpo.stages"):
+            print(f"scpo {name}: not available in this version", file=sys.stderr)
+            return 2
+        raise
+    try:
+        module.main(rest)
+    except ScpoError as e:
+        print(f"scpo {name}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

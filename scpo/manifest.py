@@ -1,0 +1,58 @@
+"""Stage manifests: a stage whose output exists and whose manifest matches its config and inputs is skipped.
+
+The manifest is written after the output (both atomically), so a killed stage leaves either
+nothing or a complete output without a manifest, and the re-run redoes it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from scpo.io import config_digest, file_digest, write_json
+
+
+def manifest_path(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".manifest.json")
+
+
+def fingerprint(config: dict, inputs: list[str | Path]) -> dict:
+    return {
+        "config_hash": config_digest(config),
+        "inputs": {str(p): file_digest(p) for p in inputs},
+    }
+
+
+def is_done(output: str | Path, config: dict, inputs: list[str | Path]) -> dict | None:
+    """The saved manifest if `output` is complete for this config and these inputs, else None."""
+    path = manifest_path(output)
+    if not Path(output).exists() or not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    want = fingerprint(config, inputs)
+    if saved.get("config_hash") != want["config_hash"] or saved.get("inputs") != want["inputs"]:
+        return None
+    if saved.get("output_digest") != file_digest(output):
+        return None
+    return saved
+
+
+def write_manifest(output: str | Path, stage: str, config: dict, inputs: list[str | Path],
+                   counts: dict, started: float) -> dict:
+    manifest = {
+        "stage": stage,
+        **fingerprint(config, inputs),
+        "config": config,
+        "output": str(output),
+        "output_digest": file_digest(output),
+        "counts": counts,
+        "seconds": round(time.time() - started, 3),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_json(manifest_path(output), manifest)
+    return manifest

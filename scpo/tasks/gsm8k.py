@@ -1,0 +1,35 @@
+"""GSM8K: integer answers. '#### N' in gold rationales; in completions, 'The answer is N', else the last number."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Hashable
+
+from scpo.tasks.base import Task
+from scpo.tasks.numbers import canonical_number, find_numbers
+
+HASHES = re.compile(r"####\s*(.+)")
+ANSWER_IS = re.compile(r"answer is[:\s]*\$?\s*(?:\\boxed\{)?\s*([-\d.,/$]+)", re.IGNORECASE)
+BOXED_NUMBER = re.compile(r"\\boxed\{\s*\\?\$?([-\d.,/]+)[^}]*\}")
+
+
+@dataclass
+class GSM8K(Task):
+    name: str = "gsm8k"
+    instruction: str = ("Solve the problem step by step. "
+                        "End your answer with a line of the form 'The answer is N.'")
+    keys_are_exact: bool = True
+
+    def extract(self, completion: str) -> str | None:
+        for pattern in (HASHES, ANSWER_IS, BOXED_NUMBER):
+            matches = pattern.findall(completion)
+            if matches:
+                numbers = find_numbers(matches[-1])
+                if numbers:
+                    return canonical_number(numbers[0])
+        numbers = find_numbers(completion)
+        return canonical_number(numbers[-1]) if numbers else None
+
+    def answer_key(self, answer: str) -> Hashable:
+        return canonical_number(answer) or answer.strip()

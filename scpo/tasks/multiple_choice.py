@@ -1,0 +1,44 @@
+"""Multiple choice: a letter among the first `num_choices` (A-E by default)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Hashable
+
+from scpo.tasks.base import Task
+
+
+@dataclass
+class MultipleChoice(Task):
+    name: str = "multiple_choice"
+    num_choices: int = 5
+    instruction: str = "Think step by step, then end with 'The answer is (X)' where X is the letter of your choice."
+    keys_are_exact: bool = True
+
+    def _patterns(self) -> list[re.Pattern]:
+        letters = "ABCDEFGHIJ"[: self.num_choices]
+        L = f"[{letters}]"
+        return [
+            re.compile(rf"answer is[:\s]*\(?\**\s*({L})\b", re.IGNORECASE),
+            re.compile(rf"answer[:\s]+\(?\**\s*({L})\b", re.IGNORECASE),
+            re.compile(rf"\\boxed\{{\s*\(?({L})\)?\s*\}}"),
+            re.compile(rf"\(({L})\)"),
+            re.compile(rf"^\s*\(?({L})[).:]?\s*$", re.MULTILINE),
+        ]
+
+    def extract(self, completion: str) -> str | None:
+        for pattern in self._patterns():
+            matches = pattern.findall(completion)
+            if matches:
+                return matches[-1].upper()
+        return None
+
+    def extract_gold(self, gold: str) -> str | None:
+        gold = str(gold).strip()
+        if len(gold) == 1 and gold.upper() in "ABCDEFGHIJ"[: self.num_choices]:
+            return gold.upper()
+        return self.extract(gold)
+
+    def answer_key(self, answer: str) -> Hashable:
+        return answer.strip().upper()
