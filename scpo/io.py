@@ -117,7 +117,9 @@ def write_rows(path: str | os.PathLike, rows: Iterable[dict]) -> int:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            pq.write_table(pa.Table.from_pylist(rows), tmp)
+            # from_pylist takes its columns from the first row; a field only later rows have would vanish.
+            columns = list(dict.fromkeys(key for row in rows for key in row))
+            pq.write_table(pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows]), tmp)
         elif fmt == ".json":
             tmp.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
         else:

@@ -79,7 +79,7 @@ def pick_by_votes(votes: PromptVotes, rule: PairRule, prompt_id) -> Pick | str:
     if not others:
         return "unanimous"
     low = min(v for v, _ in others)
-    if low == top:
+    if low >= top:  # nothing is voted below the chosen answer (unparsed completions may out-vote it)
         return "tie"
     worst = rng.choice(sorted(gi for v, gi in others if v == low))
     chosen = rng.choice(votes.groups[best].members)

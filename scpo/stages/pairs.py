@@ -67,7 +67,8 @@ def _messages(row: dict, task: Task) -> list[dict]:
 
 def pairs_for_prompt(rows: list[dict], rule: PairRule, task: Task) -> dict | str:
     votes = votes_from_labels(rows)
-    correct = [bool(r["correct"]) for r in rows] if "correct" in rows[0] else None
+    # A parquet file has every column in every row: None means "no gold for this prompt".
+    correct = [bool(r["correct"]) for r in rows] if rows[0].get("correct") is not None else None
     result = pick(votes, rule, rows[0]["id"], correct)
     if isinstance(result, str):
         return result

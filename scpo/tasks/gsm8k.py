@@ -22,13 +22,20 @@ class GSM8K(Task):
     keys_are_exact: bool = True
 
     def extract(self, completion: str) -> str | None:
-        for pattern in (HASHES, ANSWER_IS, BOXED_NUMBER):
-            matches = pattern.findall(completion)
+        return self._extract(completion, (ANSWER_IS, BOXED_NUMBER, HASHES))
+
+    def extract_gold(self, gold) -> str | None:
+        return self._extract(str(gold), (HASHES, ANSWER_IS, BOXED_NUMBER))
+
+    @staticmethod
+    def _extract(text: str, patterns) -> str | None:
+        for pattern in patterns:
+            matches = pattern.findall(text)
             if matches:
                 numbers = find_numbers(matches[-1])
                 if numbers:
                     return canonical_number(numbers[0])
-        numbers = find_numbers(completion)
+        numbers = find_numbers(text)
         return canonical_number(numbers[-1]) if numbers else None
 
     def answer_key(self, answer: str) -> Hashable:

@@ -65,6 +65,8 @@ class Math(Task):
         boxed = last_boxed(completion)
         if boxed is not None:
             return boxed.strip() or None
+        if "\\boxed" in completion or "\\fbox" in completion:
+            return None  # a box that never closes: the answer was cut off
         matches = ANSWER_IS.findall(completion)
         return matches[-1].strip() if matches else None
 

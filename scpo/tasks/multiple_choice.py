@@ -19,9 +19,11 @@ class MultipleChoice(Task):
     def _patterns(self) -> list[re.Pattern]:
         letters = "ABCDEFGHIJ"[: self.num_choices]
         L = f"[{letters}]"
+        # After "answer", an upper-case letter, or a lower-case one that stands alone ("b." / "(b)").
+        after = rf"\(?\**\s*({L}\b|[{letters.lower()}](?=\)|\.|\*|\s*$))"
         return [
-            re.compile(rf"answer is[:\s]*\(?\**\s*({L})\b", re.IGNORECASE),
-            re.compile(rf"answer[:\s]+\(?\**\s*({L})\b", re.IGNORECASE),
+            re.compile(rf"(?i:answer is)[:\s]*{after}", re.MULTILINE),
+            re.compile(rf"(?i:answer)[:\s]+{after}", re.MULTILINE),
             re.compile(rf"\\boxed\{{\s*\(?({L})\)?\s*\}}"),
             re.compile(rf"\(({L})\)"),
             re.compile(rf"^\s*\(?({L})[).:]?\s*$", re.MULTILINE),

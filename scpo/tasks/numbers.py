@@ -36,8 +36,11 @@ def canonical_number(text: str) -> str | None:
 
 
 def close(a: str, b: str, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> bool:
-    try:
-        x, y = float(a), float(b)
-    except ValueError:
+    """Equal within a relative tolerance; two integers must be equal exactly (1201565 != 1201566)."""
+    ca, cb = canonical_number(a), canonical_number(b)
+    if ca is None or cb is None:
         return False
+    if "." not in ca and "." not in cb:
+        return ca == cb
+    x, y = float(ca), float(cb)
     return abs(x - y) <= max(rel_tol * max(abs(x), abs(y)), abs_tol)

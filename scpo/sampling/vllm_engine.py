@@ -1,0 +1,110 @@
+"""vLLM backend: one `vllm.LLM` per process; each request asks n samples with its own seed.
+
+Raw log-probs (`logprobs=0`, `logprobs_mode="raw_logprobs"`) are the model's distribution before
+temperature / top-p, i.e. log pi(y|x) at temperature 1: the DPO reference log-probs when the
+sampler is the reference model.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from scpo.errors import ScpoError
+from scpo.sampling import Generation, Request
+
+OOM_HINT = ("out of memory: lower gpu_memory_utilization's competitors (other processes), or lower "
+            "max_model_len, max_num_seqs (vllm_kwargs) or k, or raise tensor_parallel_size")
+
+
+def on_cpu() -> bool:
+    try:
+        import torch
+
+        return not torch.cuda.is_available()
+    except ImportError:
+        return True
+
+
+class VllmSampler:
+    def __init__(self, model: str, *, dtype: str = "auto", max_model_len: int | None = None, seed: int = 0,
+                 tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
+                 enforce_eager: bool = False, lora_path: str | None = None, top_p: float = 1.0,
+                 top_k: int | None = None, max_tokens: int = 512, stop: list[str] | None = None,
+                 vllm_kwargs: dict[str, Any] | None = None):
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise ScpoError(f"vLLM is not installed ({e}); install scpo[cpu] or scpo[gpu], or set backend: hf") from None
+        cpu = on_cpu()
+        kwargs: dict[str, Any] = dict(
+            model=model, dtype=dtype, seed=seed, tensor_parallel_size=tensor_parallel_size,
+            enforce_eager=enforce_eager, logprobs_mode="raw_logprobs", max_logprobs=1,
+            # On CPU this sizes the KV cache in host RAM; 0.9 would starve the rest of the box.
+            gpu_memory_utilization=gpu_memory_utilization or (0.3 if cpu else 0.9),
+        )
+        if max_model_len:
+            kwargs["max_model_len"] = max_model_len
+        if lora_path:
+            kwargs.update(enable_lora=True, max_lora_rank=_lora_rank(lora_path))
+        kwargs.update(vllm_kwargs or {})
+        try:
+            self.llm = LLM(**kwargs)
+        except Exception as e:  # vLLM raises many types here; say which setting to look at
+            if _is_oom(e):
+                raise ScpoError(f"vLLM engine for {model}: {OOM_HINT} ({e})") from None
+            raise ScpoError(f"vLLM could not load the model {model}: {type(e).__name__}: {e}") from None
+        self.lora = None
+        if lora_path:
+            from vllm.lora.request import LoRARequest
+
+            self.lora = LoRARequest("adapter", 1, lora_path)
+        self.top_p, self.top_k, self.max_tokens, self.stop = top_p, top_k, max_tokens, stop or []
+        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
+
+    def tokenizer(self):
+        return self.llm.get_tokenizer()
+
+    def generate(self, requests: list[Request]) -> list[list[Generation]]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = [
+            SamplingParams(n=r.n, temperature=r.temperature, top_p=self.top_p, top_k=self.top_k or 0,
+                           max_tokens=self.max_tokens, stop=self.stop or None, seed=r.seed, logprobs=0)
+            for r in requests
+        ]
+        prompts = [TokensPrompt(prompt_token_ids=r.prompt_token_ids) for r in requests]
+        try:
+            outputs = self.llm.generate(prompts, params, use_tqdm=True, lora_request=self.lora)
+        except Exception as e:
+            if _is_oom(e):
+                raise ScpoError(f"vLLM generate: {OOM_HINT} ({e})") from None
+            raise
+        return [[_generation(o) for o in out.outputs] for out in outputs]
+
+
+def _generation(o) -> Generation:
+    token_logprobs = None
+    if o.logprobs:
+        token_logprobs = [step[tid].logprob for step, tid in zip(o.logprobs, o.token_ids)]
+    return Generation(
+        text=o.text, num_tokens=len(o.token_ids), finish_reason="length" if o.finish_reason == "length" else "stop",
+        logprob=sum(token_logprobs) if token_logprobs is not None else None, token_logprobs=token_logprobs,
+    )
+
+
+def _is_oom(e: Exception) -> bool:
+    text = f"{type(e).__name__} {e}".lower()
+    return "out of memory" in text or "outofmemory" in text or "no available memory for the cache" in text
+
+
+def _lora_rank(path: str) -> int:
+    import json
+    from pathlib import Path
+
+    config = Path(path) / "adapter_config.json"
+    if not config.exists():
+        raise ScpoError(f"lora_path {path}: no adapter_config.json (not a PEFT adapter folder)")
+    return int(json.loads(config.read_text()).get("r", 16))

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: installs what it needs once (venv, packages, embedded model), then runs pytest.
+# Extra arguments go to pytest, e.g. `bash tests/run.sh -m "not slow"`.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/recipes/install.sh" cpu
+cd "$root"
+exec "$root/.venv/bin/python" -m pytest tests "$@"
