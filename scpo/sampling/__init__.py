@@ -25,6 +25,7 @@ class Generation:
     finish_reason: str  # "stop" or "length"
     logprob: float | None  # sum of the sampled tokens' log-probs under the sampler at temperature 1
     token_logprobs: list[float] | None = None
+    token_ids: list[int] | None = None
 
 
 def request_seed(seed: int, key: str) -> int:

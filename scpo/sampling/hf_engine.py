@@ -72,5 +72,6 @@ class HfSampler:
                     s in self.tok.decode(tokens[:length]) for s in self.stop)
                 gens.append(Generation(text=text, num_tokens=length,
                                        finish_reason="stop" if stopped or length < self.max_tokens else "length",
-                                       logprob=float(sum(token_lp)), token_logprobs=token_lp))
+                                       logprob=float(sum(token_lp)), token_logprobs=token_lp,
+                                       token_ids=tokens[:length]))
         return gens

@@ -92,6 +92,7 @@ def _generation(o) -> Generation:
     return Generation(
         text=o.text, num_tokens=len(o.token_ids), finish_reason="length" if o.finish_reason == "length" else "stop",
         logprob=sum(token_logprobs) if token_logprobs is not None else None, token_logprobs=token_logprobs,
+        token_ids=list(o.token_ids),
     )
 
 

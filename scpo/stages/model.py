@@ -97,7 +97,7 @@ def resolve_model(model: str) -> str:
     return str(path)
 
 
-def build_tiny_model(output: str | Path, layers: int = 2, hidden: int = 64, seed: int = 0) -> Path:
+def build_tiny_model(output: str | Path, layers: int = 2, hidden: int = 128, seed: int = 0) -> Path:
     """A random Llama with the embedded model's tokenizer and chat template: real, small, fast."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -106,7 +106,7 @@ def build_tiny_model(output: str | Path, layers: int = 2, hidden: int = 64, seed
     tokenizer = AutoTokenizer.from_pretrained(prepare_embedded())
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+        num_attention_heads=2, num_key_value_heads=1,  # head_dim 64: a size vLLM's CPU attention supports max_position_embeddings=2048, tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)

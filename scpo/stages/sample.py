@@ -1,0 +1,342 @@
+"""`scpo sample`: k completions per problem with vLLM (or transformers), sharded and resumable.
+
+Problems are cut into `num_shards` contiguous shards. Each shard is generated in one call and
+written atomically under `<samples_file>.shards/<config hash>/`; a finished shard is never redone,
+so a killed run resumes where it stopped. A run without `--shard_index` does every pending shard
+(one vLLM worker per GPU group with `--data_parallel auto`), then merges all shards into the
+samples file. Every prompt's request carries its own seed, so the text does not depend on how
+prompts were batched, sharded or resumed.
+
+Sample rows: id, prompt, messages, gold (if any), sample_index, completion, num_tokens,
+finish_reason ("stop" | "length"), logprob (sum of the sampled tokens' raw log-probs: the
+sampler's log pi(y|x) at temperature 1), temperature, resampled (extra samples drawn at a higher
+temperature for prompts whose k samples all agree; they can be rejected, they do not vote).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scpo.errors import ScpoError
+from scpo.io import config_digest, file_digest, read_rows, write_rows
+from scpo.manifest import is_done, write_manifest
+from scpo.sampling import Request, request_seed
+from scpo.settings import parse_settings
+from scpo.stages.common import iter_file
+from scpo.stages.model import resolve_model
+from scpo.tasks import Task, get_task
+
+PROBLEM_FIELDS = {"id": (str, int), "prompt": (str, list)}
+
+
+@dataclass
+class SampleSettings:
+    model: str = "embedded"
+    task: str = "gsm8k"
+    task_options: dict = field(default_factory=dict)
+    iter_dir: str | None = None
+    problems_file: str | None = None
+    samples_file: str | None = None
+    k: int = 8
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int | None = None
+    max_tokens: int = 512
+    stop: list[str] = field(default_factory=list)
+    seed: int = 0
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float | None = None  # default: 0.9 on GPU, 0.3 on CPU (host RAM for the KV cache)
+    enforce_eager: bool = False
+    lora_path: str | None = None
+    vllm_kwargs: dict = field(default_factory=dict)
+    backend: str = "vllm"  # or "hf": transformers generate
+    num_shards: int = 1
+    shard_index: int | None = None  # only this shard (a Slurm array task); no merge
+    data_parallel: str = "1"  # "auto": one worker per GPU group; or a number of workers
+    worker_index: int | None = None  # set by the data-parallel launcher: this worker does shards
+    worker_count: int = 1  # worker_index, worker_index + worker_count, ...
+    resample_n: int = 0  # ScPO: extra samples for prompts whose k samples all agree (the paper: 8)
+    resample_temperature: float = 1.2
+    max_problems: int | None = None
+    save_token_ids: bool = False  # also keep completion_token_ids and token_logprobs per row
+    iteration: int = 0
+    overwrite: bool = False
+
+    def __post_init__(self):
+        if self.k < 1:
+            raise ScpoError(f"setting k={self.k}: need at least one sample per prompt")
+        if self.num_shards < 1:
+            raise ScpoError(f"setting num_shards={self.num_shards}: must be >= 1")
+        if self.shard_index is not None and not 0 <= self.shard_index < self.num_shards:
+            raise ScpoError(f"setting shard_index={self.shard_index}: must be in [0, num_shards={self.num_shards})")
+        if self.backend not in ("vllm", "hf"):
+            raise ScpoError(f"setting backend={self.backend!r}: expected 'vllm' or 'hf'")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ScpoError("settings temperature >= 0 and 0 < top_p <= 1 are required")
+
+
+# Settings that change what is sampled (the shard folder is named by their hash).
+SAMPLING_KEYS = ("task", "task_options", "k", "temperature", "top_p", "top_k", "max_tokens", "stop", "seed",
+                 "dtype", "max_model_len", "lora_path", "backend", "resample_n", "resample_temperature",
+                 "max_problems", "save_token_ids")
+
+
+def shard_bounds(n: int, num_shards: int, index: int) -> tuple[int, int]:
+    """Contiguous, deterministic slices: shard i is problems[n*i//N : n*(i+1)//N]."""
+    return n * index // num_shards, n * (index + 1) // num_shards
+
+
+class Plan:
+    """Where a run's files go, and which shards are done."""
+
+    def __init__(self, s: SampleSettings, model_path: str):
+        self.settings = s
+        self.problems_file = iter_file(s.iter_dir, s.problems_file, "problems.jsonl")
+        self.samples_file = iter_file(s.iter_dir, s.samples_file, "samples.jsonl")
+        self.model_path = model_path
+        self.config = {key: getattr(s, key) for key in SAMPLING_KEYS}
+        self.config["model"] = model_path
+        self.config["model_weights"] = _model_fingerprint(model_path)
+        self.config["problems"] = file_digest(self.problems_file) if Path(self.problems_file).exists() else None
+        self.shard_dir = Path(self.samples_file + ".shards") / config_digest(self.config)
+
+    def shard_file(self, i: int) -> Path:
+        return self.shard_dir / f"{i:05d}-of-{self.settings.num_shards:05d}.jsonl"
+
+    def pending(self, shards: list[int]) -> list[int]:
+        return [i for i in shards if self.settings.overwrite or not self.shard_file(i).exists()]
+
+
+def _model_fingerprint(path: str) -> str:
+    """Size and mtime of the weight files: a retrained model at the same path gets new shards."""
+    files = sorted(p for p in Path(path).glob("*") if p.suffix in (".safetensors", ".bin", ".json"))
+    return config_digest({p.name: (p.stat().st_size, int(p.stat().st_mtime)) for p in files})
+
+
+def load_problems(path: str, max_problems: int | None) -> list[dict]:
+    rows = read_rows(path, required=PROBLEM_FIELDS)
+    seen = set()
+    for i, row in enumerate(rows, 1):
+        if str(row["id"]) in seen:
+            raise ScpoError(f"{path}:{i}: duplicate problem id {row['id']!r} (ids must be unique)")
+        seen.add(str(row["id"]))
+    return rows[:max_problems] if max_problems else rows
+
+
+def make_sampler(s: SampleSettings, model_path: str):
+    common = dict(dtype=s.dtype, max_model_len=s.max_model_len, top_p=s.top_p, top_k=s.top_k,
+                  max_tokens=s.max_tokens, stop=s.stop, lora_path=s.lora_path)
+    if s.backend == "hf":
+        from scpo.sampling.hf_engine import HfSampler
+
+        return HfSampler(model_path, **common)
+    from scpo.sampling.vllm_engine import VllmSampler
+
+    return VllmSampler(model_path, seed=s.seed, tensor_parallel_size=s.tensor_parallel_size,
+                       gpu_memory_utilization=s.gpu_memory_utilization, enforce_eager=s.enforce_eager,
+                       vllm_kwargs=s.vllm_kwargs, **common)
+
+
+def messages_for(problem: dict, task: Task) -> list[dict]:
+    prompt = problem["prompt"]
+    return prompt if isinstance(prompt, list) else task.build_messages(prompt)
+
+
+def sample_shard(problems: list[dict], sampler, task: Task, s: SampleSettings) -> tuple[list[dict], dict]:
+    """Samples one shard; returns its rows and counts. Prompts too long for the model are skipped and counted."""
+    tok = sampler.tokenizer()
+    requests, kept = [], []
+    too_long = 0
+    for p in problems:
+        messages = messages_for(p, task)
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        ids = list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+        if len(ids) >= sampler.max_model_len:
+            too_long += 1
+            print(f"[sample] warning: problem {p['id']!r} has {len(ids)} prompt tokens >= max_model_len "
+                  f"{sampler.max_model_len}; skipped", file=sys.stderr)
+            continue
+        kept.append((p, messages))
+        requests.append(Request(key=str(p["id"]), prompt_token_ids=ids, n=s.k, temperature=s.temperature,
+                                seed=request_seed(s.seed, str(p["id"]))))
+    outputs = sampler.generate(requests) if requests else []
+    rows: list[dict] = []
+    resample_for: list[int] = []
+    for j, ((p, messages), gens) in enumerate(zip(kept, outputs)):
+        rows.extend(_rows(p, messages, gens, s.temperature, resampled=False, start=0, tokens=s.save_token_ids))
+        answers = {None if (a := task.extract(g.text)) is None else task.answer_key(a) for g in gens}
+        if s.resample_n and len(answers) == 1 and None not in answers:
+            resample_for.append(j)
+    if resample_for:  # ScPO: unanimous prompts get hotter samples so a rejected response can be found
+        extra = [Request(key=f"{requests[j].key}:resample", prompt_token_ids=requests[j].prompt_token_ids,
+                         n=s.resample_n, temperature=s.resample_temperature,
+                         seed=request_seed(s.seed, f"{requests[j].key}:resample")) for j in resample_for]
+        extra_out = sampler.generate(extra)
+        by_id = {}
+        for j, gens in zip(resample_for, extra_out):
+            p, messages = kept[j]
+            by_id[str(p["id"])] = _rows(p, messages, gens, s.resample_temperature, resampled=True, start=s.k,
+                                        tokens=s.save_token_ids)
+        rows = _interleave(rows, by_id)
+    counts = {"problems": len(problems), "prompts_sampled": len(kept), "skipped_too_long": too_long,
+              "completions": len(rows), "resampled_prompts": len(resample_for),
+              "truncated": sum(r["finish_reason"] == "length" for r in rows),
+              "output_tokens": sum(r["num_tokens"] for r in rows)}
+    return rows, counts
+
+
+def _rows(problem: dict, messages: list[dict], gens, temperature: float, resampled: bool, start: int,
+          tokens: bool = False) -> list[dict]:
+    base = {"id": problem["id"], "prompt": problem["prompt"], "messages": messages}
+    if problem.get("gold") is not None:
+        base["gold"] = problem["gold"]
+    rows = []
+    for i, g in enumerate(gens):
+        row = {**base, "sample_index": start + i, "completion": g.text, "num_tokens": g.num_tokens,
+               "finish_reason": g.finish_reason, "logprob": g.logprob, "temperature": temperature,
+               "resampled": resampled}
+        if tokens:
+            row["completion_token_ids"] = g.token_ids
+            row["token_logprobs"] = g.token_logprobs
+        rows.append(row)
+    return rows
+
+
+def _interleave(rows: list[dict], extra: dict[str, list[dict]]) -> list[dict]:
+    out = []
+    for i, row in enumerate(rows):
+        out.append(row)
+        last_of_prompt = i + 1 == len(rows) or str(rows[i + 1]["id"]) != str(row["id"])
+        if last_of_prompt:
+            out.extend(extra.get(str(row["id"]), []))
+    return out
+
+
+def worker_count(s: SampleSettings) -> int:
+    if s.data_parallel != "auto":
+        try:
+            return max(1, int(s.data_parallel))
+        except ValueError:
+            raise ScpoError(f"setting data_parallel={s.data_parallel!r}: expected 'auto' or a number") from None
+    gpus = visible_gpus()
+    return max(1, len(gpus) // s.tensor_parallel_size) if gpus else 1
+
+
+def visible_gpus() -> list[str]:
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [d for d in env.split(",") if d.strip() != ""]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except ImportError:
+        return []
+
+
+def worker_commands(argv: list[str], s: SampleSettings, workers: int) -> list[tuple[list[str], dict[str, str]]]:
+    """One `scpo sample` process per GPU group, each over shards w, w+workers, ... (commands and env)."""
+    gpus = visible_gpus()
+    tp = s.tensor_parallel_size
+    out = []
+    for w in range(workers):
+        env = {}
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[w * tp:(w + 1) * tp])
+        cmd = [sys.executable, "-m", "scpo.cli", "sample", *argv, "--data_parallel", "1",
+               "--num_shards", str(max(s.num_shards, workers)), "--worker_index", str(w),
+               "--worker_count", str(workers)]
+        out.append((cmd, env))
+    return out
+
+
+def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
+    problems_file = iter_file(s.iter_dir, s.problems_file, "problems.jsonl")
+    problems = load_problems(problems_file, s.max_problems)  # bad input fails before the engine starts
+    model_path = resolve_model(s.model)
+    plan = Plan(s, model_path)
+    merge_config = {**plan.config, "num_shards": s.num_shards}
+    if s.shard_index is None and s.worker_index is None and not s.overwrite:
+        done = is_done(plan.samples_file, merge_config, [plan.problems_file])
+        if done is not None:
+            print(f"[sample] {plan.samples_file} is up to date ({done['counts']}); skipping")
+            return done
+    task = get_task(s.task, **s.task_options)
+    if s.shard_index is not None:
+        shards = [s.shard_index]
+    elif s.worker_index is not None:
+        shards = list(range(s.worker_index, s.num_shards, s.worker_count))
+    else:
+        shards = list(range(s.num_shards))
+    pending = plan.pending(shards)
+    workers = worker_count(s)
+    if pending and workers > 1 and s.worker_index is None and s.shard_index is None:
+        launch_workers(argv or [], s, workers)
+        s.num_shards = max(s.num_shards, workers)
+        plan = Plan(s, model_path)
+        pending = plan.pending(shards)
+        if pending:
+            raise ScpoError(f"data-parallel workers finished but shards {pending} are missing; re-run to resume")
+    started = time.time()
+    if pending:
+        sampler = make_sampler(s, model_path)
+        for i in pending:
+            lo, hi = shard_bounds(len(problems), s.num_shards, i)
+            t0 = time.time()
+            rows, counts = sample_shard(problems[lo:hi], sampler, task, s)
+            counts["seconds"] = round(time.time() - t0, 2)
+            _write_counts(plan.shard_file(i), counts)  # before the shard: a shard file means both exist
+            write_rows(plan.shard_file(i), rows)
+            print(f"[sample] shard {i + 1}/{s.num_shards}: {counts}")
+    if s.shard_index is not None or s.worker_index is not None:
+        return None
+    return merge(plan, problems, merge_config, started)
+
+
+def _write_counts(shard: Path, counts: dict) -> None:
+    from scpo.io import write_json
+
+    write_json(shard.with_name(shard.name + ".counts.json"), counts)
+
+
+def merge(plan: Plan, problems: list[dict], config: dict, started: float) -> dict:
+    s = plan.settings
+    missing = [i for i in range(s.num_shards) if not plan.shard_file(i).exists()]
+    if missing:
+        raise ScpoError(f"shards {missing} of {s.num_shards} are not done yet in {plan.shard_dir}")
+    rows, counts = [], {}
+    for i in range(s.num_shards):
+        rows.extend(read_rows(plan.shard_file(i), allow_empty=True))
+        counts_file = plan.shard_file(i).with_name(plan.shard_file(i).name + ".counts.json")
+        if counts_file.exists():
+            for key, value in json.loads(counts_file.read_text()).items():
+                counts[key] = counts.get(key, 0) + value
+    if not rows:
+        raise ScpoError(f"{plan.problems_file}: no prompt could be sampled ({counts})")
+    write_rows(plan.samples_file, rows)
+    counts["completions"] = len(rows)
+    print(f"[sample] {plan.samples_file}: {counts}")
+    return write_manifest(plan.samples_file, "sample", config, [plan.problems_file], counts, started)
+
+
+def launch_workers(argv: list[str], s: SampleSettings, workers: int) -> None:
+    procs = []
+    for cmd, env in worker_commands(argv, s, workers):
+        print(f"[sample] worker: {' '.join(cmd)}  ({env})")
+        procs.append(subprocess.Popen(cmd, env={**os.environ, **env}))
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise ScpoError(f"data-parallel sampling workers exited with codes {codes}; re-run to resume "
+                        "(finished shards are kept)")
+
+
+def main(argv: list[str]) -> dict | None:
+    return run(parse_settings(SampleSettings, argv), argv)
