@@ -13,6 +13,14 @@ from pathlib import Path
 from scpo.io import config_digest, file_digest, write_json
 
 
+def output_digest(output: str | Path) -> str:
+    """A file's content hash; for a folder (a saved model), the names and sizes of its files."""
+    output = Path(output)
+    if output.is_dir():
+        return config_digest({p.name: p.stat().st_size for p in sorted(output.iterdir()) if p.is_file()})
+    return file_digest(output)
+
+
 def manifest_path(output: str | Path) -> Path:
     output = Path(output)
     return output.with_name(output.name + ".manifest.json")
@@ -37,7 +45,7 @@ def is_done(output: str | Path, config: dict, inputs: list[str | Path]) -> dict 
     want = fingerprint(config, inputs)
     if saved.get("config_hash") != want["config_hash"] or saved.get("inputs") != want["inputs"]:
         return None
-    if saved.get("output_digest") != file_digest(output):
+    if saved.get("output_digest") != output_digest(output):
         return None
     return saved
 
@@ -49,7 +57,7 @@ def write_manifest(output: str | Path, stage: str, config: dict, inputs: list[st
         **fingerprint(config, inputs),
         "config": config,
         "output": str(output),
-        "output_digest": file_digest(output),
+        "output_digest": output_digest(output),
         "counts": counts,
         "seconds": round(time.time() - started, 3),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -30,7 +30,7 @@ STAGE_SETTINGS = (
     "scpo.stages.eval:EvalSettings",
 )
 # Keys the loop itself uses.
-LOOP_KEYS = {"config", "run_name", "output_dir", "iterations", "iteration", "accelerate_config", "backend"}
+LOOP_KEYS = {"config", "run_name", "iterations", "iteration"}
 
 
 def _field_names(path: str) -> set[str]:

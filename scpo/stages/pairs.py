@@ -93,6 +93,10 @@ def pairs_for_prompt(rows: list[dict], rule: PairRule, task: Task) -> dict | str
     if c.get("logprob") is not None and r.get("logprob") is not None:
         pair["ref_chosen_logps"] = c["logprob"]
         pair["ref_rejected_logps"] = r["logprob"]
+    if c.get("completion_token_ids") is not None and r.get("completion_token_ids") is not None:
+        # The exact sampled tokens: training scores what was sampled, so the sampler's log-probs are its reference.
+        pair["chosen_token_ids"] = c["completion_token_ids"]
+        pair["rejected_token_ids"] = r["completion_token_ids"]
     return pair
 
 

@@ -1,0 +1,100 @@
+"""Sampling throughput: `scpo sample` (vLLM) against a bare `LLM.generate` and the `hf` backend, in one run.
+
+    python benchmarks/bench_sample.py [--prompts 64] [--k 8] [--max_tokens 128] [--hf_prompts 8]
+
+Output tokens per second of generation (engine start reported separately). The bare call is
+the same engine settings and prompts with no scpo around it; the hf backend runs on a subset
+(it is slow on CPU) and is compared per token. Problems: GSM8K test questions from
+../shared/data, or synthetic arithmetic when that is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def problems(n: int) -> list[dict]:
+    path = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+    if path.exists():
+        rows = [json.loads(line) for line in path.read_text().splitlines()[:n]]
+        return [{"id": f"g{i}", "prompt": r["question"]} for i, r in enumerate(rows)]
+    return [{"id": f"a{i}", "prompt": f"What is {i} + {2 * i}?"} for i in range(n)]
+
+
+def run_stage(workdir: Path, args: list[str]) -> tuple[float, float, int]:
+    """(generation seconds, wall seconds incl. engine start, output tokens) of one `scpo sample` process."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "scpo.cli", "sample", "--iter_dir", str(workdir), *args],
+                          env={**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"}, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"scpo sample failed:\n{proc.stderr[-6000:]}")
+    wall = time.perf_counter() - start
+    counts = json.loads((workdir / "samples.jsonl.manifest.json").read_text())["counts"]
+    return counts["seconds"], wall, counts["output_tokens"]
+
+
+def bare_vllm(model: str, rows: list[dict], k: int, max_tokens: int, eager: bool) -> tuple[float, float, int]:
+    from vllm import LLM, SamplingParams
+
+    t0 = time.perf_counter()
+    llm = LLM(model=model, dtype="auto", seed=0, gpu_memory_utilization=0.3, enforce_eager=eager)
+    start = time.perf_counter() - t0
+    tok = llm.get_tokenizer()
+    prompts = [tok.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=False,
+                                       add_generation_prompt=True) for r in rows]
+    t1 = time.perf_counter()
+    outs = llm.generate(prompts, SamplingParams(n=k, temperature=0.7, top_p=0.9, max_tokens=max_tokens))
+    gen = time.perf_counter() - t1
+    tokens = sum(len(o.token_ids) for out in outs for o in out.outputs)
+    del llm
+    return gen, start, tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--max_tokens", type=int, default=128)
+    parser.add_argument("--hf_prompts", type=int, default=8)
+    parser.add_argument("--enforce_eager", action="store_true")
+    args = parser.parse_args()
+
+    from scpo.stages.model import prepare_embedded
+
+    model = str(prepare_embedded())
+    rows = problems(args.prompts)
+    common = ["--k", str(args.k), "--max_tokens", str(args.max_tokens), "--temperature", "0.7", "--top_p", "0.9",
+              "--task_options", '{"instruction": ""}']
+    if args.enforce_eager:
+        common.append("--enforce_eager")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name, n in (("vllm", args.prompts), ("hf", args.hf_prompts)):
+            (tmp / name).mkdir()
+            (tmp / name / "problems.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:n]))
+        # Both timings include vLLM's first-generate warm-up; neither includes building the engine.
+        bare_gen, bare_start, bare_tokens = bare_vllm(model, rows, args.k, args.max_tokens, args.enforce_eager)
+        v_gen, v_wall, v_tokens = run_stage(tmp / "vllm", common)
+        h_gen, h_wall, h_tokens = run_stage(tmp / "hf", common + ["--backend", "hf"])
+    bare, scpo, hf = bare_tokens / bare_gen, v_tokens / v_gen, h_tokens / h_gen
+    print(f"\n{args.prompts} prompts x k={args.k} x <= {args.max_tokens} tokens, embedded SmolLM2-135M, "
+          f"{'eager' if args.enforce_eager else 'compiled'}")
+    print(f"{'':<22} {'output tok/s':>12} {'tokens':>8}")
+    print(f"{'bare LLM.generate':<22} {bare:>12.1f} {bare_tokens:>8}")
+    print(f"{'scpo sample (vllm)':<22} {scpo:>12.1f} {v_tokens:>8}")
+    print(f"{'scpo sample (hf)':<22} {hf:>12.1f} {h_tokens:>8}   ({args.hf_prompts} prompts)")
+    print(f"\nscpo vllm / bare vLLM: {scpo / bare:.2f}   scpo vllm / hf backend: {scpo / hf:.1f}x")
+    print(f"engine start: bare {bare_start:.0f} s; scpo sample wall {v_wall:.0f} s of which generation {v_gen:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
