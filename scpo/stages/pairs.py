@@ -132,7 +132,8 @@ def run(settings: PairsSettings) -> dict:
         if not pairs:
             raise ScpoError(
                 f"{labels}: 0 pairs from {counts['prompts']} prompts (skipped: {counts['skipped']}); "
-                f"lower tau (now {settings.tau}) or sample more completions per prompt")
+                f"lower tau (now {settings.tau}), raise k, or raise the sampling temperature so answers "
+                "disagree more")
         write_rows(out, pairs)
         print(f"[pairs] {out}: {counts}")
         return counts

@@ -110,8 +110,11 @@ def parse(argv: list[str]):
     check_keys(set(cli), mine, "the command line")
     iteration = int(cli.get("iteration", recipe.get("iteration", 0)) or 0)
     ours = {k: _per_iteration(k, v, hints[k], iteration) for k, v in recipe.items() if k in mine}
-    if "bf16" not in ours and "bf16" not in cli and not _has_gpu():
-        ours["bf16"] = False  # DPOConfig defaults to bf16 and refuses it on CPU
+    if not _has_gpu():  # DPOConfig defaults to bf16 and refuses it on CPU
+        if str(cli.get("bf16", ours.get("bf16", False))).lower() == "true":
+            print("[train] no GPU: bf16 off, training in float32", file=sys.stderr)
+        ours["bf16"] = False
+        cli.pop("bf16", None)
     args = []
     for key, value in cli.items():
         if key in mine:

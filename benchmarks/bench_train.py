@@ -1,0 +1,125 @@
+"""Training step time: the `scpo` loss against TRL's stock DPOTrainer on the same pairs, and the time the
+sampler's reference log-probs save against TRL's `precompute_ref_log_probs`, in one run.
+
+    python benchmarks/bench_train.py [--model embedded] [--pairs 64] [--steps 8] [--batch 4]
+
+Pairs: the model's own greedy-free samples would need vLLM; here chosen/rejected are fixed texts of
+realistic length, tokenised once, with reference log-probs computed as the sampler would give them.
+Both trainers get the same data, batch, seed and precomputed reference; step times skip the first
+(warm-up) step and are medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from trl import DPOConfig, DPOTrainer
+
+from scpo.stages.model import resolve_model
+from scpo.stages.train import to_sampler_tokens
+from scpo.trainer import PairCollator, ScpoTrainer
+
+
+class StepTimer(TrainerCallback):
+    def __init__(self):
+        self.times, self._t = [], None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._t = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.times.append(time.perf_counter() - self._t)
+
+
+def make_pairs(tok, n: int) -> list[dict]:
+    body = ("First we add the ones: {a} plus {b}. Then we carry if needed and write the tens. "
+            "Checking again step by step, the total stays the same. ")
+    rows = []
+    for i in range(n):
+        a, b = 17 * i % 89 + 10, 31 * i % 67 + 10
+        rows.append({"prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
+                     "chosen": [{"role": "assistant", "content": body.format(a=a, b=b) * 2 + f"The answer is {a + b}."}],
+                     "rejected": [{"role": "assistant", "content": body.format(a=a, b=b) + f"The answer is {a + b + 1}."}],
+                     "weight": [0.25, 0.5, 0.75, 1.0][i % 4]})
+    return rows
+
+
+def add_sampler_reference(rows: list[dict], tok, model) -> list[dict]:
+    """What `scpo sample` writes: exact completion token ids and the sampler's summed log-probs."""
+    out = []
+    for r in rows:
+        prompt = list(tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=True)["input_ids"])
+        row = dict(r)
+        for side in ("chosen", "rejected"):
+            ids = tok(r[side][0]["content"])["input_ids"] + [tok.eos_token_id]
+            x = torch.tensor([prompt + ids])
+            with torch.no_grad():
+                lp = model(x).logits[0, :-1].log_softmax(-1)
+            row[f"{side}_token_ids"] = ids
+            row[f"ref_{side}_logps"] = lp[len(prompt) - 1:][torch.arange(len(ids)), x[0, len(prompt):]].sum().item()
+        out.append(row)
+    return out
+
+
+def config(out: str, steps: int, batch: int, precompute: bool) -> DPOConfig:
+    return DPOConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=batch, learning_rate=1e-6,
+                     beta=0.5, bf16=False, report_to="none", save_strategy="no", logging_steps=1000,
+                     precompute_ref_log_probs=precompute, seed=0, disable_tqdm=True, dataloader_num_workers=0)
+
+
+def run(kind: str, model_path: str, ds, tok, steps: int, batch: int) -> tuple[float, float]:
+    """(median step seconds, seconds spent building the trainer incl. any reference pass)."""
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    timer = StepTimer()
+    collator = PairCollator(pad_token_id=tok.pad_token_id)
+    with tempfile.TemporaryDirectory() as out:
+        args = config(out, steps, batch, precompute=True)
+        t0 = time.perf_counter()
+        if kind == "trl":
+            trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[timer])
+        else:
+            trainer = ScpoTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
+                                  data_collator=collator, loss="scpo", callbacks=[timer])
+        setup = time.perf_counter() - t0
+        trainer.train()
+    return statistics.median(timer.times[1:]), setup
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="embedded")
+    parser.add_argument("--pairs", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=4)
+    args = parser.parse_args()
+    import datasets
+
+    datasets.disable_progress_bars()
+    torch.manual_seed(0)
+    model_path = resolve_model(args.model)
+    tok = AutoTokenizer.from_pretrained(model_path)
+    rows = make_pairs(tok, args.pairs)
+    reference = add_sampler_reference(rows, tok, AutoModelForCausalLM.from_pretrained(model_path).eval())
+    text = datasets.Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected", "weight")} for r in rows])
+    sampler = to_sampler_tokens(datasets.Dataset.from_list(reference), tok)
+
+    trl_step, trl_setup = run("trl", model_path, text, tok, args.steps, args.batch)
+    scpo_step, scpo_setup = run("scpo", model_path, text, tok, args.steps, args.batch)
+    _, sampler_setup = run("scpo", model_path, sampler, tok, 2, args.batch)
+    print(f"\n{args.pairs} pairs, batch {args.batch}, {args.steps} steps, {model_path.split('/')[-1]}, CPU float32")
+    print(f"{'':<40} {'median step s':>14} {'setup s':>8}")
+    print(f"{'TRL DPOTrainer (sigmoid), precompute ref':<40} {trl_step:>14.3f} {trl_setup:>8.1f}")
+    print(f"{'scpo loss, precompute ref':<40} {scpo_step:>14.3f} {scpo_setup:>8.1f}")
+    print(f"{'scpo loss, sampler ref (no ref pass)':<40} {'':>14} {sampler_setup:>8.1f}")
+    print(f"\nstep time scpo / TRL: {scpo_step / trl_step:.3f}  (target <= 1.05)")
+    print(f"reference pass: precompute {scpo_setup:.1f} s vs sampler {sampler_setup:.1f} s "
+          f"-> {scpo_setup / max(sampler_setup, 1e-9):.1f}x faster setup")
+
+
+if __name__ == "__main__":
+    main()

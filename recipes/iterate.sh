@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The self-consistency loop. For t = 0 .. iterations-1, model M_t samples k answers per problem,
+# votes label them, pairs are built, and M_{t+1} is trained with M_t as the reference; every model
+# is evaluated on held-out problems. Each stage is its own process and skips what its manifest says
+# is done, so a killed run started again resumes where it stopped.
+#
+#   bash recipes/iterate.sh [recipe.yaml] [--setting value ...]     (default: the CPU demo)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/recipes/install.sh" "${SCPO_FLAVOR:-cpu}"
+export PATH="$root/.venv/bin:$PATH"
+cd "$root"
+
+recipe="recipes/cpu_demo.yaml"
+if [[ $# -gt 0 && "$1" != --* ]]; then
+  recipe="$1"
+  shift
+fi
+args=(--config "$recipe" "$@")
+run_dir="$(scpo setting output_root "${args[@]}")/$(scpo setting run_name "${args[@]}")"
+iterations="$(scpo setting iterations "${args[@]}")"
+model="$(scpo setting model "${args[@]}")"
+
+scpo eval "${args[@]}" --iteration 0 --iter_dir "$run_dir/iter_0" --model "$model"
+for ((t = 0; t < iterations; t++)); do
+  step=("${args[@]}" --iteration "$t" --iter_dir "$run_dir/iter_$t")
+  scpo sample "${step[@]}" --model "$model"
+  scpo label "${step[@]}"
+  scpo pairs "${step[@]}"
+  scpo train "${step[@]}" --model "$model" --output_dir "$run_dir/iter_$t/model"
+  model="$run_dir/iter_$t/model"
+  scpo eval "${args[@]}" --iteration "$((t + 1))" --iter_dir "$run_dir/iter_$((t + 1))" --model "$model"
+done
+scpo report "$run_dir"

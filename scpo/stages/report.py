@@ -1,0 +1,127 @@
+"""`scpo report runs/<run>`: per-iteration table (Markdown) and plots (PNG) of a run.
+
+Reads only the stage files: each iter_<t>/ has the eval of M_t (eval.json) and, for t < T, the
+label / pairs / train manifests of the step that trained M_{t+1}. Writes report.md,
+metrics.png (held-out metrics over iterations, with standard errors) and calibration.png (accuracy
+against vote share, per iteration).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from scpo.errors import ScpoError
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def collect(run_dir: Path) -> list[dict]:
+    iters = sorted((int(m.group(1)), p) for p in run_dir.glob("iter_*") if (m := re.fullmatch(r"iter_(\d+)", p.name)))
+    if not iters:
+        raise ScpoError(f"{run_dir}: no iter_<t> folders; is this a run directory?")
+    rows = []
+    for t, path in iters:
+        row = {"iteration": t, "eval": _load(path / "eval.json")}
+        for stage, name in (("sample", "samples.jsonl"), ("label", "labels.jsonl"), ("pairs", "pairs.jsonl"),
+                            ("train", "model")):
+            row[stage] = _load(path / f"{name}.manifest.json")
+        row["eval_time"] = (_load(path / "eval.json.manifest.json") or {}).get("seconds")
+        rows.append(row)
+    return rows
+
+
+def _metric(ev: dict | None, key: str) -> str:
+    if not ev or key not in ev:
+        return "-"
+    return f"{ev[key]['mean']:.3f} ± {ev[key]['stderr']:.3f}"
+
+
+def markdown(rows: list[dict], run_dir: Path) -> str:
+    k = next((r["eval"]["k"] for r in rows if r["eval"]), 8)
+    lines = [f"# scpo run {run_dir.name}", "",
+             "Held-out evaluation of M_t (mean ± standard error over problems), and the step that trained M_t+1 from it.",
+             "", f"| t | greedy | pass@1 | maj@{k} | pass@{k} | Somers' D | pairs | mean weight | chosen acc. | "
+             "sample s | train s | train loss |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ev, pairs, train, sample = r["eval"], (r["pairs"] or {}).get("counts", {}), r["train"] or {}, r["sample"] or {}
+        lines.append("| " + " | ".join([
+            str(r["iteration"]), _metric(ev, "greedy"), _metric(ev, "pass@1"), _metric(ev, f"maj@{k}"),
+            _metric(ev, f"pass@{k}"), "-" if not ev or ev.get("somers_d") is None else f"{ev['somers_d']:.2f}",
+            str(pairs.get("pairs", "-")), str(pairs.get("mean_weight", "-")), str(pairs.get("chosen_accuracy", "-")),
+            str(sample.get("seconds", "-")), str(train.get("seconds", "-")),
+            str(train.get("counts", {}).get("train_loss", "-"))]) + " |")
+    evals = [r for r in rows if r["eval"]]
+    if len(evals) >= 2:
+        first, last = evals[0]["eval"]["pass@1"], evals[-1]["eval"]["pass@1"]
+        gain, se = last["mean"] - first["mean"], (first["stderr"] ** 2 + last["stderr"] ** 2) ** 0.5
+        lines += ["", f"Sampled pass@1: {first['mean']:.3f} -> {last['mean']:.3f} "
+                      f"({gain * 100:+.1f} points, standard error of the difference {se * 100:.1f} points)."]
+    lines += ["", "![metrics](metrics.png)", "", "![calibration](calibration.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], run_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    evals = [r for r in rows if r["eval"]]
+    if not evals:
+        return []
+    k = evals[0]["eval"]["k"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in ("greedy", "pass@1", f"maj@{k}", f"pass@{k}"):
+        pts = [(r["iteration"], r["eval"][key]) for r in evals if key in r["eval"]]
+        if pts:
+            ax.errorbar([t for t, _ in pts], [m["mean"] for _, m in pts], yerr=[m["stderr"] for _, m in pts],
+                        marker="o", capsize=3, label=key)
+    ax.set(xlabel="iteration t (model M_t)", ylabel="held-out accuracy", title=f"scpo run {run_dir.name}")
+    ax.set_xticks([r["iteration"] for r in evals])
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(run_dir / "metrics.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in evals:
+        bins = r["eval"].get("calibration") or []
+        if bins:
+            ax.plot([(b["lo"] + b["hi"]) / 2 for b in bins], [b["accuracy"] for b in bins], marker="o",
+                    label=f"M_{r['iteration']} (D={r['eval'].get('somers_d')})")
+    ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=1)
+    ax.set(xlabel="vote share of the answer", ylabel="accuracy", title="vote share vs accuracy", xlim=(0, 1),
+           ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(run_dir / "calibration.png", dpi=120)
+    plt.close(fig)
+    return [run_dir / "metrics.png", run_dir / "calibration.png"]
+
+
+def main(argv: list[str]) -> str:
+    if len(argv) != 1 or argv[0].startswith("--"):
+        raise ScpoError("usage: scpo report runs/<run>")
+    run_dir = Path(argv[0])
+    if not run_dir.is_dir():
+        raise ScpoError(f"{run_dir}: no such run directory")
+    rows = collect(run_dir)
+    text = markdown(rows, run_dir)
+    plot(rows, run_dir)
+    from scpo.io import atomic_path
+
+    with atomic_path(run_dir / "report.md") as tmp:
+        tmp.write_text(text)
+    print(text)
+    print(f"[report] {run_dir / 'report.md'}")
+    return text
