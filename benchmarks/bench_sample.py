@@ -42,11 +42,18 @@ def run_stage(workdir: Path, args: list[str]) -> tuple[float, float, int]:
     return counts["seconds"], wall, counts["output_tokens"]
 
 
-def bare_vllm(model: str, rows: list[dict], k: int, max_tokens: int, eager: bool) -> tuple[float, float, int]:
+def bare_vllm(model: str, rows: list[dict], k: int, max_tokens: int, eager: bool,
+              scpo_engine: bool) -> tuple[float, float, int]:
+    """A plain LLM.generate: with vLLM's defaults, or with the engine settings scpo uses (its overhead alone)."""
     from vllm import LLM, SamplingParams
 
+    from scpo.sampling.vllm_engine import engine_kwargs
+
     t0 = time.perf_counter()
-    llm = LLM(model=model, dtype="auto", seed=0, gpu_memory_utilization=0.3, enforce_eager=eager)
+    if scpo_engine:
+        llm = LLM(**engine_kwargs(model, enforce_eager=eager))
+    else:
+        llm = LLM(model=model, dtype="auto", seed=0, gpu_memory_utilization=0.3, enforce_eager=eager)
     start = time.perf_counter() - t0
     tok = llm.get_tokenizer()
     prompts = [tok.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=False,
@@ -81,18 +88,23 @@ def main() -> None:
         for name, n in (("vllm", args.prompts), ("hf", args.hf_prompts)):
             (tmp / name).mkdir()
             (tmp / name / "problems.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:n]))
-        # Both timings include vLLM's first-generate warm-up; neither includes building the engine.
-        bare_gen, bare_start, bare_tokens = bare_vllm(model, rows, args.k, args.max_tokens, args.enforce_eager)
+        # Every timing includes vLLM's first-generate warm-up; none includes building the engine.
+        # vLLM's defaults first: scpo's engine settings change this process's thread binding.
+        os.environ.pop("VLLM_CPU_OMP_THREADS_BIND", None)
+        d_gen, _, d_tokens = bare_vllm(model, rows, args.k, args.max_tokens, args.enforce_eager, False)
+        bare_gen, bare_start, bare_tokens = bare_vllm(model, rows, args.k, args.max_tokens, args.enforce_eager, True)
         v_gen, v_wall, v_tokens = run_stage(tmp / "vllm", common)
         h_gen, h_wall, h_tokens = run_stage(tmp / "hf", common + ["--backend", "hf"])
-    bare, scpo, hf = bare_tokens / bare_gen, v_tokens / v_gen, h_tokens / h_gen
+    default, bare, scpo, hf = d_tokens / d_gen, bare_tokens / bare_gen, v_tokens / v_gen, h_tokens / h_gen
     print(f"\n{args.prompts} prompts x k={args.k} x <= {args.max_tokens} tokens, embedded SmolLM2-135M, "
           f"{'eager' if args.enforce_eager else 'compiled'}")
-    print(f"{'':<22} {'output tok/s':>12} {'tokens':>8}")
-    print(f"{'bare LLM.generate':<22} {bare:>12.1f} {bare_tokens:>8}")
-    print(f"{'scpo sample (vllm)':<22} {scpo:>12.1f} {v_tokens:>8}")
-    print(f"{'scpo sample (hf)':<22} {hf:>12.1f} {h_tokens:>8}   ({args.hf_prompts} prompts)")
-    print(f"\nscpo vllm / bare vLLM: {scpo / bare:.2f}   scpo vllm / hf backend: {scpo / hf:.1f}x")
+    print(f"{'':<24} {'output tok/s':>12} {'tokens':>8}")
+    print(f"{'bare, vLLM defaults':<24} {default:>12.1f} {d_tokens:>8}")
+    print(f"{'bare, scpo engine':<24} {bare:>12.1f} {bare_tokens:>8}")
+    print(f"{'scpo sample (vllm)':<24} {scpo:>12.1f} {v_tokens:>8}")
+    print(f"{'scpo sample (hf)':<24} {hf:>12.1f} {h_tokens:>8}   ({args.hf_prompts} prompts)")
+    print(f"\nscpo vllm / bare vLLM (same engine settings): {scpo / bare:.2f}   "
+          f"scpo vllm / bare vLLM defaults: {scpo / default:.2f}   scpo vllm / hf backend: {scpo / hf:.1f}x")
     print(f"engine start: bare {bare_start:.0f} s; scpo sample wall {v_wall:.0f} s of which generation {v_gen:.0f} s")
 
 

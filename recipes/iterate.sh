@@ -7,7 +7,7 @@
 #   bash recipes/iterate.sh [recipe.yaml] [--setting value ...]     (default: the CPU demo)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$root/recipes/install.sh" "${SCPO_FLAVOR:-cpu}"
+bash "$root/recipes/install.sh"
 export PATH="$root/.venv/bin:$PATH"
 cd "$root"
 

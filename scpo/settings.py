@@ -99,9 +99,18 @@ def _convert(name: str, raw: Any, tp: Any) -> Any:
         raise ScpoError(f"setting {name}={raw!r}: {e}") from None
 
 
+def _accepts_list(tp: Any) -> bool:
+    """Whether a field type admits a list (list[str], or str | list[str] as TRL's report_to)."""
+    if tp in (list, tuple) or typing.get_origin(tp) in (list, tuple):
+        return True
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return any(_accepts_list(a) for a in typing.get_args(tp))
+    return False
+
+
 def _per_iteration(name: str, value: Any, tp: Any, iteration: int) -> Any:
     base, _ = _base_type(tp)
-    if isinstance(value, list) and typing.get_origin(base) not in (list, tuple):
+    if isinstance(value, list) and not _accepts_list(tp):
         if not value:
             raise ScpoError(f"setting {name}: empty per-iteration list")
         return value[min(iteration, len(value) - 1)]

@@ -10,8 +10,11 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import torch
 from trl import DPOTrainer
+from trl.trainer import dpo_trainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from scpo.losses import pair_losses
@@ -50,7 +53,14 @@ class _KeepForward:
 class ScpoTrainer(DPOTrainer):
     def __init__(self, *args, loss: str = "scpo", alpha: float = 1.0, **kwargs):
         self.scpo_loss, self.alpha = loss, alpha
-        super().__init__(*args, **kwargs)
+        data = kwargs.get("train_dataset")
+        if data is not None and "ref_chosen_logps" in data.column_names:
+            # TRL hashes the whole model to key its reference cache; with the sampler's log-probs in the data
+            # there is no cache, and for an 8B model the hash costs minutes and a full CPU copy.
+            with mock.patch.object(dpo_trainer, "hash_module", lambda module: "sampler-reference"):
+                super().__init__(*args, **kwargs)
+        else:
+            super().__init__(*args, **kwargs)
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()

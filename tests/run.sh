@@ -3,6 +3,6 @@
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -m "not slow"`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$root/recipes/install.sh" cpu
+bash "$root/recipes/install.sh"
 cd "$root"
 exec "$root/.venv/bin/python" -m pytest tests "$@"

@@ -293,3 +293,18 @@ def test_numeric_source_row_without_answer_has_no_gold_none(tmp_path):
     except ScpoError:
         return  # an error naming the problem is fine
     assert all(p.get("gold") != "None" for p in train), train
+
+
+def test_arithmetic_sets_are_disjoint_and_deterministic(tmp_path):
+    from data_tools.arithmetic import main as arithmetic
+
+    counts = arithmetic(["--output_dir", str(tmp_path / "a"), "--train", "50", "--eval", "40"])
+    arithmetic(["--output_dir", str(tmp_path / "b"), "--train", "50", "--eval", "40"])
+    assert counts == {"train": 50, "eval": 40}
+    train, dev = read_jsonl(tmp_path / "a" / "train.jsonl"), read_jsonl(tmp_path / "a" / "eval.jsonl")
+    assert not {p["id"] for p in train} & {p["id"] for p in dev}
+    assert (tmp_path / "a" / "eval.jsonl").read_text() == (tmp_path / "b" / "eval.jsonl").read_text()
+    a, b = map(int, train[0]["prompt"].removeprefix("What is ").removesuffix("?").split(" + "))
+    assert train[0]["gold"] == str(a + b)
+    with pytest.raises(SystemExit, match="distinct problems"):
+        arithmetic(["--output_dir", str(tmp_path / "c"), "--a", "1,2", "--b", "1,2", "--train", "3", "--eval", "3"])

@@ -68,9 +68,20 @@ def test_report_writes_table_and_plots(tmp_path):
     proc = run_scpo("report", str(run))
     text = (run / "report.md").read_text()
     assert "| 1 | 0.600 ± 0.020 | 0.600 ± 0.020 |" in text and "| 101 | 0.5 |" in text
-    assert "0.500 -> 0.650 (+15.0 points" in text and "+15.0 points" in proc.stdout
+    assert "M_0 0.500 -> M_2 0.650 (+15.0 points; standard error of the difference 2.8 points)" in text
+    assert "+15.0 points" in proc.stdout
     for png in ("metrics.png", "calibration.png"):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_pairs_the_same_problems(tmp_path):
+    run = _fake_run(tmp_path)
+    for t, flips in ((0, 0), (2, 1)):  # M_2 gets one more of 4 samples right on each of 3 problems
+        rows = [{"id": f"q{i}", "sample_index": j, "correct": j < 2 + flips, "vote_share": 0.5}
+                for i in range(3) for j in range(4)]
+        (run / f"iter_{t}" / "eval_samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_scpo("report", str(run))
+    assert "(+25.0 points; paired over the same 3 problems)" in (run / "report.md").read_text()
 
 
 def test_report_on_a_folder_that_is_not_a_run(tmp_path):

@@ -178,3 +178,31 @@ def test_shards_are_disjoint_and_cover_every_problem():
         for num in (1, 3, 8):
             covered = [j for i in range(num) for j in range(*shard_bounds(n, num, i))]
             assert covered == list(range(n))
+
+
+def test_unanimous_prompts_get_hotter_extra_samples(tmp_path, tiny_model, monkeypatch):
+    """ScPO resampling: when all k samples agree, m extra samples at a higher temperature are drawn and marked."""
+    (tmp_path / "agree_task.py").write_text(
+        "from dataclasses import dataclass\n"
+        "from scpo.tasks import Task\n\n"
+        "@dataclass\n"
+        "class AlwaysSame(Task):\n"
+        "    keys_are_exact: bool = True\n"
+        "    def extract(self, completion):\n"
+        "        return 'same'\n")
+    write_jsonl(tmp_path / "problems.jsonl", PROBLEMS[:2])
+    env_path = f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}"
+    run_scpo("sample", "--backend", "hf", "--model", tiny_model, "--iter_dir", str(tmp_path), "--k", "2",
+             "--max_tokens", "6", "--task", "agree_task:AlwaysSame", "--resample_n", "3",
+             "--resample_temperature", "1.2", env={**os.environ, "PYTHONPATH": env_path})
+    rows = read_jsonl(tmp_path / "samples.jsonl")
+    assert [(r["id"], r["sample_index"], r["resampled"]) for r in rows] == [
+        (p["id"], i, i >= 2) for p in PROBLEMS[:2] for i in range(5)]
+    assert {r["temperature"] for r in rows if r["resampled"]} == {1.2}
+    # Extra samples are labeled but do not vote: k stays 2.
+    from scpo.stages.label import label_rows
+    from scpo.tasks import get_task
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    labeled, _ = label_rows(rows, get_task("agree_task:AlwaysSame"), progress=False)
+    assert {r["k"] for r in labeled} == {2} and {r["votes"] for r in labeled} == {2}

@@ -41,7 +41,7 @@ def sampler_pairs(model_path: str, n: int = 8) -> list[dict]:
         prompt_ids = list(tok.apply_chat_template(pair["prompt"], add_generation_prompt=True, tokenize=True)["input_ids"])
         chosen = tok(pair["chosen"][0]["content"])["input_ids"] + [tok.eos_token_id]
         rejected = tok(pair["rejected"][0]["content"])["input_ids"] + [tok.eos_token_id]
-        rows.append({**pair, "chosen_token_ids": chosen, "rejected_token_ids": rejected,
+        rows.append({**pair, "chosen_token_ids": chosen, "rejected_token_ids": rejected, "ref_model": model_path,
                      "ref_chosen_logps": logp(prompt_ids, chosen), "ref_rejected_logps": logp(prompt_ids, rejected)})
     return rows
 
@@ -94,6 +94,39 @@ def test_sampler_reference_skips_reference_pass_and_loss_is_exact(tmp_path, tiny
     assert counts["ref_logps_max_abs_diff"] < 1e-3  # the sampler's log-probs are the model's own
     expected = sum(r["weight"] * (math.log(2) - r["ref_chosen_logps"] / len(r["chosen_token_ids"])) for r in rows)
     assert counts["train_loss"] == pytest.approx(expected / len(rows), rel=1e-4)
+
+
+def test_pairs_sampled_by_another_model_use_a_reference_pass(tmp_path, tiny_model):
+    rows = [{**r, "ref_model": "/some/other/model"} for r in sampler_pairs(tiny_model, 4)]
+    write_jsonl(tmp_path / "pairs.jsonl", rows)
+    out = tmp_path / "model"
+    run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir", str(out),
+             *FAST)
+    assert manifest(out)["counts"]["reference"] == "model"
+    proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"),
+                    "--output_dir", str(tmp_path / "o2"), "--reference", "sampler", *FAST, check=False)
+    assert proc.returncode == 1 and "not by" in proc.stderr
+
+
+def test_changed_settings_do_not_resume_old_checkpoints(tmp_path, tiny_model):
+    write_jsonl(tmp_path / "pairs.jsonl", text_pairs())
+    out = tmp_path / "model"
+    args = ["--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir", str(out),
+            "--max_steps", "2", "--per_device_train_batch_size", "4", "--report_to", "none", "--save_steps", "1"]
+    run_scpo("train", *args)
+    assert (out / "checkpoint-2").exists()
+    proc = run_scpo("train", *args, "--beta", "0.3")  # another configuration: its checkpoints are not ours
+    assert "resuming" not in proc.stdout and manifest(out)["counts"]["resumed_from_step"] == 0
+    Path(str(out) + ".manifest.json").unlink()  # as if killed after its last checkpoint
+    proc = run_scpo("train", *args, "--beta", "0.3")
+    assert "resuming" in proc.stdout and manifest(out)["counts"]["resumed_from_step"] == 2
+
+
+def test_trl_only_options_are_refused_with_our_losses(tmp_path, tiny_model):
+    write_jsonl(tmp_path / "pairs.jsonl", text_pairs(2))
+    proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"),
+                    "--output_dir", str(tmp_path / "o"), "--ld_alpha", "0.5", check=False)
+    assert proc.returncode == 1 and "ld_alpha" in proc.stderr and "loss: dpo" in proc.stderr
 
 
 def test_irpo_and_dpo_losses_train(tmp_path, tiny_model):

@@ -35,7 +35,10 @@ class EvalSettings:
     greedy: bool = True
     max_eval_problems: int | None = None
     top_p: float = 0.9
+    top_k: int | None = None
     max_tokens: int = 512
+    stop: list[str] = field(default_factory=list)
+    tensor_parallel_size: int = 1
     seed: int = 0
     dtype: str = "auto"
     max_model_len: int | None = None
@@ -103,7 +106,9 @@ def run(s: EvalSettings) -> dict:
 
     def body() -> dict:
         sample_settings = SampleSettings(model=model_path, task=s.task, task_options=s.task_options, k=s.eval_k,
-                                         temperature=s.eval_temperature, top_p=s.top_p, max_tokens=s.max_tokens,
+                                         temperature=s.eval_temperature, top_p=s.top_p, top_k=s.top_k,
+                                         max_tokens=s.max_tokens, stop=s.stop,
+                                         tensor_parallel_size=s.tensor_parallel_size,
                                          seed=s.seed, dtype=s.dtype, max_model_len=s.max_model_len,
                                          gpu_memory_utilization=s.gpu_memory_utilization,
                                          enforce_eager=s.enforce_eager, vllm_kwargs=s.vllm_kwargs, backend=s.backend)
@@ -114,6 +119,7 @@ def run(s: EvalSettings) -> dict:
             ids = tok.apply_chat_template(messages_for(p, task), add_generation_prompt=True, tokenize=True)
             ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
             if len(ids) >= sampler.max_model_len:
+                print(f"[eval] warning: problem {p['id']!r} is longer than max_model_len; not evaluated")
                 continue
             kept.append(p)
             key = f"eval:{p['id']}"
@@ -132,6 +138,7 @@ def run(s: EvalSettings) -> dict:
         if not results:
             raise ScpoError(f"{eval_file}: no problem fits max_model_len; nothing was evaluated")
         metrics = summarize(results, rows, s.eval_k)
+        metrics["skipped_too_long"] = len(problems) - len(kept)
         write_rows(Path(output).with_name("eval_samples.jsonl"), rows)
         write_json(output, {**metrics, "model": model_path, "eval_file": eval_file})
         print(f"[eval] {output}: " + ", ".join(

@@ -93,6 +93,8 @@ def pairs_for_prompt(rows: list[dict], rule: PairRule, task: Task) -> dict | str
     if c.get("logprob") is not None and r.get("logprob") is not None:
         pair["ref_chosen_logps"] = c["logprob"]
         pair["ref_rejected_logps"] = r["logprob"]
+        if c.get("sampler"):
+            pair["ref_model"] = c["sampler"]  # whose log-probs these are
     if c.get("completion_token_ids") is not None and r.get("completion_token_ids") is not None:
         # The exact sampled tokens: training scores what was sampled, so the sampler's log-probs are its reference.
         pair["chosen_token_ids"] = c["completion_token_ids"]

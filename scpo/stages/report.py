@@ -37,6 +37,31 @@ def collect(run_dir: Path) -> list[dict]:
     return rows
 
 
+def per_problem_pass1(iter_dir: Path) -> dict[str, float]:
+    from scpo.io import read_rows
+
+    path = iter_dir / "eval_samples.jsonl"
+    if not path.exists():
+        return {}
+    hits: dict[str, list[bool]] = {}
+    for row in read_rows(path, allow_empty=True):
+        if row.get("vote_share") is not None:  # sampled, not greedy
+            hits.setdefault(str(row["id"]), []).append(bool(row["correct"]))
+    return {k: sum(v) / len(v) for k, v in hits.items()}
+
+
+def paired_gain(before: Path, after: Path) -> tuple[float, float, int] | None:
+    """Mean per-problem pass@1 gain and its standard error over the problems both evals share."""
+    from scpo.metrics import mean_and_stderr
+
+    a, b = per_problem_pass1(before), per_problem_pass1(after)
+    shared = sorted(set(a) & set(b))
+    if len(shared) < 2:
+        return None
+    gain, se = mean_and_stderr([b[k] - a[k] for k in shared])
+    return gain, se, len(shared)
+
+
 def _metric(ev: dict | None, key: str) -> str:
     if not ev or key not in ev:
         return "-"
@@ -60,10 +85,19 @@ def markdown(rows: list[dict], run_dir: Path) -> str:
             str(train.get("counts", {}).get("train_loss", "-"))]) + " |")
     evals = [r for r in rows if r["eval"]]
     if len(evals) >= 2:
-        first, last = evals[0]["eval"]["pass@1"], evals[-1]["eval"]["pass@1"]
-        gain, se = last["mean"] - first["mean"], (first["stderr"] ** 2 + last["stderr"] ** 2) ** 0.5
-        lines += ["", f"Sampled pass@1: {first['mean']:.3f} -> {last['mean']:.3f} "
-                      f"({gain * 100:+.1f} points, standard error of the difference {se * 100:.1f} points)."]
+        first, last = evals[0], evals[-1]
+        a, b = first["eval"]["pass@1"]["mean"], last["eval"]["pass@1"]["mean"]
+        paired = paired_gain(run_dir / f"iter_{first['iteration']}", run_dir / f"iter_{last['iteration']}")
+        if paired:
+            gain, se, n = paired
+            how = f"paired over the same {n} problems: standard error {se * 100:.1f} points, {gain / se:.1f} SE" \
+                if se else f"paired over the same {n} problems"
+        else:
+            gain = b - a
+            se = (first["eval"]["pass@1"]["stderr"] ** 2 + last["eval"]["pass@1"]["stderr"] ** 2) ** 0.5
+            how = f"standard error of the difference {se * 100:.1f} points"
+        lines += ["", f"Sampled pass@1 on held-out problems: M_{first['iteration']} {a:.3f} -> "
+                      f"M_{last['iteration']} {b:.3f} ({gain * 100:+.1f} points; {how})."]
     lines += ["", "![metrics](metrics.png)", "", "![calibration](calibration.png)", ""]
     return "\n".join(lines)
 

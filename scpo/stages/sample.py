@@ -86,7 +86,7 @@ class SampleSettings:
 # Settings that change what is sampled (the shard folder is named by their hash).
 SAMPLING_KEYS = ("task", "task_options", "k", "temperature", "top_p", "top_k", "max_tokens", "stop", "seed",
                  "dtype", "max_model_len", "lora_path", "backend", "resample_n", "resample_temperature",
-                 "max_problems", "save_token_ids")
+                 "max_problems", "save_token_ids", "vllm_kwargs")
 
 
 def shard_bounds(n: int, num_shards: int, index: int) -> tuple[int, int]:
@@ -105,6 +105,8 @@ class Plan:
         self.config = {key: getattr(s, key) for key in SAMPLING_KEYS}
         self.config["model"] = model_path
         self.config["model_weights"] = _model_fingerprint(model_path)
+        if s.lora_path:
+            self.config["lora_weights"] = _model_fingerprint(s.lora_path)
         self.config["problems"] = file_digest(self.problems_file) if Path(self.problems_file).exists() else None
         self.shard_dir = Path(self.samples_file + ".shards") / config_digest(self.config)
 
@@ -150,8 +152,13 @@ def messages_for(problem: dict, task: Task) -> list[dict]:
     return prompt if isinstance(prompt, list) else task.build_messages(prompt)
 
 
-def sample_shard(problems: list[dict], sampler, task: Task, s: SampleSettings) -> tuple[list[dict], dict]:
-    """Samples one shard; returns its rows and counts. Prompts too long for the model are skipped and counted."""
+def sample_shard(problems: list[dict], sampler, task: Task, s: SampleSettings,
+                 sampler_id: str | None = None) -> tuple[list[dict], dict]:
+    """Samples one shard; returns its rows and counts. Prompts too long for the model are skipped and counted.
+
+    `sampler_id` (the model folder) is written into every row: training uses the rows' log-probs as its
+    reference only when it trains that very model.
+    """
     tok = sampler.tokenizer()
     requests, kept = [], []
     too_long = 0
@@ -171,7 +178,8 @@ def sample_shard(problems: list[dict], sampler, task: Task, s: SampleSettings) -
     rows: list[dict] = []
     resample_for: list[int] = []
     for j, ((p, messages), gens) in enumerate(zip(kept, outputs)):
-        rows.extend(_rows(p, messages, gens, s.temperature, resampled=False, start=0, tokens=s.save_token_ids))
+        rows.extend(_rows(p, messages, gens, s.temperature, resampled=False, start=0, tokens=s.save_token_ids,
+                          sampler_id=sampler_id))
         answers = {None if (a := task.extract(g.text)) is None else task.answer_key(a) for g in gens}
         if s.resample_n and len(answers) == 1 and None not in answers:
             resample_for.append(j)
@@ -184,7 +192,7 @@ def sample_shard(problems: list[dict], sampler, task: Task, s: SampleSettings) -
         for j, gens in zip(resample_for, extra_out):
             p, messages = kept[j]
             by_id[str(p["id"])] = _rows(p, messages, gens, s.resample_temperature, resampled=True, start=s.k,
-                                        tokens=s.save_token_ids)
+                                        tokens=s.save_token_ids, sampler_id=sampler_id)
         rows = _interleave(rows, by_id)
     counts = {"problems": len(problems), "prompts_sampled": len(kept), "skipped_too_long": too_long,
               "completions": len(rows), "resampled_prompts": len(resample_for),
@@ -194,8 +202,10 @@ def sample_shard(problems: list[dict], sampler, task: Task, s: SampleSettings) -
 
 
 def _rows(problem: dict, messages: list[dict], gens, temperature: float, resampled: bool, start: int,
-          tokens: bool = False) -> list[dict]:
+          tokens: bool = False, sampler_id: str | None = None) -> list[dict]:
     base = {"id": problem["id"], "prompt": problem["prompt"], "messages": messages}
+    if sampler_id:
+        base["sampler"] = sampler_id
     if problem.get("gold") is not None:
         base["gold"] = problem["gold"]
     rows = []
@@ -291,7 +301,9 @@ def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
         for i in pending:
             lo, hi = shard_bounds(len(problems), s.num_shards, i)
             t0 = time.time()
-            rows, counts = sample_shard(problems[lo:hi], sampler, task, s)
+            # A LoRA sampler is not the base model: mark it so training does not take it as the base's reference.
+            sampler_id = model_path if not s.lora_path else f"{model_path}+lora:{s.lora_path}"
+            rows, counts = sample_shard(problems[lo:hi], sampler, task, s, sampler_id)
             counts["seconds"] = round(time.time() - t0, 2)
             _write_counts(plan.shard_file(i), counts)  # before the shard: a shard file means both exist
             write_rows(plan.shard_file(i), rows)

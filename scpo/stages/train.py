@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from scpo.errors import ScpoError
-from scpo.settings import _per_iteration, check_keys, load_recipe, split_argv
+from scpo.settings import _accepts_list, _per_iteration, check_keys, load_recipe, split_argv
 from scpo.stages.common import iter_file
 
 ACCELERATE_DIR = Path(__file__).resolve().parents[2] / "recipes" / "accelerate"
@@ -115,17 +115,21 @@ def parse(argv: list[str]):
             print("[train] no GPU: bf16 off, training in float32", file=sys.stderr)
         ours["bf16"] = False
         cli.pop("bf16", None)
-    args = []
+    # Command-line values join the YAML that TrlParser reads (argparse still converts string values);
+    # "a,b" becomes a list for list-typed fields (report_to, lora_target_modules, loss_type).
     for key, value in cli.items():
-        if key in mine:
-            value = _per_iteration(key, value, hints[key], iteration)
-            args += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
+        if key not in mine:
+            continue
+        value = _per_iteration(key, value, hints[key], iteration)
+        if isinstance(value, str) and "," in value and _accepts_list(hints[key]):
+            value = [v for v in value.split(",") if v]
+        ours[key] = value
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(ours, f)
     try:
         parser = TrlParser(classes)
         try:
-            settings, training_args, model_args = parser.parse_args_and_config(args=["--config", f.name, *args])
+            settings, training_args, model_args = parser.parse_args_and_config(args=["--config", f.name])
         except SystemExit as e:
             raise ScpoError(f"invalid training settings (see the message above), exit {e.code}") from None
     finally:
@@ -156,7 +160,10 @@ def load_pairs(path: str, loss: str):
     if loss == "cream" and any(not isinstance(r.get("consistency"), (int, float)) for r in rows):
         raise ScpoError(f"{path}: the cream loss needs a numeric 'consistency' column in every row")
     datasets.disable_progress_bars()
-    return datasets.Dataset.from_list(rows)
+    # Loaded from the file (not from memory) so the dataset has cache files: TRL's reference precompute
+    # writes its cache next to them on rank 0 and every rank reads the same file.
+    kind = "parquet" if str(path).endswith(".parquet") else "json"
+    return datasets.load_dataset(kind, data_files=str(path), split="train")
 
 
 def sampler_reference_ready(ds) -> bool:
@@ -164,8 +171,32 @@ def sampler_reference_ready(ds) -> bool:
                ("ref_chosen_logps", "ref_rejected_logps", "chosen_token_ids", "rejected_token_ids"))
 
 
-def to_sampler_tokens(ds, tokenizer):
-    """Exact training tokens: the chat-templated prompt and the sampled completion token ids."""
+def sampled_by(ds, model_path: str) -> bool:
+    """Whether every pair was sampled by this very model (then its log-probs are the reference)."""
+    if "ref_model" not in ds.column_names:
+        return False
+    return {str(Path(p).resolve()) for p in ds.unique("ref_model")} == {str(Path(model_path).resolve())}
+
+
+def check_trl_options(loss: str, args) -> None:
+    """TRL options that only its own loss implements; with ours they would be silently ignored."""
+    if loss == "dpo":
+        return
+    unsupported = {"ld_alpha": args.ld_alpha is not None, "f_divergence_type": args.f_divergence_type != "reverse_kl",
+                   "use_weighting": args.use_weighting, "label_smoothing": args.label_smoothing != 0,
+                   "sync_ref_model": args.sync_ref_model, "loss_type": list(args.loss_type) != ["sigmoid"]}
+    bad = [name for name, is_set in unsupported.items() if is_set]
+    if bad:
+        raise ScpoError(f"setting(s) {bad} apply to TRL's own losses only; with loss={loss} they would be "
+                        "ignored. Unset them, or use loss: dpo")
+
+
+def to_sampler_tokens(ds, tokenizer, max_length: int | None = None):
+    """Exact training tokens: the chat-templated prompt and the sampled completion token ids.
+
+    Pairs longer than max_length are dropped: cutting them would score fewer tokens under the policy
+    than the sampler's reference log-probs cover, and the margin would be wrong.
+    """
     def tokenize(row):
         messages = row["prompt"] if isinstance(row["prompt"], list) else [{"role": "user", "content": row["prompt"]}]
         ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
@@ -173,7 +204,16 @@ def to_sampler_tokens(ds, tokenizer):
         return {"prompt_ids": ids, "chosen_ids": row["chosen_token_ids"], "rejected_ids": row["rejected_token_ids"]}
 
     keep = {"weight", "consistency", "ref_chosen_logps", "ref_rejected_logps"}
-    return ds.map(tokenize, remove_columns=[c for c in ds.column_names if c not in keep])
+    ds = ds.map(tokenize, remove_columns=[c for c in ds.column_names if c not in keep])
+    if max_length:
+        before = len(ds)
+        ds = ds.filter(lambda r: len(r["prompt_ids"]) + max(len(r["chosen_ids"]), len(r["rejected_ids"])) <= max_length)
+        if len(ds) < before:
+            print(f"[train] dropped {before - len(ds)} of {before} pairs longer than max_length={max_length}",
+                  file=sys.stderr)
+        if not len(ds):
+            raise ScpoError(f"every pair is longer than max_length={max_length}: raise max_length")
+    return ds
 
 
 def run(settings: TrainSettings, training_args, model_args, argv: list[str]) -> dict | None:
@@ -212,25 +252,32 @@ def train(settings, training_args, model_args, model_path: str, pairs_file: str,
     from transformers.trainer_utils import get_last_checkpoint
     from trl import get_peft_config
 
+    from scpo.io import config_digest
     from scpo.manifest import write_manifest
     from scpo.trainer import ScpoTrainer
 
     started = time.time()
+    if int(os.environ.get("RANK", "0")) == 0:
+        claim_output_dir(Path(training_args.output_dir), config_digest(config), settings.overwrite)
     if not torch.cuda.is_available() and (training_args.bf16 or training_args.fp16):
         print("[train] no GPU: training in float32 (bf16/fp16 off)", file=sys.stderr)
         training_args.bf16 = training_args.fp16 = False
+    check_trl_options(settings.loss, training_args)
     ds = load_pairs(pairs_file, settings.loss)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     reference = settings.reference
     if reference == "auto":
-        reference = "sampler" if sampler_reference_ready(ds) else "model"
+        reference = "sampler" if sampler_reference_ready(ds) and sampled_by(ds, model_path) else "model"
     if reference == "sampler":
         if not sampler_reference_ready(ds):
             raise ScpoError(f"{pairs_file}: reference=sampler needs ref_chosen_logps, ref_rejected_logps, "
                             "chosen_token_ids and rejected_token_ids (sample with save_token_ids: true)")
-        ds = to_sampler_tokens(ds, tokenizer)
+        if "ref_model" in ds.column_names and not sampled_by(ds, model_path):
+            raise ScpoError(f"{pairs_file}: sampled by {ds.unique('ref_model')}, not by {model_path}; its log-probs "
+                            "are not this model's reference (use reference: model)")
+        ds = to_sampler_tokens(ds, tokenizer, training_args.max_length)
     else:
         ds = ds.remove_columns([c for c in ds.column_names if c.startswith("ref_")])
     # Our losses read reference log-probs from the batch, so they are always precomputed (or the sampler's).
@@ -249,21 +296,39 @@ def train(settings, training_args, model_args, model_path: str, pairs_file: str,
                           loss=settings.loss, alpha=settings.alpha)
     counts = {"pairs": len(ds), "loss_type": settings.loss, "reference": reference}
     if settings.check_ref_logps:
+        if trainer.is_deepspeed_enabled:
+            raise ScpoError("check_ref_logps runs the model outside DeepSpeed's engine; run the check without "
+                            "accelerate_config (one process), then train under DeepSpeed")
         counts["ref_logps_max_abs_diff"] = check_reference(trainer, settings.check_ref_logps)
+    trainer.accelerator.wait_for_everyone()  # rank 0 has cleared checkpoints of another configuration
     last = get_last_checkpoint(training_args.output_dir) if Path(training_args.output_dir).is_dir() else None
     if last:
         print(f"[train] resuming from {last}")
+    counts["resumed_from_step"] = int(last.rsplit("-", 1)[-1]) if last else 0
     result = trainer.train(resume_from_checkpoint=last)
+    counts["global_step"] = trainer.state.global_step
     last_logged = next((e for e in reversed(trainer.state.log_history) if "loss" in e), {})
     for key, value in {**last_logged, **result.metrics}.items():
         if isinstance(value, (int, float)):
             counts[key] = round(value, 6)
-    save(trainer, tokenizer, training_args.output_dir, model_args.use_peft and settings.merge_lora)
+    save(trainer, tokenizer, training_args.output_dir, model_args.use_peft and settings.merge_lora, model_path)
     if trainer.accelerator.is_main_process:
         manifest = write_manifest(training_args.output_dir, "train", config, [pairs_file], counts, started)
         print(f"[train] {training_args.output_dir}: {counts}")
         return manifest
     return None
+
+
+def claim_output_dir(output_dir: Path, digest: str, overwrite: bool) -> None:
+    """Checkpoints in output_dir are resumed only if they belong to this configuration; others are removed."""
+    import shutil
+
+    stamp = output_dir / ".scpo-train-config"
+    if overwrite or not stamp.exists() or stamp.read_text().strip() != digest:
+        for old in output_dir.glob("checkpoint-*"):
+            shutil.rmtree(old, ignore_errors=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest + "\n")
 
 
 def check_reference(trainer, n: int) -> float:
@@ -284,18 +349,22 @@ def check_reference(trainer, n: int) -> float:
     return round(diff, 6)
 
 
-def save(trainer, tokenizer, output_dir: str, merge: bool) -> None:
-    """A full model folder at output_dir (merged for LoRA, the adapter kept in output_dir/adapter)."""
+def save(trainer, tokenizer, output_dir: str, merge: bool, base_model: str) -> None:
+    """A full model folder at output_dir (for LoRA: merged, with the adapter kept in output_dir/adapter)."""
     if not merge:
         trainer.save_model(output_dir)
         if trainer.accelerator.is_main_process:
             tokenizer.save_pretrained(output_dir)
         return
     adapter_dir = str(Path(output_dir) / "adapter")
-    trainer.save_model(adapter_dir)
+    trainer.save_model(adapter_dir)  # gathers the adapter under ZeRO-3
     if trainer.accelerator.is_main_process:
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        merged = model.merge_and_unload()
+        # Merge from the saved adapter into a fresh CPU copy of the base: the training copy may be sharded.
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        base = AutoModelForCausalLM.from_pretrained(base_model, dtype=trainer.model.dtype)
+        merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
         merged.save_pretrained(output_dir, safe_serialization=True)
         tokenizer.save_pretrained(output_dir)
     trainer.accelerator.wait_for_everyone()
