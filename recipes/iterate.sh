@@ -9,6 +9,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/recipes/install.sh"
 export PATH="$root/.venv/bin:$PATH"
+export HF_HUB_OFFLINE=1  # models and data are local; never reach for a hub
 cd "$root"
 
 recipe="recipes/cpu_demo.yaml"

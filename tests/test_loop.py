@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,22 @@ from conftest import ROOT, write_jsonl
 PROBLEMS = [{"id": f"p{i}", "prompt": f"What is {i} + 1?", "gold": str(i + 1)} for i in range(6)]
 
 
+PARITY_TASK = """
+from dataclasses import dataclass
+from scpo.tasks import Task
+
+@dataclass
+class WordParity(Task):
+    keys_are_exact: bool = True
+    truncated_completions_vote: bool = True  # a random model never stops by itself
+
+    def extract(self, completion):
+        return str(len(completion.split()) % 2)  # two answers: votes have majorities and minorities
+"""
+
+
 def recipe(tmp_path: Path, tiny_model: str) -> Path:
+    (tmp_path / "loop_task.py").write_text(PARITY_TASK)  # a random model writes no numbers to vote on
     write_jsonl(tmp_path / "train.jsonl", PROBLEMS)
     write_jsonl(tmp_path / "eval.jsonl", PROBLEMS[:3])
     path = tmp_path / "tiny.yaml"
@@ -24,12 +40,12 @@ def recipe(tmp_path: Path, tiny_model: str) -> Path:
 run_name: tiny
 output_root: {tmp_path / 'runs'}
 model: {tiny_model}
-task: numeric
+task: loop_task:WordParity
 problems_file: {tmp_path / 'train.jsonl'}
 eval_file: {tmp_path / 'eval.jsonl'}
 iterations: 1
 backend: hf
-k: 4
+k: 6
 temperature: 1.0
 max_tokens: 16
 num_shards: 3
@@ -47,18 +63,25 @@ eval_k: 2
 
 
 def iterate(recipe_path: Path, **popen) -> subprocess.Popen:
-    env = {**os.environ, "SCPO_VENV": str(ROOT / ".venv")}
+    env = {**os.environ, "SCPO_VENV": str(ROOT / ".venv"),
+           "PYTHONPATH": f"{recipe_path.parent}:{os.environ.get('PYTHONPATH', '')}"}
     return subprocess.Popen(["bash", str(ROOT / "recipes" / "iterate.sh"), str(recipe_path)], cwd=ROOT, env=env,
                             text=True, **popen)
 
 
 def digests(run: Path) -> dict[str, str]:
-    """Content hashes of every file a user reads (manifests carry timings, so they are left out)."""
+    """Content hashes of every file a user reads. Manifests and shard counts carry timings, and eval.json
+    the paths of this run's folder; those parts are left out."""
     out = {}
     for path in sorted(run.rglob("*")):
-        if path.is_file() and not path.name.endswith((".manifest.json", "report.md", ".png", "training_args.bin")) \
-                and "checkpoint" not in str(path) and "/runs/" not in str(path.relative_to(run.parent)):
-            out[str(path.relative_to(run))] = hashlib.sha256(path.read_bytes()).hexdigest()
+        name = path.name
+        if not path.is_file() or name.endswith((".manifest.json", ".counts.json", "report.md", ".png",
+                                                "training_args.bin")) or "/runs/" in str(path.relative_to(run.parent)):
+            continue
+        data = path.read_bytes()
+        if name == "eval.json":
+            data = json.dumps({k: v for k, v in json.loads(data).items() if k not in ("model", "eval_file")}).encode()
+        out[str(path.relative_to(run))] = hashlib.sha256(data).hexdigest()
     return out
 
 
