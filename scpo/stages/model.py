@@ -54,6 +54,7 @@ def prepare_embedded(target: Path | None = None) -> Path:
     """Dequantizes the GGUF once into `target` (atomically: a killed run leaves no half folder)."""
     target = Path(target or embedded_dir())
     if (target / "config.json").exists():
+        _fix_special_tokens(target)  # caches prepared before the fix
         return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
@@ -70,10 +71,25 @@ def prepare_embedded(target: Path | None = None) -> Path:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         _drop_quantization_flag(tmp)
+        _fix_special_tokens(tmp)
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _fix_special_tokens(folder: Path) -> None:
+    """The GGUF's tokenizer comes out with eos = <|im_start|>; SmolLM2-Instruct ends a turn with <|im_end|>
+    (id 2, as config.json and generation_config.json say). A wrong eos makes TRL rewrite the trained model's
+    eos to 1 and the transformers backend never stop at the end of a turn."""
+    path = folder / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    if config.get("eos_token") == "<|im_end|>" and config.get("pad_token") == "<|im_end|>":
+        return
+    config.update(eos_token="<|im_end|>", pad_token="<|im_end|>")
+    for key in ("eos_token_id", "pad_token_id"):
+        config.pop(key, None)
+    path.write_text(json.dumps(config, indent=2))
 
 
 def _drop_quantization_flag(folder: Path) -> None:
