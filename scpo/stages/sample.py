@@ -272,6 +272,8 @@ def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
     problems_file = iter_file(s.iter_dir, s.problems_file, "problems.jsonl")
     problems = load_problems(problems_file, s.max_problems)  # bad input fails before the engine starts
     model_path = resolve_model(s.model)
+    workers = worker_count(s) if s.worker_index is None and s.shard_index is None else 1
+    s.num_shards = max(s.num_shards, workers)  # every data-parallel worker gets at least one shard
     plan = Plan(s, model_path)
     merge_config = {**plan.config, "num_shards": s.num_shards}
     if s.shard_index is None and s.worker_index is None and not s.overwrite:
@@ -287,11 +289,8 @@ def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
     else:
         shards = list(range(s.num_shards))
     pending = plan.pending(shards)
-    workers = worker_count(s)
-    if pending and workers > 1 and s.worker_index is None and s.shard_index is None:
+    if pending and workers > 1:
         launch_workers(argv or [], s, workers)
-        s.num_shards = max(s.num_shards, workers)
-        plan = Plan(s, model_path)
         pending = plan.pending(shards)
         if pending:
             raise ScpoError(f"data-parallel workers finished but shards {pending} are missing; re-run to resume")
@@ -310,7 +309,7 @@ def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
             print(f"[sample] shard {i + 1}/{s.num_shards}: {counts}")
     if s.shard_index is not None or s.worker_index is not None:
         return None
-    return merge(plan, problems, merge_config, started)
+    return merge(plan, merge_config, started)
 
 
 def _write_counts(shard: Path, counts: dict) -> None:
@@ -319,7 +318,7 @@ def _write_counts(shard: Path, counts: dict) -> None:
     write_json(shard.with_name(shard.name + ".counts.json"), counts)
 
 
-def merge(plan: Plan, problems: list[dict], config: dict, started: float) -> dict:
+def merge(plan: Plan, config: dict, started: float) -> dict:
     s = plan.settings
     missing = [i for i in range(s.num_shards) if not plan.shard_file(i).exists()]
     if missing:
