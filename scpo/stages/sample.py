@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scpo.errors import ScpoError
-from scpo.io import config_digest, file_digest, read_rows, write_rows
+from scpo.io import config_digest, file_digest, read_rows, write_json, write_rows
 from scpo.manifest import is_done, write_manifest
 from scpo.sampling import Request, request_seed
 from scpo.settings import parse_settings
@@ -313,8 +313,6 @@ def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
 
 
 def _write_counts(shard: Path, counts: dict) -> None:
-    from scpo.io import write_json
-
     write_json(shard.with_name(shard.name + ".counts.json"), counts)
 
 
