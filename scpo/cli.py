@@ -12,6 +12,7 @@ COMMANDS = {
     "label": ("scpo.stages.label", "extract answers and count self-consistency votes"),
     "pairs": ("scpo.stages.pairs", "build ScPO / gold preference pairs from labels"),
     "train": ("scpo.stages.train", "train on pairs with TRL (DPO / IRPO / ScPO losses)"),
+    "grpo": ("scpo.stages.grpo", "online RL with majority-vote rewards (TTRL) on TRL's GRPOTrainer"),
     "eval": ("scpo.stages.eval", "greedy accuracy, pass@k, maj@k on held-out problems"),
     "model": ("scpo.stages.model", "prepare | show the embedded model; tiny --output DIR for tests"),
     "report": ("scpo.stages.report", "tables and plots of a run: scpo report runs/<run>"),

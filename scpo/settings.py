@@ -27,6 +27,7 @@ STAGE_SETTINGS = (
     "scpo.stages.model:ModelSettings",
     "scpo.stages.sample:SampleSettings",
     "scpo.stages.train:TrainSettings",
+    "scpo.stages.grpo:GrpoSettings",
     "scpo.stages.eval:EvalSettings",
     "scpo.stages.loop:LoopSettings",
     "data_tools.convert:DataSettings",
@@ -50,9 +51,11 @@ def known_keys(include_trainer: bool = True) -> set[str]:
         keys |= _field_names(path)
     if include_trainer:  # TRL's own settings are valid recipe keys for the train stage
         try:
-            from trl import DPOConfig, ModelConfig  # slow import, only reached for an unknown key
+            # slow import, only reached for an unknown key
+            from trl import DPOConfig, GRPOConfig, ModelConfig
 
             keys |= {f.name for f in dataclasses.fields(DPOConfig)} | {f.name for f in dataclasses.fields(ModelConfig)}
+            keys |= {f.name for f in dataclasses.fields(GRPOConfig)}
         except ImportError:
             pass
     return keys

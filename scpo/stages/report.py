@@ -149,6 +149,10 @@ def main(argv: list[str]) -> str:
     run_dir = Path(argv[0])
     if not run_dir.is_dir():
         raise ScpoError(f"{run_dir}: no such run directory")
+    from scpo.stages.grpo_report import is_grpo_run, report
+
+    if is_grpo_run(run_dir):  # an `scpo grpo` output folder: per-step table of the online run
+        return report(run_dir)
     rows = collect(run_dir)
     text = markdown(rows, run_dir)
     plot(rows, run_dir)

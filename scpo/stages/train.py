@@ -73,8 +73,8 @@ def accelerate_config_path(name: str) -> Path:
     return path
 
 
-def launch_command(s: TrainSettings, argv: list[str]) -> list[str]:
-    """The `accelerate launch` command that runs this stage under the chosen config."""
+def launch_command(s: TrainSettings, argv: list[str], command: str = "train") -> list[str]:
+    """The `accelerate launch` command that runs this stage (`scpo <command>`) under the chosen config."""
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config_path(s.accelerate_config))]
     for flag in ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port"):
         value = getattr(s, flag)
@@ -82,7 +82,7 @@ def launch_command(s: TrainSettings, argv: list[str]) -> list[str]:
             cmd += [f"--{flag}", str(value)]
     if not _has_gpu():
         cmd += ["--mixed_precision", "no"]  # the configs say bf16 for GPUs; on CPU training runs in float32
-    return cmd + ["-m", "scpo.cli", "train", *argv]
+    return cmd + ["-m", "scpo.cli", command, *argv]
 
 
 def _has_gpu() -> bool:
@@ -93,11 +93,20 @@ def _has_gpu() -> bool:
 
 def parse(argv: list[str]):
     """(TrainSettings, DPOConfig, ModelConfig) from a recipe and overrides, through TRL's own parser."""
-    from trl import DPOConfig, ModelConfig, TrlParser
+    from trl import DPOConfig, ModelConfig
+
+    return parse_with_trl(argv, (TrainSettings, DPOConfig, ModelConfig))
+
+
+def parse_with_trl(argv: list[str], classes: tuple, adjust=None) -> tuple:
+    """Our settings dataclass and TRL's config classes from a recipe and overrides, through TRL's own parser.
+
+    `adjust(values)` may edit the merged values (recipe and command line) before TRL's classes see them.
+    """
+    from trl import TrlParser
 
     config_path, cli = split_argv(argv)
     recipe = load_recipe(config_path)
-    classes = (TrainSettings, DPOConfig, ModelConfig)
     hints: dict[str, typing.Any] = {}
     for cls in classes:
         hints.update({f.name: f.type for f in dataclasses.fields(cls)})
@@ -124,17 +133,18 @@ def parse(argv: list[str]):
         if isinstance(value, str) and "," in value and _accepts_list(hints[key]):
             value = [v for v in value.split(",") if v]
         ours[key] = value
+    if adjust is not None:
+        adjust(ours)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(ours, f)
     try:
         parser = TrlParser(classes)
         try:
-            settings, training_args, model_args = parser.parse_args_and_config(args=["--config", f.name])
+            return tuple(parser.parse_args_and_config(args=["--config", f.name]))
         except SystemExit as e:
             raise ScpoError(f"invalid training settings (see the message above), exit {e.code}") from None
     finally:
         os.unlink(f.name)
-    return settings, training_args, model_args
 
 
 def load_pairs(path: str, loss: str):

@@ -1,0 +1,104 @@
+"""Cost of the majority-vote rewards per rollout against the cost of generating the rollout.
+
+    python benchmarks/bench_grpo_reward.py [--model embedded] [--prompts 8] [--k 8] [--max_new_tokens 16]
+
+Generates k rollouts per prompt of the CPU demo's training data with transformers `generate` (sampled,
+batched, as GRPOTrainer does on CPU), then times `scpo grpo`'s four reward functions (majority,
+vote_share, gold, format: answer extraction, voting, stats) on exactly those rollouts, repeated until
+the timing is stable. Prints both per rollout and their ratio. A second line times the rewards of the
+`math` task on long synthetic solutions (~1,500 characters, several equivalent LaTeX spellings), the
+expensive case for answer extraction and equivalence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def generate(model_path: str, prompts: list[dict], task, k: int, max_new_tokens: int) -> tuple[list[str], float]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from scpo.stages.sample import messages_for
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
+    texts = [tok.apply_chat_template(messages_for(p, task), add_generation_prompt=True, tokenize=False)
+             for p in prompts for _ in range(k)]  # each prompt's rollouts next to each other, as TRL lays them out
+    enc = tok(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    with torch.no_grad():
+        out = model.generate(**enc, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
+                             max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
+    seconds = time.perf_counter() - started
+    return tok.batch_decode(out[:, enc["input_ids"].size(1):], skip_special_tokens=True), seconds
+
+
+def time_rewards(task, prompts: list[dict], completions: list[str], k: int, min_seconds: float = 1.0) -> float:
+    """Seconds per rollout for all four reward functions on one batch (one process)."""
+    from scpo.grpo import GroupVoter, reward_functions
+
+    ids = [str(p["id"]) for p in prompts for _ in range(k)]
+    golds = [p.get("gold") for p in prompts for _ in range(k)]
+    prompt_texts = [str(p["prompt"]) for p in prompts for _ in range(k)]
+    runs, started = 0, time.perf_counter()
+    while time.perf_counter() - started < min_seconds:
+        voter = GroupVoter(task, group_size=lambda: k, n_samples=lambda: k, rank=lambda: 0)
+        funcs = reward_functions(["majority", "vote_share", "gold", "format"], voter)
+        batch = list(completions)  # a new batch object each run: no vote is reused across runs
+        for f in funcs:
+            f(prompts=prompt_texts, completions=batch, id=ids, gold=golds, log_metric=lambda name, value: None)
+        runs += 1
+    return (time.perf_counter() - started) / runs / len(completions)
+
+
+def long_math_rollouts(prompts: int, k: int, seed: int = 0) -> tuple[list[dict], list[str]]:
+    rng = random.Random(seed)
+    spellings = ["\\frac{{{n}}}{{{d}}}", "\\dfrac{{{n}}}{{{d}}}", "{n}/{d}", "\\frac{{{n2}}}{{{d2}}}"]
+    filler = "We expand the expression, collect like terms and simplify step by step. " * 20
+    problems, completions = [], []
+    for p in range(prompts):
+        problems.append({"id": f"m{p}", "prompt": f"problem {p}", "gold": f"\\frac{{{p + 1}}}{{{p + 2}}}"})
+        for _ in range(k):
+            n, d = rng.choice([(p + 1, p + 2), (p + 2, p + 3), (p + 3, p + 5)])
+            answer = rng.choice(spellings).format(n=n, d=d, n2=2 * n, d2=2 * d)
+            completions.append(f"{filler}Therefore the answer is $\\boxed{{{answer}}}$.")
+    return problems, completions
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="embedded")
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--max_new_tokens", type=int, default=16)
+    args = parser.parse_args()
+
+    from scpo.stages.model import resolve_model
+    from scpo.tasks import get_task
+
+    task = get_task("numeric", instruction="Answer with just the final number.")
+    rows = [json.loads(line) for line in (ROOT / "recipes" / "cpu_demo" / "train.jsonl").read_text().splitlines()]
+    prompts = rows[: args.prompts]
+    completions, gen_seconds = generate(resolve_model(args.model), prompts, task, args.k, args.max_new_tokens)
+    gen_per_rollout = gen_seconds / len(completions)
+    reward_per_rollout = time_rewards(task, prompts, completions, args.k)
+    print(f"numeric, {args.model}, {len(completions)} rollouts x {args.max_new_tokens} new tokens (transformers, CPU): "
+          f"generation {gen_per_rollout * 1e3:.1f} ms/rollout, rewards {reward_per_rollout * 1e6:.1f} us/rollout, "
+          f"ratio reward/generation {reward_per_rollout / gen_per_rollout:.2e}")
+    math_problems, math_completions = long_math_rollouts(args.prompts, args.k)
+    math_per_rollout = time_rewards(get_task("math"), math_problems, math_completions, args.k)
+    print(f"math, {len(math_completions)} synthetic rollouts of ~{len(math_completions[0])} characters: rewards "
+          f"{math_per_rollout * 1e6:.1f} us/rollout, {math_per_rollout / gen_per_rollout:.2e} of the generation time "
+          f"of one {args.max_new_tokens}-token rollout above")
+
+
+if __name__ == "__main__":
+    main()
