@@ -95,7 +95,8 @@ def test_grpo_steps_on_cpu_log_votes_and_change_the_model(tmp_path, tiny_model):
     from safetensors.torch import load_file
 
     out = tmp_path / "model"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}"}
+    # One thread: on a shared 2-core box, two spinning OpenMP threads make generate many times slower.
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
     run_scpo("grpo", "--model", tiny_model, "--task", "grpo_helpers:FirstLetter",
              "--problems_file", str(DEMO / "train.jsonl"), "--eval_file", str(DEMO / "eval.jsonl"),
              "--max_eval_problems", "4", "--eval_every_steps", "1", "--output_dir", str(out),
@@ -135,3 +136,23 @@ def test_report_of_a_grpo_run_shows_votes_and_heldout_accuracy_per_step(tmp_path
     assert "| 2 | 0.750 | 0.875 | - | 1.500 | 0.000 | 0.010 | 0.625 |" in text
     assert "Held-out greedy accuracy: step 0 0.500 -> step 2 0.625." in text
     assert (tmp_path / "report.md").read_text() == text and (tmp_path / "grpo_metrics.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_two_process_grpo_run_splits_groups_across_ranks(tmp_path, tiny_model):
+    """torchrun with 2 gloo processes, 2 rollouts each per step: every group of 4 is split between the ranks."""
+    out = tmp_path / "model"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}",
+           "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+         "-m", "scpo.cli", "grpo", "--model", tiny_model, "--task", "grpo_helpers:FirstLetter",
+         "--problems_file", str(DEMO / "train.jsonl"), "--output_dir", str(out), "--use_cpu", "true",
+         "--num_generations", "4", "--per_device_train_batch_size", "2", "--max_steps", "2",
+         "--max_completion_length", "6", "--gradient_checkpointing", "false", "--logging_steps", "1",
+         "--save_strategy", "no", "--report_to", "none"],
+        check=False, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    steps = [e for e in read_jsonl(out / "grpo_log.jsonl") if "reward" in e]
+    assert [e["step"] for e in steps] == [1, 2]
+    assert all(e["ttrl/prompts"] == 1 and e["ttrl/distinct_answers"] >= 1 for e in steps)  # one whole group voted
