@@ -64,15 +64,18 @@ class GroupVoter:
     """
 
     def __init__(self, task: Task, format_regex: str | None = None, group_size: Callable[[], int] | None = None,
-                 n_samples: Callable[[], int] | None = None, rank: Callable[[], int] | None = None):
+                 n_samples: Callable[[], int] | None = None, rank: Callable[[], int] | None = None,
+                 eos_token_ids: Sequence[int] | None = None):
         self.task, self.format_regex = task, format_regex
         self.group_size, self.n_samples, self.rank = group_size, n_samples, rank
+        self.eos_token_ids = set(eos_token_ids or ())  # empty: no rollout counts as truncated
         self._last = None  # (completions object, LocalVotes): every reward function of a batch shares one vote
 
     def bind(self, trainer, n_samples: int) -> None:
         self.group_size = lambda: trainer.num_generations if trainer.model.training else trainer.num_generations_eval
         self.n_samples = lambda: n_samples if trainer.model.training else self.group_size()
         self.rank = lambda: trainer.accelerator.process_index
+        self.eos_token_ids = set(trainer.eos_token_ids)
 
     def __call__(self, prompts: Sequence, completions: Sequence, kwargs: dict) -> LocalVotes:
         if self._last is not None and self._last[0] is completions:
@@ -85,11 +88,16 @@ class GroupVoter:
         from accelerate.utils import gather_object
 
         texts = [completion_text(c) for c in completions]
-        answers = [self.task.extract(t) for t in texts]
+        # A rollout cut at max_completion_length has no vote and no answer unless the task says truncated
+        # completions vote (as `scpo label` treats finish_reason "length"); TRL keeps the EOS of finished ones.
+        truncated = [bool(self.eos_token_ids) and (not tokens or tokens[-1] not in self.eos_token_ids)
+                     for tokens in kwargs.get("completion_ids") or [[]] * len(texts)]
+        answers = [None if cut and not self.task.truncated_completions_vote else self.task.extract(t)
+                   for t, cut in zip(texts, truncated)]
         ids = [str(i) for i in kwargs["id"]] if kwargs.get("id") is not None else [repr(p) for p in prompts]
         golds = kwargs.get("gold") or [None] * len(texts)
         # One list per process, in rank order: the order in which TRL gathers the rewards.
-        per_rank = gather_object([list(zip(ids, answers, golds))])
+        per_rank = gather_object([list(zip(ids, answers, golds, truncated))])
         rank, size = self.rank(), self.group_size()
         rows = [row for part in per_rank for row in part]
         if len(rows) % size or any(len(part) != len(texts) for part in per_rank):
@@ -111,7 +119,7 @@ class GroupVoter:
         mine = slice(rank * len(texts), (rank + 1) * len(texts))
         rewards = {"majority": majority[mine], "vote_share": share[mine], "gold": gold[mine],
                    "format": format_rewards(texts, answers, self.format_regex)}
-        stats = batch_stats(groups, group_golds, self.task)
+        stats = {**batch_stats(groups, group_golds, self.task), "truncated_rollouts": float(sum(r[3] for r in rows))}
         if kwargs.get("log_metric") is not None:  # TRL averages these over processes; every process has the same
             for name, value in stats.items():
                 kwargs["log_metric"](f"ttrl/{name}", value)
@@ -147,7 +155,7 @@ class _VoteOnlyRowsAreExpected(logging.Filter):
     """TRL warns about every batch with rows no reward scores; vote-only rollouts are such rows by design."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("All reward functions returned None")
+        return "All reward functions returned None" not in record.getMessage()  # accelerate prefixes [RANK r]
 
 
 @functools.cache

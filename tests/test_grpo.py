@@ -42,6 +42,24 @@ def test_known_batch_rewards_in_one_process():
     assert subset == [1, 1, None, None, 1, 0, None, None, 0, 0, None, None]  # the last two of each group only vote
 
 
+def test_truncated_rollouts_do_not_vote_and_get_zero():
+    """A rollout cut at max_completion_length (no EOS) has no answer, as `scpo label` treats finish_reason length."""
+    from scpo.grpo import GroupVoter, reward_functions
+    from scpo.tasks import get_task
+
+    completions = ["5", "To find 3 + 5, add 3", "To find 3 + 5, add 3", "To find 3 + 5, add 3"]
+    token_ids = [[20, 2], [30, 31, 32], [30, 31, 32], [30, 31, 32]]  # 2 is EOS: rollouts 1 to 3 were cut off
+    logged = {}
+    for task, expected in ((get_task("numeric"), [1, 0, 0, 0]),
+                           (get_task("numeric", truncated_completions_vote=True), [0, 1, 1, 1])):  # '3' wins 3 to 1
+        voter = GroupVoter(task, group_size=lambda: 4, n_samples=lambda: 4, rank=lambda: 0, eos_token_ids=[2])
+        (majority,) = reward_functions(["majority"], voter)
+        rewards = majority(prompts=["p"] * 4, completions=completions, completion_ids=token_ids, id=["a"] * 4,
+                           gold=["8"] * 4, log_metric=logged.__setitem__)
+        assert rewards == expected
+        assert logged["ttrl/truncated_rollouts"] == 3
+
+
 def test_rewards_are_identical_with_two_processes(tmp_path):
     """Two gloo processes, each holding half the batch (the middle group split between them), vote as one."""
     # torchrun, not `accelerate launch --cpu --num_processes 2`: on CPU the latter starts a single process.
