@@ -116,6 +116,7 @@ def test_grpo_steps_on_cpu_log_votes_and_change_the_model(tmp_path, tiny_model):
     # One thread: on a shared 2-core box, two spinning OpenMP threads make generate many times slower.
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
     run_scpo("grpo", "--model", tiny_model, "--task", "grpo_helpers:FirstLetter",
+             "--task_options", '{"truncated_completions_vote": true}',  # a random model rarely stops by itself
              "--problems_file", str(DEMO / "train.jsonl"), "--eval_file", str(DEMO / "eval.jsonl"),
              "--max_eval_problems", "4", "--eval_every_steps", "1", "--output_dir", str(out),
              "--reward_funcs", "majority,format", "--reward_weights", "1.0,0.1", "--n_votes", "4", "--n_samples", "2",
@@ -127,7 +128,7 @@ def test_grpo_steps_on_cpu_log_votes_and_change_the_model(tmp_path, tiny_model):
     assert [e["step"] for e in steps] == [1, 2]
     for entry in steps:
         assert 0 <= entry["ttrl/majority_ratio"] <= 1 and entry["ttrl/distinct_answers"] >= 1
-        assert "ttrl/label_accuracy" in entry and "ttrl/unparsed_rollouts" in entry and "kl" in entry
+        assert "ttrl/label_accuracy" in entry and "ttrl/truncated_rollouts" in entry and "kl" in entry
         assert entry["ttrl/trained_rollouts"] == 2  # one prompt per step: 4 rollouts vote, 2 are trained on
     held = {e["step"]: e["heldout/accuracy"] for e in log if "heldout/accuracy" in e}
     assert sorted(held) == [0, 1, 2]  # before training, then every step
@@ -165,6 +166,7 @@ def test_two_process_grpo_run_splits_groups_across_ranks(tmp_path, tiny_model):
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
          "-m", "scpo.cli", "grpo", "--model", tiny_model, "--task", "grpo_helpers:FirstLetter",
+         "--task_options", '{"truncated_completions_vote": true}',
          "--problems_file", str(DEMO / "train.jsonl"), "--output_dir", str(out), "--use_cpu", "true",
          "--num_generations", "4", "--per_device_train_batch_size", "2", "--max_steps", "2",
          "--max_completion_length", "6", "--gradient_checkpointing", "false", "--logging_steps", "1",

@@ -88,7 +88,14 @@ def parse(argv: list[str]):
     """(GrpoSettings, GRPOConfig, ModelConfig) from a recipe and overrides, through TRL's own parser."""
     from trl import GRPOConfig, ModelConfig
 
-    def votes_are_generations(values: dict) -> None:
+    def typed_values(values: dict) -> None:
+        if isinstance(values.get("task_options"), str):  # from the command line: a YAML / JSON mapping
+            import yaml
+
+            options = yaml.safe_load(values["task_options"])
+            if not isinstance(options, dict):
+                raise ScpoError(f"setting task_options={values['task_options']!r}: expected a mapping")
+            values["task_options"] = options
         weights = values.get("reward_weights")
         if weights is not None:  # TRL's parser takes list values from the YAML we write as they are: make floats
             weights = weights if isinstance(weights, list) else [weights]
@@ -107,7 +114,7 @@ def parse(argv: list[str]):
 
     try:
         settings, args, model_args = parse_with_trl(argv, (GrpoSettings, GRPOConfig, ModelConfig),
-                                                    adjust=votes_are_generations)
+                                                    adjust=typed_values)
     except ValueError as e:  # GRPOConfig's own checks (batch sizes vs num_generations, ...)
         raise ScpoError(f"invalid GRPO settings: {e} (generation_batch_size = per_device_train_batch_size x "
                         "processes x steps_per_generation; n_votes is num_generations)") from None
