@@ -70,6 +70,7 @@ class SampleSettings:
     resample_n: int = 0  # ScPO: extra samples for prompts whose k samples all agree (the paper: 8)
     resample_temperature: float = 1.2
     max_problems: int | None = None
+    new_problems: int = 0  # > 0: also sample <iter_dir>/generated_problems.jsonl (scpo generate-problems)
     save_token_ids: bool = False  # also keep completion_token_ids and token_logprobs per row
     # Adaptive sampling (scpo/adaptive.py): draw a prompt's samples in rounds, stop once its vote is settled.
     adaptive: str = "none"  # none | overtake (exact) | beta | dirichlet (posterior at adaptive_confidence)
@@ -102,8 +103,8 @@ class SampleSettings:
 # Settings that change what is sampled (the shard folder is named by their hash).
 SAMPLING_KEYS = ("task", "task_options", "k", "temperature", "top_p", "top_k", "max_tokens", "stop", "seed",
                  "dtype", "max_model_len", "lora_path", "backend", "resample_n", "resample_temperature",
-                 "max_problems", "save_token_ids", "vllm_kwargs", "adaptive", "adaptive_min_samples", "adaptive_round",
-                 "adaptive_confidence", "adaptive_audit")
+                 "max_problems", "new_problems", "save_token_ids", "vllm_kwargs", "adaptive", "adaptive_min_samples",
+                 "adaptive_round", "adaptive_confidence", "adaptive_audit")
 
 
 def shard_bounds(n: int, num_shards: int, index: int) -> tuple[int, int]:
@@ -121,10 +122,14 @@ class Plan:
         self.model_path = model_path
         self.config = {key: getattr(s, key) for key in SAMPLING_KEYS}
         self.config["model"] = model_path
-        self.config["model_weights"] = _model_fingerprint(model_path)
+        self.config["model_weights"] = model_fingerprint(model_path)
         if s.lora_path:
-            self.config["lora_weights"] = _model_fingerprint(s.lora_path)
+            self.config["lora_weights"] = model_fingerprint(s.lora_path)
         self.config["problems"] = file_digest(self.problems_file) if Path(self.problems_file).exists() else None
+        self.generated_file = iter_file(s.iter_dir, None, "generated_problems.jsonl") if s.new_problems else None
+        if self.generated_file:
+            self.config["generated_problems"] = file_digest(self.generated_file)
+        self.inputs = [self.problems_file] + ([self.generated_file] if self.generated_file else [])
         self.shard_dir = Path(self.samples_file + ".shards") / config_digest(self.config)
 
     def shard_file(self, i: int) -> Path:
@@ -134,7 +139,7 @@ class Plan:
         return [i for i in shards if self.settings.overwrite or not self.shard_file(i).exists()]
 
 
-def _model_fingerprint(path: str) -> str:
+def model_fingerprint(path: str) -> str:
     """Size and mtime of the weight files: a retrained model at the same path gets new shards."""
     files = sorted(p for p in Path(path).glob("*") if p.suffix in (".safetensors", ".bin", ".json"))
     return config_digest({p.name: (p.stat().st_size, int(p.stat().st_mtime)) for p in files})
@@ -280,6 +285,8 @@ def _rows(problem: dict, messages: list[dict], gens, temperature: float, resampl
         base["sampler"] = sampler_id
     if problem.get("gold") is not None:
         base["gold"] = problem["gold"]
+    if problem.get("origin"):  # "generated": written by the model (scpo generate-problems)
+        base["origin"] = problem["origin"]
     rows = []
     for i, g in enumerate(gens):
         row = {**base, "sample_index": start + i, "completion": g.text, "num_tokens": g.num_tokens,
@@ -343,13 +350,19 @@ def worker_commands(argv: list[str], s: SampleSettings, workers: int) -> list[tu
 def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
     problems_file = iter_file(s.iter_dir, s.problems_file, "problems.jsonl")
     problems = load_problems(problems_file, s.max_problems)  # bad input fails before the engine starts
+    if s.new_problems:
+        generated = iter_file(s.iter_dir, None, "generated_problems.jsonl")
+        if not Path(generated).exists():
+            raise ScpoError(f"setting new_problems={s.new_problems}: {generated} is missing; "
+                            "run `scpo generate-problems` with the same settings first")
+        problems += read_rows(generated, required=PROBLEM_FIELDS, allow_empty=True)
     model_path = resolve_model(s.model)
     workers = worker_count(s) if s.worker_index is None and s.shard_index is None else 1
     s.num_shards = max(s.num_shards, workers)  # every data-parallel worker gets at least one shard
     plan = Plan(s, model_path)
     merge_config = {**plan.config, "num_shards": s.num_shards}
     if s.shard_index is None and s.worker_index is None and not s.overwrite:
-        done = is_done(plan.samples_file, merge_config, [plan.problems_file])
+        done = is_done(plan.samples_file, merge_config, plan.inputs)
         if done is not None:
             print(f"[sample] {plan.samples_file} is up to date ({done['counts']}); skipping")
             return done
@@ -405,7 +418,7 @@ def merge(plan: Plan, config: dict, started: float) -> dict:
     write_rows(plan.samples_file, rows)
     counts["completions"] = len(rows)
     print(f"[sample] {plan.samples_file}: {counts}")
-    return write_manifest(plan.samples_file, "sample", config, [plan.problems_file], counts, started)
+    return write_manifest(plan.samples_file, "sample", config, plan.inputs, counts, started)
 
 
 def launch_workers(argv: list[str], s: SampleSettings, workers: int) -> None:
