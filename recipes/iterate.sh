@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The self-consistency loop. For t = 0 .. iterations-1, model M_t (optionally after writing new
 # problems) samples k answers per problem, votes label them, pairs are built, and M_{t+1} is
-# trained with M_t as the reference; every model is evaluated on held-out problems. Each stage is its own process and skips what its manifest says
-# is done, so a killed run started again resumes where it stopped.
+# trained with M_t as the reference; every model is evaluated on held-out problems. Each stage is
+# its own process and skips what its manifest says is done, so a killed run started again resumes
+# where it stopped.
 #
 #   bash recipes/iterate.sh [recipe.yaml] [--setting value ...]     (default: the CPU demo)
 set -euo pipefail
