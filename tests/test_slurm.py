@@ -188,7 +188,7 @@ backend: hf
 k: 4
 temperature: 1.0
 max_tokens: 8
-num_shards: 3
+num_shards: 2
 save_token_ids: true
 tau: 0.01
 top_tie: random
@@ -232,21 +232,19 @@ def test_run_on_slurm_survives_a_requeue_and_a_failure(tmp_path, tiny_model, slu
     ids = submit(slurm, recipe)
     assert list(ids) == ["eval-0", "sample-0", "label-0", "train-0", "eval-1", "report"]
 
-    # 1. Preemption: requeue the sampling array while task 1 runs; task 0 is done, task 2 waits.
+    # 1. Preemption: requeue the sampling array while task 1 is generating; task 0 is done by then.
     sample = ids["sample-0"]
+    task1_log = run / "slurm" / f"tiny-sample-0-{sample}_1.out"
     shards = run / "iter_0" / "samples.jsonl.shards"
-    shard = {}
 
-    def task1_running_shard0_done():
-        done = list(shards.glob("*/00000-of-00003.jsonl"))
-        if done and slurm.job_states([sample]).get(f"{sample}_1") == "RUNNING":
-            shard.update(dir=done[0].parent, mtime=done[0].stat().st_mtime_ns)
-            return not (done[0].parent / "00001-of-00003.jsonl").exists()
-        return False
+    def task1_generating():
+        return task1_log.exists() and "generate (hf)" in task1_log.read_text() and list(shards.glob("*/00000-*"))
 
-    wait_for("sampling task 1 to run", task1_running_shard0_done, slurm)
-    slurm.slurm("scontrol", "requeue", sample, check=False)  # task 2 is pending: "not running" for it, fine
-    assert not (shard["dir"] / "00001-of-00003.jsonl").exists()  # killed mid-shard
+    wait_for("sampling task 1 to generate", task1_generating, slurm)
+    (shard0,) = shards.glob("*/00000-of-00002.jsonl")
+    shard0_mtime = shard0.stat().st_mtime_ns
+    slurm.slurm("scontrol", "requeue", sample)
+    assert not shard0.with_name("00001-of-00002.jsonl").exists()  # killed mid-shard
 
     # 2. A failure: training is cancelled mid-run; the jobs after it are cancelled (afterok never satisfied).
     train_log = run / "slurm" / f"tiny-train-0-{ids['train-0']}.out"
@@ -256,11 +254,13 @@ def test_run_on_slurm_survives_a_requeue_and_a_failure(tmp_path, tiny_model, slu
     assert {states[ids[n]] for n in ("train-0", "eval-1", "report")} == {"CANCELLED"}, states
     assert {s for i, s in states.items() if i.startswith(sample)} == {"COMPLETED"}
     assert states[ids["label-0"]] == states[ids["eval-0"]] == "COMPLETED"
-    task1_log = (run / "slurm" / f"tiny-sample-0-{sample}_1.out").read_text()
-    assert "DUE TO JOB REQUEUE" in task1_log and "(restart 1)" in task1_log
+    log = task1_log.read_text()
+    assert "DUE TO JOB REQUEUE" in log and "(restart 1)" in log
+    task0_log = (run / "slurm" / f"tiny-sample-0-{sample}_0.out").read_text()
+    assert "(restart 1)" in task0_log and "shard 1/2 is done" in task0_log  # the whole array was requeued
+    assert shard0.stat().st_mtime_ns == shard0_mtime  # a finished shard is not redone
     samples = run / "iter_0" / "samples.jsonl"
-    done_before = {p.name: p.stat().st_mtime_ns for p in [samples, *shard["dir"].glob("*.jsonl")]}
-    assert shard["dir"].joinpath("00000-of-00003.jsonl").stat().st_mtime_ns == shard["mtime"]  # not redone
+    done_before = {p.name: p.stat().st_mtime_ns for p in [samples, *shard0.parent.glob("*.jsonl")]}
 
     # 3. The same command again: finished stages are skipped, the run completes.
     again = submit(slurm, recipe)
@@ -268,7 +268,7 @@ def test_run_on_slurm_survives_a_requeue_and_a_failure(tmp_path, tiny_model, slu
     assert set(states.values()) == {"COMPLETED"}, f"{states}\n{slurm.log_tail()}"
     label_log = (run / "slurm" / f"tiny-label-0-{again['label-0']}.out").read_text()
     assert label_log.count("is up to date") == 3  # merge, label, pairs: nothing redone
-    assert {p.name: p.stat().st_mtime_ns for p in [samples, *shard["dir"].glob("*.jsonl")]} == done_before
+    assert {p.name: p.stat().st_mtime_ns for p in [samples, *shard0.parent.glob("*.jsonl")]} == done_before
 
     rows = read_jsonl(samples)
     problems = read_jsonl(ROOT / "recipes" / "cpu_demo" / "train.jsonl")[:6]

@@ -60,8 +60,8 @@ class SlurmSettings:
 
 @dataclass
 class Job:
-    name: str  # also the stage: slurm/<kind>.sbatch runs it
-    kind: str
+    name: str  # e.g. sample-0: the stage and the iteration
+    kind: str  # the script: slurm/<kind>.sbatch
     options: list[str]
     args: list[str]
     after: list[str] = field(default_factory=list)  # names of the jobs it waits for (afterok)
@@ -85,6 +85,7 @@ def sbatch_options(s: SlurmSettings, run_name: str, run_dir: Path, name: str, ti
 
 def plan(argv: list[str]) -> tuple[SlurmSettings, list[Job]]:
     """The run's jobs in submission order, with their sbatch options and stage arguments."""
+    from scpo.stages.eval import EvalSettings
     from scpo.stages.loop import LoopSettings
     from scpo.stages.sample import SampleSettings
     from scpo.stages.train import TrainSettings
@@ -98,8 +99,8 @@ def plan(argv: list[str]) -> tuple[SlurmSettings, list[Job]]:
         return sbatch_options(s, loop.run_name, abs_run_dir, name, time, **kw)
 
     def eval_job(t: int, model: str, after: list[str]) -> Job:
-        tp = parse_settings(SampleSettings, argv).tensor_parallel_size
         args = [*argv, "--iteration", str(t), "--iter_dir", f"{run_dir}/iter_{t}", "--model", model]
+        tp = parse_settings(EvalSettings, args).tensor_parallel_size
         return Job(f"eval-{t}", "eval", opts(f"eval-{t}", s.time_eval, gpus=tp if s.gpus_per_node else 0), args, after)
 
     model = loop.model
@@ -159,8 +160,8 @@ def submit(s: SlurmSettings, jobs: list[Job]) -> dict[str, str]:
     env = {**os.environ, **job_env(s)}
     ids: dict[str, str] = {}
     for job in jobs:
-        log = next(o for o in job.options if o.startswith("--output="))
-        Path(log.split("=", 1)[1]).parent.mkdir(parents=True, exist_ok=True)  # sbatch does not create it
+        log = next(o for o in job.options if o.startswith("--output=")).split("=", 1)[1]
+        Path(log).parent.mkdir(parents=True, exist_ok=True)  # sbatch does not create it
         proc = subprocess.run(sbatch_command(job, ids), cwd=ROOT, env=env, capture_output=True, text=True,
                               check=False)
         if proc.returncode:
