@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -149,9 +150,13 @@ def test_dry_run_prints_the_chain_of_jobs(tmp_path):
 
 
 def test_bad_slurm_settings_are_clear_errors(tmp_path):
-    proc = iterate("recipes/cpu_demo.yaml", "--nodes", "2", "--dry_run")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("run_name: x\nk: 4\n")
+    proc = iterate(str(recipe), "--nodes", "2", "--dry_run")
     assert proc.returncode == 1 and "nodes=2" in proc.stderr and "accelerate_config" in proc.stderr
-    proc = iterate("recipes/cpu_demo.yaml", "--array_paralelism", "2", "--dry_run")
+    proc = iterate(str(recipe), "--array_parallelism", "0", "--dry_run")
+    assert proc.returncode == 1 and "array_parallelism=0" in proc.stderr
+    proc = iterate(str(recipe), "--array_paralelism", "2", "--dry_run")
     assert proc.returncode == 1 and "did you mean 'array_parallelism'" in proc.stderr
 
 
@@ -181,7 +186,7 @@ model: {tiny_model}
 task: loop_task:WordParity
 problems_file: {ROOT / 'recipes/cpu_demo/train.jsonl'}
 eval_file: {ROOT / 'recipes/cpu_demo/eval.jsonl'}
-max_problems: 6
+max_problems: 8            # 4 per shard: a task generates long enough to be requeued mid-shard
 max_eval_problems: 3
 iterations: 1
 backend: hf
@@ -203,7 +208,7 @@ eval_k: 2
 gpus_per_node: 0
 array_parallelism: 1
 time_sample: "00:10:00"
-setup: "export PATH={VENV_BIN}:$PATH PYTHONPATH={ROOT}:{tmp_path}"
+setup: "export PATH={VENV_BIN}:$PATH PYTHONPATH={ROOT}:{tmp_path} OMP_NUM_THREADS=1"  # 1 CPU per job
 """)
     return path
 
@@ -215,13 +220,11 @@ def submit(slurm, recipe: Path) -> dict[str, str]:
 
 
 def wait_for(what: str, check, slurm, timeout: float = 300):
-    import time
-
     deadline = time.time() + timeout
     while not (result := check()):
         if time.time() > deadline:
             raise TimeoutError(f"waited {timeout} s for {what}; {slurm.log_tail()}")
-        time.sleep(0.2)
+        time.sleep(0.1)
     return result
 
 
@@ -271,9 +274,9 @@ def test_run_on_slurm_survives_a_requeue_and_a_failure(tmp_path, tiny_model, slu
     assert {p.name: p.stat().st_mtime_ns for p in [samples, *shard0.parent.glob("*.jsonl")]} == done_before
 
     rows = read_jsonl(samples)
-    problems = read_jsonl(ROOT / "recipes" / "cpu_demo" / "train.jsonl")[:6]
+    problems = read_jsonl(ROOT / "recipes" / "cpu_demo" / "train.jsonl")[:8]
     keys = [(str(r["id"]), r["sample_index"]) for r in rows]
-    assert len(keys) == len(set(keys)) == 24  # nothing duplicated ...
+    assert len(keys) == len(set(keys)) == 32  # nothing duplicated ...
     assert set(keys) == {(str(p["id"]), j) for p in problems for j in range(4)}  # ... nothing lost
     train_out = (run / "slurm" / f"tiny-train-0-{again['train-0']}.out").read_text()
     assert re.search(r"accelerate.commands.launch --config_file \S+/cpu.yaml --num_processes 1 --num_machines 1 "
