@@ -192,7 +192,7 @@ iterations: 1
 backend: hf
 k: 4
 temperature: 1.0
-max_tokens: 8
+max_tokens: 32             # about 3 s of generation per shard: the window for the requeue
 num_shards: 2
 save_token_ids: true
 tau: 0.01
