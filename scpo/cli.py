@@ -18,6 +18,7 @@ COMMANDS = {
     "report": ("scpo.stages.report", "tables and plots of a run: scpo report runs/<run>"),
     "data": ("data_tools.convert", "convert data sets into the problems format"),
     "setting": ("scpo.stages.loop", "print one resolved loop setting (for scripts)"),
+    "slurm": ("scpo.stages.slurm", "submit a run as a chain of Slurm jobs: scpo slurm submit [--dry_run]"),
 }
 
 

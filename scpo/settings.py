@@ -30,6 +30,7 @@ STAGE_SETTINGS = (
     "scpo.stages.train:TrainSettings",
     "scpo.stages.eval:EvalSettings",
     "scpo.stages.loop:LoopSettings",
+    "scpo.stages.slurm:SlurmSettings",
     "data_tools.convert:DataSettings",
 )
 # Keys the loop itself uses.

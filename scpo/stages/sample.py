@@ -374,6 +374,8 @@ def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
     else:
         shards = list(range(s.num_shards))
     pending = plan.pending(shards)
+    if s.shard_index is not None and not pending:  # e.g. a requeued or resubmitted array task
+        print(f"[sample] shard {s.shard_index + 1}/{s.num_shards} is done ({plan.shard_file(s.shard_index)}); skipping")
     if pending and workers > 1:
         launch_workers(argv or [], s, workers)
         pending = plan.pending(shards)
