@@ -149,6 +149,17 @@ def test_dry_run_prints_the_chain_of_jobs(tmp_path):
         assert f"# ---- slurm/{script} ----\n" + (ROOT / "slurm" / script).read_text().rstrip() in out
 
 
+def test_new_problems_are_written_before_the_sampling_array(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("run_name: gen\nmodel: /models/llama\niterations: 1\nnum_shards: 4\nnew_problems: 100\n")
+    proc = iterate(str(recipe), "--dry_run")
+    assert proc.returncode == 0, proc.stderr
+    lines = {m[1]: shlex.split(m[2]) for m in re.finditer(r'^(\w+)="\$\((.*)\)"$', proc.stdout, re.MULTILINE)}
+    assert list(lines) == ["eval_0", "generate_0", "sample_0", "label_0", "train_0", "eval_1", "report"]
+    assert "slurm/generate.sbatch" in lines["generate_0"] and "--gres=gpu:1" in lines["generate_0"]
+    assert "--dependency=afterok:$generate_0" in lines["sample_0"]
+
+
 def test_bad_slurm_settings_are_clear_errors(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("run_name: x\nk: 4\n")

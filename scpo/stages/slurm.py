@@ -1,7 +1,7 @@
 """`scpo slurm submit`: a whole run as a chain of Slurm jobs (what slurm/iterate.sh calls).
 
     eval M_0
-    for t: sample (job array, one shard per task) -> label (merge shards, label, pairs) -> train -> eval M_{t+1}
+    for t: [generate-problems ->] sample (job array, one shard per task) -> label (merge shards, label, pairs) -> train -> eval M_{t+1}
     report (after every eval)
 
 Each job is one of the project's scripts in slurm/ and waits for the one before with
@@ -115,6 +115,9 @@ def plan(argv: list[str]) -> tuple[SlurmSettings, list[Job]]:
         array = f"0-{sample.num_shards - 1}" + (f"%{s.array_parallelism}" if s.array_parallelism else "")
         gpus = sample.tensor_parallel_size if s.gpus_per_node else 0  # one vLLM worker per task
         after = [f"train-{t - 1}"] if t else []
+        if sample.new_problems:  # the array's shards cut the seed problems plus the new ones
+            jobs.append(Job(f"generate-{t}", "generate", opts(f"generate-{t}", s.time_sample, gpus=gpus), step, after))
+            after = [f"generate-{t}"]
         jobs.append(Job(f"sample-{t}", "sample", opts(f"sample-{t}", s.time_sample, gpus=gpus, array=array), step,
                         after))
         jobs.append(Job(f"label-{t}", "label", opts(f"label-{t}", s.time_label), step, [f"sample-{t}"]))
