@@ -54,6 +54,7 @@ def main() -> None:
     def majority(rows):
         return leader(vote([task.vote_answer(r["completion"], r["finish_reason"] == "length") for r in rows], task))
 
+    sample_shard(problems[:8], sampler, task, SampleSettings(**base))  # warm-up: the first calls are slow
     fixed, fixed_counts, fixed_s = run()
     print(f"fixed k={args.k}: {len(problems)} prompts, {fixed_counts['output_tokens']} tokens, {fixed_s:.1f} s")
     print("| rule | tokens vs fixed | samples/prompt | majority changed | same samples | seconds vs fixed |")
