@@ -265,7 +265,8 @@ def draw_adaptively(sampler, requests: list[Request], task: Task, s: SampleSetti
 
 def audit_adaptive(sampler, requests: list[Request], gens: list[list], task: Task, s: SampleSettings) -> dict:
     """Draws the rest of k for a share of the prompts (by id hash) and counts majorities that would change."""
-    chosen = [j for j, r in enumerate(requests) if request_seed(s.seed, f"{r.key}:audit") / (2**31 - 1) < s.adaptive_audit]
+    chosen = [j for j, r in enumerate(requests)
+              if request_seed(s.seed, f"{r.key}:audit") / (2**31 - 1) < s.adaptive_audit]
     short = [j for j in chosen if len(gens[j]) < s.k]
     rest = sampler.generate([replace(requests[j], n=s.k - len(gens[j]), seed=requests[j].seed + len(gens[j]))
                              for j in short]) if short else []
