@@ -197,10 +197,11 @@ def sample_shard(problems: list[dict], sampler, task: Task, s: SampleSettings,
         requests.append(Request(key=str(p["id"]), prompt_token_ids=ids, n=s.k, temperature=s.temperature,
                                 seed=request_seed(s.seed, str(p["id"]))))
     adaptive = s.adaptive != "none"
-    counts: dict = {}
+    audit: dict = {}
     if adaptive:
         outputs = draw_adaptively(sampler, requests, task, s)
-        counts = audit_adaptive(sampler, requests, outputs, task, s) if s.adaptive_audit else {}
+        if s.adaptive_audit:
+            audit = audit_adaptive(sampler, requests, outputs, task, s)
     else:
         outputs = sampler.generate(requests) if requests else []
     rows: list[dict] = []
@@ -229,7 +230,7 @@ def sample_shard(problems: list[dict], sampler, task: Task, s: SampleSettings,
     counts = {"problems": len(problems), "prompts_sampled": len(kept), "skipped_too_long": too_long,
               "completions": len(rows), "resampled_prompts": len(resample_for),
               "truncated": sum(r["finish_reason"] == "length" for r in rows),
-              "output_tokens": sum(r["num_tokens"] for r in rows), **counts}
+              "output_tokens": sum(r["num_tokens"] for r in rows), **audit}
     if adaptive:
         counts["samples_drawn"] = sum(len(g) for g in outputs)
         counts["stopped_early"] = sum(len(g) < s.k for g in outputs)
