@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The self-consistency loop. For t = 0 .. iterations-1, model M_t samples k answers per problem,
-# votes label them, pairs are built, and M_{t+1} is trained with M_t as the reference; every model
-# is evaluated on held-out problems. Each stage is its own process and skips what its manifest says
-# is done, so a killed run started again resumes where it stopped.
+# The self-consistency loop. For t = 0 .. iterations-1, model M_t (optionally after writing new
+# problems) samples k answers per problem, votes label them, pairs are built, and M_{t+1} is
+# trained with M_t as the reference; every model is evaluated on held-out problems. Each stage is
+# its own process and skips what its manifest says is done, so a killed run started again resumes
+# where it stopped.
 #
 #   bash recipes/iterate.sh [recipe.yaml] [--setting value ...]     (default: the CPU demo)
 set -euo pipefail
@@ -25,6 +26,7 @@ model="$(scpo setting model "${args[@]}")"
 scpo eval "${args[@]}" --iteration 0 --iter_dir "$run_dir/iter_0" --model "$model"
 for ((t = 0; t < iterations; t++)); do
   step=("${args[@]}" --iteration "$t" --iter_dir "$run_dir/iter_$t")
+  scpo generate-problems "${step[@]}" --model "$model"  # only with new_problems > 0
   scpo sample "${step[@]}" --model "$model"
   scpo label "${step[@]}"
   scpo pairs "${step[@]}"

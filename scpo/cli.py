@@ -8,6 +8,7 @@ import sys
 from scpo.errors import ScpoError
 
 COMMANDS = {
+    "generate-problems": ("scpo.stages.generate", "the model writes new problems from seed problems (ScPO)"),
     "sample": ("scpo.stages.sample", "sample k completions per problem with vLLM"),
     "label": ("scpo.stages.label", "extract answers and count self-consistency votes"),
     "pairs": ("scpo.stages.pairs", "build ScPO / gold preference pairs from labels"),
@@ -18,12 +19,13 @@ COMMANDS = {
     "report": ("scpo.stages.report", "tables and plots of a run: scpo report runs/<run>"),
     "data": ("data_tools.convert", "convert data sets into the problems format"),
     "setting": ("scpo.stages.loop", "print one resolved loop setting (for scripts)"),
+    "slurm": ("scpo.stages.slurm", "submit a run as a chain of Slurm jobs: scpo slurm submit [--dry_run]"),
 }
 
 
 def usage() -> str:
     lines = ["usage: scpo <command> [--config recipe.yaml] [--setting value ...]", "", "commands:"]
-    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<17} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
 

@@ -107,3 +107,28 @@ def pick(votes: PromptVotes, rule: PairRule, prompt_id, correct: Sequence[bool] 
     if rule.mode == "supervised":
         return "no_gold"
     return pick_by_votes(votes, rule, prompt_id)
+
+
+def mix_sources(pairs: list[dict], gold_ratio: float, seed: int = 0) -> list[dict]:
+    """Semi-supervised mix: subsample the plentiful source so gold pairs are `gold_ratio` of the pairs.
+
+    Every pair of the scarcer source is kept; which pairs of the other go is fixed by (seed, prompt
+    id), and the kept pairs stay in their order.
+    """
+    if not 0 <= gold_ratio <= 1:
+        raise ScpoError(f"setting gold_ratio={gold_ratio}: must be in [0, 1]")
+    gold = [p for p in pairs if p["source"] == "gold"]
+    votes = [p for p in pairs if p["source"] != "gold"]
+    g, v, r = len(gold), len(votes), gold_ratio
+    if r in (0, 1):
+        keep_g, keep_v = (0, v) if r == 0 else (g, 0)
+    elif g * (1 - r) >= v * r:  # gold is plentiful
+        keep_g, keep_v = min(g, round(v * r / (1 - r))), v
+    else:
+        keep_g, keep_v = g, min(v, round(g * (1 - r) / r))
+
+    def first(rows: list[dict], n: int) -> list[dict]:
+        return sorted(rows, key=lambda p: random.Random(f"{seed}:mix:{p['id']}").random())[:n]
+
+    kept = {id(p) for p in first(gold, keep_g) + first(votes, keep_v)}
+    return [p for p in pairs if id(p) in kept]

@@ -26,10 +26,12 @@ STAGE_SETTINGS = (
     "scpo.stages.pairs:PairsSettings",
     "scpo.stages.model:ModelSettings",
     "scpo.stages.sample:SampleSettings",
+    "scpo.stages.generate:GenerateSettings",
     "scpo.stages.train:TrainSettings",
     "scpo.stages.grpo:GrpoSettings",
     "scpo.stages.eval:EvalSettings",
     "scpo.stages.loop:LoopSettings",
+    "scpo.stages.slurm:SlurmSettings",
     "data_tools.convert:DataSettings",
 )
 # Keys the loop itself uses.
@@ -40,7 +42,9 @@ def _field_names(path: str) -> set[str]:
     module, _, name = path.partition(":")
     try:
         cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
+    except ModuleNotFoundError as e:
+        if e.name != module:  # a broken import inside a stage is a bug, not "no such stage"
+            raise
         return set()
     return {f.name for f in dataclasses.fields(cls)}
 

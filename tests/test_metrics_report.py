@@ -84,6 +84,21 @@ def test_report_pairs_the_same_problems(tmp_path):
     assert "(+25.0 points; paired over the same 3 problems)" in (run / "report.md").read_text()
 
 
+def test_report_shows_adaptive_sampling_and_new_problems(tmp_path):
+    run = _fake_run(tmp_path)
+    d = run / "iter_1"
+    (d / "samples.jsonl.manifest.json").write_text(json.dumps({"counts": {
+        "prompts_sampled": 40, "samples_drawn": 200, "stopped_early": 30, "audit_prompts": 20,
+        "audit_majority_changed": 1}}))
+    (d / "generated_problems.jsonl.manifest.json").write_text(json.dumps({"counts": {
+        "candidates": 50, "kept": 42, "dropped": {"duplicate_of_seed": 5, "empty": 3}}}))
+    (d / "pairs.jsonl.manifest.json").write_text(json.dumps({"counts": {"pairs": 30, "generated_pairs": 12}}))
+    run_scpo("report", str(run))
+    text = (run / "report.md").read_text()
+    assert "| 1 | 5.00 | 30 | 5.0% of 20 | 50 | 42 | duplicate_of_seed 5, empty 3 | 12 |" in text
+    assert "| 0 | 5.00" not in text and "| 0 | -" not in text  # iteration 0 used neither: no row
+
+
 def test_report_on_a_folder_that_is_not_a_run(tmp_path):
     proc = run_scpo("report", str(tmp_path), check=False)
     assert proc.returncode == 1 and "no iter_<t> folders" in proc.stderr

@@ -192,6 +192,7 @@ def test_unanimous_prompts_get_hotter_extra_samples(tmp_path, tiny_model, monkey
         "@dataclass\n"
         "class AlwaysSame(Task):\n"
         "    keys_are_exact: bool = True\n"
+        "    truncated_completions_vote: bool = True\n"  # the tiny model's samples hit max_tokens
         "    def extract(self, completion):\n"
         "        return 'same'\n")
     write_jsonl(tmp_path / "problems.jsonl", PROBLEMS[:2])

@@ -17,7 +17,7 @@ from scpo.sampling import Request, request_seed
 from scpo.settings import parse_settings
 from scpo.stages.common import iter_file, run_once
 from scpo.stages.model import resolve_model
-from scpo.stages.sample import SampleSettings, _model_fingerprint, make_sampler, messages_for
+from scpo.stages.sample import SampleSettings, make_sampler, messages_for, model_fingerprint
 from scpo.tasks import Task, get_task
 from scpo.voting import UNPARSED, vote
 
@@ -102,7 +102,7 @@ def run(s: EvalSettings) -> dict:
     model_path = resolve_model(s.model)
     task = get_task(s.task, **s.task_options)
     config = {k: v for k, v in vars(s).items() if k not in ("iter_dir", "eval_output", "overwrite", "iteration")}
-    config.update(model=model_path, model_weights=_model_fingerprint(model_path))
+    config.update(model=model_path, model_weights=model_fingerprint(model_path))
 
     def body() -> dict:
         sample_settings = SampleSettings(model=model_path, task=s.task, task_options=s.task_options, k=s.eval_k,

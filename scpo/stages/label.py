@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
+from scpo.errors import ScpoError
 from scpo.io import read_rows, write_rows
 from scpo.settings import asdict, parse_settings
 from scpo.stages.common import iter_file, run_once
@@ -41,11 +42,12 @@ def group_by_prompt(rows: list[dict]) -> dict[str, list[dict]]:
 
 def label_prompt(rows: list[dict], task: Task) -> list[dict]:
     """Label one prompt's samples; returns new rows (inputs untouched)."""
-    answers = []
-    for row in rows:
-        truncated = row.get("finish_reason") == "length"
-        answers.append(None if truncated and not task.truncated_completions_vote else task.extract(row["completion"]))
+    answers = [task.vote_answer(row["completion"], row.get("finish_reason") == "length") for row in rows]
     voting = [not row.get("resampled", False) for row in rows]
+    drawn = rows[0].get("num_drawn")
+    if drawn is not None and sum(voting) != drawn:  # adaptive sampling: the prompt's k is what was drawn
+        raise ScpoError(f"prompt {rows[0]['id']!r}: {sum(voting)} voting samples but num_drawn={drawn} "
+                        "(rows lost or duplicated)")
     votes = vote(answers, task, voting)
     gold = next((row["gold"] for row in rows if row.get("gold") is not None), None)
     group_correct = None
@@ -103,7 +105,10 @@ def run(settings: LabelSettings) -> dict:
 
     def body() -> dict:
         rows = read_rows(samples, required=SAMPLE_FIELDS)
-        labeled, counts = label_rows(rows, task)
+        try:
+            labeled, counts = label_rows(rows, task)
+        except ScpoError as e:
+            raise ScpoError(f"{samples}: {e}") from None
         write_rows(labels, labeled)
         if counts["prompts_all_unparsed"]:
             print(f"[label] {counts['prompts_all_unparsed']} prompt(s) had no parseable answer at all; "

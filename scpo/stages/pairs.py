@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from scpo.errors import ScpoError
 from scpo.io import read_rows, write_rows
-from scpo.pairs import PairRule, pick
+from scpo.pairs import PairRule, mix_sources, pick
 from scpo.settings import asdict, parse_settings
 from scpo.stages.common import iter_file, run_once
 from scpo.stages.label import group_by_prompt
@@ -30,6 +30,7 @@ class PairsSettings:
     seed: int = 0
     weighting: str = "margin"
     top_tie: str = "skip"
+    gold_ratio: float | None = None  # semi_supervised: share of gold pairs in the mix (the plentiful source is cut)
     task: str = "gsm8k"
     task_options: dict = field(default_factory=dict)
     iter_dir: str | None = None
@@ -90,6 +91,8 @@ def pairs_for_prompt(rows: list[dict], rule: PairRule, task: Task) -> dict | str
     }
     if correct is not None:
         pair["chosen_correct"] = correct[result.chosen]
+    if c.get("origin"):
+        pair["origin"] = c["origin"]
     if c.get("logprob") is not None and r.get("logprob") is not None:
         pair["ref_chosen_logps"] = c["logprob"]
         pair["ref_rejected_logps"] = r["logprob"]
@@ -102,15 +105,34 @@ def pairs_for_prompt(rows: list[dict], rule: PairRule, task: Task) -> dict | str
     return pair
 
 
-def build_pairs(rows: list[dict], rule: PairRule, task: Task) -> tuple[list[dict], dict]:
+def build_pairs(rows: list[dict], rule: PairRule, task: Task,
+                gold_ratio: float | None = None) -> tuple[list[dict], dict]:
     pairs, skipped = [], Counter()
-    for prompt_rows in group_by_prompt(rows).values():
+    by_prompt = group_by_prompt(rows)
+    for prompt_rows in by_prompt.values():
         result = pairs_for_prompt(prompt_rows, rule, task)
         if isinstance(result, str):
             skipped[result] += 1
         else:
             pairs.append(result)
-    counts = {"prompts": len(pairs) + sum(skipped.values()), "pairs": len(pairs), "skipped": dict(skipped)}
+    counts = {"prompts": len(pairs) + sum(skipped.values())}
+    if gold_ratio is not None:
+        before = Counter(p["source"] for p in pairs)
+        scarce = [src for src, share in (("gold", gold_ratio), ("votes", 1 - gold_ratio)) if share and not before[src]]
+        if scarce:
+            raise ScpoError(f"setting gold_ratio={gold_ratio}: no {scarce[0]} pairs to mix ({dict(before)}; "
+                            f"skipped: {dict(skipped)})")
+        pairs = mix_sources(pairs, gold_ratio, rule.seed)
+        after = Counter(p["source"] for p in pairs)
+        counts["dropped_for_ratio"] = {s: before[s] - after[s] for s in before if before[s] > after[s]}
+    counts.update(pairs=len(pairs), skipped=dict(skipped))
+    sources = Counter(p["source"] for p in pairs)
+    if len(sources) > 1:
+        counts["pairs_by_source"] = dict(sources)
+    generated = sum(r[0].get("origin") == "generated" for r in by_prompt.values())
+    if generated:  # new problems enter like seed problems; only those whose vote reaches tau give a pair
+        counts["generated_prompts"] = generated
+        counts["generated_pairs"] = sum(p.get("origin") == "generated" for p in pairs)
     if pairs:
         counts["mean_weight"] = round(sum(p["weight"] for p in pairs) / len(pairs), 4)
         judged = [p["chosen_correct"] for p in pairs if "chosen_correct" in p]
@@ -122,15 +144,17 @@ def build_pairs(rows: list[dict], rule: PairRule, task: Task) -> tuple[list[dict
 def run(settings: PairsSettings) -> dict:
     labels = iter_file(settings.iter_dir, settings.labels_file, "labels.jsonl")
     out = iter_file(settings.iter_dir, settings.pairs_file, "pairs.jsonl")
+    if settings.gold_ratio is not None and settings.mode != "semi_supervised":
+        raise ScpoError(f"setting gold_ratio={settings.gold_ratio} needs mode: semi_supervised (now {settings.mode!r})")
     rule = PairRule(tau=settings.tau, mode=settings.mode, seed=settings.seed,
                     weighting=settings.weighting, top_tie=settings.top_tie)
     task = get_task(settings.task, **settings.task_options)
     config = {k: v for k, v in asdict(settings).items()
-              if k in ("tau", "mode", "seed", "weighting", "top_tie", "task", "task_options")}
+              if k in ("tau", "mode", "seed", "weighting", "top_tie", "gold_ratio", "task", "task_options")}
 
     def body() -> dict:
         rows = read_rows(labels, required=LABEL_FIELDS)
-        pairs, counts = build_pairs(rows, rule, task)
+        pairs, counts = build_pairs(rows, rule, task, settings.gold_ratio)
         if not pairs:
             raise ScpoError(
                 f"{labels}: 0 pairs from {counts['prompts']} prompts (skipped: {counts['skipped']}); "

@@ -32,6 +32,7 @@ def collect(run_dir: Path) -> list[dict]:
         for stage, name in (("sample", "samples.jsonl"), ("label", "labels.jsonl"), ("pairs", "pairs.jsonl"),
                             ("train", "model")):
             row[stage] = _load(path / f"{name}.manifest.json")
+        row["generate"] = _load(path / "generated_problems.jsonl.manifest.json")
         row["eval_time"] = (_load(path / "eval.json.manifest.json") or {}).get("seconds")
         rows.append(row)
     return rows
@@ -98,8 +99,36 @@ def markdown(rows: list[dict], run_dir: Path) -> str:
             how = f"standard error of the difference {se * 100:.1f} points"
         lines += ["", f"Sampled pass@1 on held-out problems: M_{first['iteration']} {a:.3f} -> "
                       f"M_{last['iteration']} {b:.3f} ({gain * 100:+.1f} points; {how})."]
+    lines += sampling_table(rows)
     lines += ["", "![metrics](metrics.png)", "", "![calibration](calibration.png)", ""]
     return "\n".join(lines)
+
+
+def sampling_table(rows: list[dict]) -> list[str]:
+    """Adaptive sampling and new problems per iteration, when the run used them."""
+    out = []
+    for r in rows:
+        sample = (r["sample"] or {}).get("counts", {})
+        gen = (r["generate"] or {}).get("counts", {})
+        pairs = (r["pairs"] or {}).get("counts", {})
+        if "samples_drawn" not in sample and not gen:
+            continue
+        per_prompt = changed = "-"
+        if "samples_drawn" in sample and sample.get("prompts_sampled"):
+            per_prompt = f"{sample['samples_drawn'] / sample['prompts_sampled']:.2f}"
+        if sample.get("audit_prompts"):
+            changed = f"{sample['audit_majority_changed'] / sample['audit_prompts']:.1%} of {sample['audit_prompts']}"
+        dropped = ", ".join(f"{k} {v}" for k, v in gen.get("dropped", {}).items()) or "-"
+        out.append(f"| {r['iteration']} | {per_prompt} | {sample.get('stopped_early', '-')} | {changed} | "
+                   f"{gen.get('candidates', '-')} | {gen.get('kept', '-')} | {dropped} | "
+                   f"{pairs.get('generated_pairs', '-')} |")
+    if not out:
+        return []
+    return ["", "Sampling of M_t's training data: adaptive samples per prompt (and how often the audited full-k "
+            "majority differs), and the new problems M_t wrote (kept after near-duplicate removal; a pair "
+            "only when their vote reached tau).", "",
+            "| t | samples / prompt | stopped early | majority changed (audit) | new problems | kept | dropped | "
+            "gave a pair |", "|---|---|---|---|---|---|---|---|", *out]
 
 
 def plot(rows: list[dict], run_dir: Path) -> list[Path]:

@@ -20,9 +20,12 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from tqdm import tqdm
+
+from scpo.adaptive import RULES, leader, same_majority, should_stop
 from scpo.errors import ScpoError
 from scpo.io import config_digest, file_digest, read_rows, write_json, write_rows
 from scpo.manifest import is_done, write_manifest
@@ -31,6 +34,7 @@ from scpo.settings import parse_settings
 from scpo.stages.common import iter_file
 from scpo.stages.model import resolve_model
 from scpo.tasks import Task, get_task
+from scpo.voting import vote
 
 PROBLEM_FIELDS = {"id": (str, int), "prompt": (str, list)}
 
@@ -66,7 +70,14 @@ class SampleSettings:
     resample_n: int = 0  # ScPO: extra samples for prompts whose k samples all agree (the paper: 8)
     resample_temperature: float = 1.2
     max_problems: int | None = None
+    new_problems: int = 0  # > 0: also sample <iter_dir>/generated_problems.jsonl (scpo generate-problems)
     save_token_ids: bool = False  # also keep completion_token_ids and token_logprobs per row
+    # Adaptive sampling (scpo/adaptive.py): draw a prompt's samples in rounds, stop once its vote is settled.
+    adaptive: str = "none"  # none | overtake (exact) | beta | dirichlet (posterior at adaptive_confidence)
+    adaptive_min_samples: int = 4  # the first round
+    adaptive_round: int = 2  # samples per later round
+    adaptive_confidence: float = 0.95
+    adaptive_audit: float = 0.0  # share of prompts also drawn up to k to measure majority agreement (not written)
     iteration: int = 0
     overwrite: bool = False
 
@@ -81,12 +92,19 @@ class SampleSettings:
             raise ScpoError(f"setting backend={self.backend!r}: expected 'vllm' or 'hf'")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ScpoError("settings temperature >= 0 and 0 < top_p <= 1 are required")
+        if self.adaptive not in RULES:
+            raise ScpoError(f"setting adaptive={self.adaptive!r}: expected one of {RULES}")
+        if self.adaptive_min_samples < 1 or self.adaptive_round < 1:
+            raise ScpoError("settings adaptive_min_samples and adaptive_round must be >= 1")
+        if not 0 < self.adaptive_confidence < 1 or not 0 <= self.adaptive_audit <= 1:
+            raise ScpoError("settings 0 < adaptive_confidence < 1 and 0 <= adaptive_audit <= 1 are required")
 
 
 # Settings that change what is sampled (the shard folder is named by their hash).
 SAMPLING_KEYS = ("task", "task_options", "k", "temperature", "top_p", "top_k", "max_tokens", "stop", "seed",
                  "dtype", "max_model_len", "lora_path", "backend", "resample_n", "resample_temperature",
-                 "max_problems", "save_token_ids", "vllm_kwargs")
+                 "max_problems", "new_problems", "save_token_ids", "vllm_kwargs", "adaptive", "adaptive_min_samples",
+                 "adaptive_round", "adaptive_confidence", "adaptive_audit")
 
 
 def shard_bounds(n: int, num_shards: int, index: int) -> tuple[int, int]:
@@ -104,10 +122,14 @@ class Plan:
         self.model_path = model_path
         self.config = {key: getattr(s, key) for key in SAMPLING_KEYS}
         self.config["model"] = model_path
-        self.config["model_weights"] = _model_fingerprint(model_path)
+        self.config["model_weights"] = model_fingerprint(model_path)
         if s.lora_path:
-            self.config["lora_weights"] = _model_fingerprint(s.lora_path)
+            self.config["lora_weights"] = model_fingerprint(s.lora_path)
         self.config["problems"] = file_digest(self.problems_file) if Path(self.problems_file).exists() else None
+        self.generated_file = iter_file(s.iter_dir, None, "generated_problems.jsonl") if s.new_problems else None
+        if self.generated_file:
+            self.config["generated_problems"] = file_digest(self.generated_file)
+        self.inputs = [self.problems_file] + ([self.generated_file] if self.generated_file else [])
         self.shard_dir = Path(self.samples_file + ".shards") / config_digest(self.config)
 
     def shard_file(self, i: int) -> Path:
@@ -117,7 +139,7 @@ class Plan:
         return [i for i in shards if self.settings.overwrite or not self.shard_file(i).exists()]
 
 
-def _model_fingerprint(path: str) -> str:
+def model_fingerprint(path: str) -> str:
     """Size and mtime of the weight files: a retrained model at the same path gets new shards."""
     files = sorted(p for p in Path(path).glob("*") if p.suffix in (".safetensors", ".bin", ".json"))
     return config_digest({p.name: (p.stat().st_size, int(p.stat().st_mtime)) for p in files})
@@ -174,13 +196,24 @@ def sample_shard(problems: list[dict], sampler, task: Task, s: SampleSettings,
         kept.append((p, messages))
         requests.append(Request(key=str(p["id"]), prompt_token_ids=ids, n=s.k, temperature=s.temperature,
                                 seed=request_seed(s.seed, str(p["id"]))))
-    outputs = sampler.generate(requests) if requests else []
+    adaptive = s.adaptive != "none"
+    audit: dict = {}
+    if adaptive:
+        outputs = draw_adaptively(sampler, requests, task, s)
+        if s.adaptive_audit:
+            audit = audit_adaptive(sampler, requests, outputs, task, s)
+    else:
+        outputs = sampler.generate(requests) if requests else []
     rows: list[dict] = []
     resample_for: list[int] = []
     for j, ((p, messages), gens) in enumerate(zip(kept, outputs)):
-        rows.extend(_rows(p, messages, gens, s.temperature, resampled=False, start=0, tokens=s.save_token_ids,
-                          sampler_id=sampler_id))
-        answers = {None if (a := task.extract(g.text)) is None else task.answer_key(a) for g in gens}
+        new = _rows(p, messages, gens, s.temperature, resampled=False, start=0, tokens=s.save_token_ids,
+                    sampler_id=sampler_id)
+        if adaptive:  # the labeler takes this as the prompt's k
+            for row in new:
+                row["num_drawn"] = len(gens)
+        rows.extend(new)
+        answers = {None if (a := _answer(g, task)) is None else task.answer_key(a) for g in gens}
         if s.resample_n and len(answers) == 1 and None not in answers:
             resample_for.append(j)
     if resample_for:  # ScPO: unanimous prompts get hotter samples so a rejected response can be found
@@ -197,8 +230,54 @@ def sample_shard(problems: list[dict], sampler, task: Task, s: SampleSettings,
     counts = {"problems": len(problems), "prompts_sampled": len(kept), "skipped_too_long": too_long,
               "completions": len(rows), "resampled_prompts": len(resample_for),
               "truncated": sum(r["finish_reason"] == "length" for r in rows),
-              "output_tokens": sum(r["num_tokens"] for r in rows)}
+              "output_tokens": sum(r["num_tokens"] for r in rows), **audit}
+    if adaptive:
+        counts["samples_drawn"] = sum(len(g) for g in outputs)
+        counts["stopped_early"] = sum(len(g) < s.k for g in outputs)
     return rows, counts
+
+
+def _answer(g, task: Task) -> str | None:
+    return task.vote_answer(g.text, g.finish_reason == "length")
+
+
+def draw_adaptively(sampler, requests: list[Request], task: Task, s: SampleSettings) -> list[list]:
+    """Rounds of samples per prompt until the stopping rule says its vote is settled, or k are drawn.
+
+    A round that already holds d samples asks for n more with seed + d: vLLM seeds the i-th of a
+    request's n samples with seed + i, so the drawn samples are the first ones of the fixed-k run.
+    """
+    gens: list[list] = [[] for _ in requests]
+    active = list(range(len(requests)))
+    with tqdm(total=len(requests), desc="adaptive: prompts settled", unit="prompt") as bar:
+        while active:
+            batch = [replace(requests[j], n=min(s.adaptive_round if gens[j] else s.adaptive_min_samples,
+                                                s.k - len(gens[j])), seed=requests[j].seed + len(gens[j]))
+                     for j in active]
+            for j, out in zip(active, sampler.generate(batch)):
+                gens[j].extend(out)
+            still = [j for j in active if not should_stop(
+                [g.votes for g in vote([_answer(x, task) for x in gens[j]], task).groups], len(gens[j]), s.k,
+                s.adaptive, s.adaptive_confidence)]
+            bar.update(len(active) - len(still))
+            active = still
+    return gens
+
+
+def audit_adaptive(sampler, requests: list[Request], gens: list[list], task: Task, s: SampleSettings) -> dict:
+    """Draws the rest of k for a share of the prompts (by id hash) and counts majorities that would change."""
+    chosen = [j for j, r in enumerate(requests)
+              if request_seed(s.seed, f"{r.key}:audit") / (2**31 - 1) < s.adaptive_audit]
+    short = [j for j in chosen if len(gens[j]) < s.k]
+    rest = sampler.generate([replace(requests[j], n=s.k - len(gens[j]), seed=requests[j].seed + len(gens[j]))
+                             for j in short]) if short else []
+    changed = 0
+    for j, extra in zip(short, rest):
+        drawn = leader(vote([_answer(g, task) for g in gens[j]], task))
+        full = leader(vote([_answer(g, task) for g in gens[j] + extra], task))
+        changed += not same_majority(drawn, full, task)
+    return {"audit_prompts": len(chosen), "audit_majority_changed": changed,
+            "audit_extra_tokens": sum(g.num_tokens for out in rest for g in out)}
 
 
 def _rows(problem: dict, messages: list[dict], gens, temperature: float, resampled: bool, start: int,
@@ -208,6 +287,8 @@ def _rows(problem: dict, messages: list[dict], gens, temperature: float, resampl
         base["sampler"] = sampler_id
     if problem.get("gold") is not None:
         base["gold"] = problem["gold"]
+    if problem.get("origin"):  # "generated": written by the model (scpo generate-problems)
+        base["origin"] = problem["origin"]
     rows = []
     for i, g in enumerate(gens):
         row = {**base, "sample_index": start + i, "completion": g.text, "num_tokens": g.num_tokens,
@@ -271,13 +352,19 @@ def worker_commands(argv: list[str], s: SampleSettings, workers: int) -> list[tu
 def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
     problems_file = iter_file(s.iter_dir, s.problems_file, "problems.jsonl")
     problems = load_problems(problems_file, s.max_problems)  # bad input fails before the engine starts
+    if s.new_problems:
+        generated = iter_file(s.iter_dir, None, "generated_problems.jsonl")
+        if not Path(generated).exists():
+            raise ScpoError(f"setting new_problems={s.new_problems}: {generated} is missing; "
+                            "run `scpo generate-problems` with the same settings first")
+        problems += read_rows(generated, required=PROBLEM_FIELDS, allow_empty=True)
     model_path = resolve_model(s.model)
     workers = worker_count(s) if s.worker_index is None and s.shard_index is None else 1
     s.num_shards = max(s.num_shards, workers)  # every data-parallel worker gets at least one shard
     plan = Plan(s, model_path)
     merge_config = {**plan.config, "num_shards": s.num_shards}
     if s.shard_index is None and s.worker_index is None and not s.overwrite:
-        done = is_done(plan.samples_file, merge_config, [plan.problems_file])
+        done = is_done(plan.samples_file, merge_config, plan.inputs)
         if done is not None:
             print(f"[sample] {plan.samples_file} is up to date ({done['counts']}); skipping")
             return done
@@ -289,6 +376,8 @@ def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
     else:
         shards = list(range(s.num_shards))
     pending = plan.pending(shards)
+    if s.shard_index is not None and not pending:  # e.g. a requeued or resubmitted array task
+        print(f"[sample] shard {s.shard_index + 1}/{s.num_shards} is done ({plan.shard_file(s.shard_index)}); skipping")
     if pending and workers > 1:
         launch_workers(argv or [], s, workers)
         pending = plan.pending(shards)
@@ -333,7 +422,7 @@ def merge(plan: Plan, config: dict, started: float) -> dict:
     write_rows(plan.samples_file, rows)
     counts["completions"] = len(rows)
     print(f"[sample] {plan.samples_file}: {counts}")
-    return write_manifest(plan.samples_file, "sample", config, [plan.problems_file], counts, started)
+    return write_manifest(plan.samples_file, "sample", config, plan.inputs, counts, started)
 
 
 def launch_workers(argv: list[str], s: SampleSettings, workers: int) -> None:

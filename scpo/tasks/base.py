@@ -34,6 +34,10 @@ class Task:
         """The final answer in a completion, or None when it has none."""
         raise NotImplementedError
 
+    def vote_answer(self, completion: str, truncated: bool) -> str | None:
+        """The answer a completion votes with: none when the length limit cut it off (unless such completions vote)."""
+        return None if truncated and not self.truncated_completions_vote else self.extract(completion)
+
     def extract_gold(self, gold: str) -> str | None:
         """The final answer in a gold field (which may be a full rationale)."""
         return self.extract(gold) or (gold.strip() or None)

@@ -1,0 +1,104 @@
+"""New problems written by the model (ScPO): the few-shot prompt, parsing, and near-duplicate removal.
+
+Pure Python. A candidate is a near-duplicate of a known problem when their normalised texts are
+equal or the Jaccard similarity of their token n-gram sets reaches a threshold. Lookups use prefix
+filtering (two sets with Jaccard >= t share one of the first |A| - ceil(t |A|) + 1 n-grams of each
+under any fixed order; rare n-grams first keeps the candidate lists short), then verify exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import unicodedata
+from collections import Counter
+from typing import Sequence
+
+DEFAULT_PROMPT = (
+    "Here are some example problems:\n\n{examples}\n\n"
+    "Write ONE new problem of similar difficulty that can be solved and has a single final answer. "
+    "Write only the problem, not its solution."
+)
+
+_TOKEN = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*|[^\s\w]")
+_LABEL = re.compile(r"^\W*(?:new\s+)?(?:problem|question)\s*\d*\s*[:.)][*_\s]*", re.IGNORECASE)
+_END = re.compile(r"\n\s*\W*(?:answer|solution|step\s*1)\b|\b(?:answer|solution)\s*:", re.IGNORECASE)
+
+
+def tokens(text: str) -> list[str]:
+    """Words, numbers and single symbols, case- and width-folded: "3+4" and "3 + 4" tokenise alike."""
+    return _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
+
+
+def normalize(text: str) -> str:
+    toks = tokens(text)
+    while toks and toks[-1] in ".?!":
+        toks.pop()
+    return " ".join(toks)
+
+
+def shingles(text: str, n: int) -> frozenset[tuple[str, ...]]:
+    toks = normalize(text).split()
+    if len(toks) <= n:
+        return frozenset([tuple(toks)]) if toks else frozenset()
+    return frozenset(tuple(toks[i:i + n]) for i in range(len(toks) - n + 1))
+
+
+def jaccard(a: frozenset, b: frozenset) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+class NearDuplicates:
+    """Known problems; `match(text)` names the most similar one at or above the threshold, else None."""
+
+    def __init__(self, known: Sequence[tuple[str, str]], n: int = 3, threshold: float = 0.6):
+        self.n, self.threshold = n, threshold
+        self.sets: dict[str, frozenset] = {}
+        self.exact: dict[str, str] = {}
+        self.index: dict[tuple, list[str]] = {}
+        self.rarity = Counter(g for _, text in known for g in shingles(text, n))  # fixed once: the order
+        for key, text in known:
+            self.add(key, text)
+
+    def _prefix(self, grams: frozenset) -> list[tuple]:
+        ordered = sorted(grams, key=lambda g: (self.rarity.get(g, 0), g))
+        return ordered[: len(ordered) - math.ceil(self.threshold * len(ordered)) + 1]
+
+    def add(self, key: str, text: str) -> None:
+        grams = shingles(text, self.n)
+        self.sets[key] = grams
+        self.exact.setdefault(normalize(text), key)
+        for g in self._prefix(grams):
+            self.index.setdefault(g, []).append(key)
+
+    def match(self, text: str) -> tuple[str, float] | None:
+        same = self.exact.get(normalize(text))
+        if same is not None:
+            return same, 1.0
+        grams = shingles(text, self.n)
+        best = None
+        for key in {k for g in self._prefix(grams) for k in self.index.get(g, ())}:
+            sim = jaccard(grams, self.sets[key])
+            if sim >= self.threshold and (best is None or (sim, best[0]) > (best[1], key)):
+                best = (key, sim)
+        return best
+
+
+def parse_problem(completion: str) -> str:
+    """The problem a model wrote: a leading "Problem:" label and anything from "Answer"/"Solution" on removed."""
+    text = _LABEL.sub("", completion.strip())
+    end = _END.search(text)
+    if end:
+        text = text[: end.start()]
+    return " ".join(text.split())
+
+
+def few_shot_prompt(template: str, seeds: Sequence[str]) -> str:
+    examples = "\n\n".join(f"Problem {i}: {text}" for i, text in enumerate(seeds, 1))
+    return template.format(examples=examples)
+
+
+def pick_seeds(seed: int, iteration: int, index: int, count: int, shots: int) -> list[int]:
+    """Which seed problems candidate `index` sees: random, but fixed by (seed, iteration, index)."""
+    return random.Random(f"{seed}:{iteration}:{index}").sample(range(count), min(shots, count))

@@ -1,0 +1,121 @@
+"""`scpo generate-problems`: M_t writes new problems from random seed problems (ScPO's data augmentation).
+
+Each of `new_problems` candidates is written from `generation_shots` random seed problems shown as
+few-shot examples (`generation_prompt`, a template with `{examples}`). A candidate is dropped when
+it is empty, cut off by the token limit, or a near-duplicate of a seed problem, a held-out problem
+(`eval_file`) or an earlier candidate. The rest go to `<iter_dir>/generated_problems.jsonl`
+(id, prompt, origin "generated", seed_ids, iteration); `scpo sample` adds them to the seed problems
+when `new_problems > 0`, and like every problem they yield a pair only if their vote reaches tau.
+Dropped candidates and why go to `generated_problems.dropped.jsonl`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, replace
+
+from scpo.errors import ScpoError
+from scpo.io import read_rows, write_rows
+from scpo.problems import DEFAULT_PROMPT, NearDuplicates, few_shot_prompt, parse_problem, pick_seeds
+from scpo.sampling import Request, request_seed
+from scpo.settings import asdict, parse_settings
+from scpo.stages.common import iter_file, run_once
+from scpo.stages.model import resolve_model
+from scpo.stages.sample import PROBLEM_FIELDS, SampleSettings, make_sampler, model_fingerprint
+
+
+@dataclass
+class GenerateSettings(SampleSettings):
+    generation_prompt: str = DEFAULT_PROMPT
+    generation_shots: int = 4
+    generation_temperature: float = 1.0
+    generation_max_tokens: int = 256
+    dedupe_ngram: int = 3
+    dedupe_threshold: float = 0.6  # Jaccard of token n-grams at or above which a candidate is a duplicate
+    eval_file: str | None = None  # held-out problems: never generated into training
+
+    def __post_init__(self):
+        super().__post_init__()
+        if "{examples}" not in self.generation_prompt:
+            raise ScpoError("setting generation_prompt: the template needs an {examples} placeholder")
+        if self.new_problems < 0 or self.generation_shots < 1 or not 0 < self.dedupe_threshold <= 1:
+            raise ScpoError("settings new_problems >= 0, generation_shots >= 1 and 0 < dedupe_threshold <= 1 "
+                            "are required")
+
+
+def problem_text(problem: dict) -> str:
+    prompt = problem["prompt"]
+    if isinstance(prompt, list):  # chat messages: the last user turn is the problem
+        return next((m["content"] for m in reversed(prompt) if m.get("role") == "user"), "")
+    return prompt
+
+
+def generate(seeds: list[dict], held_out: list[dict], sampler, s: GenerateSettings) -> tuple[list, list, dict]:
+    """(kept problems, dropped candidates with reasons, counts)."""
+    texts = [problem_text(p) for p in seeds]
+    picks = [pick_seeds(s.seed, s.iteration, i, len(seeds), s.generation_shots) for i in range(s.new_problems)]
+    tok = sampler.tokenizer()
+    requests = []
+    for i, chosen in enumerate(picks):
+        messages = [{"role": "user", "content": few_shot_prompt(s.generation_prompt, [texts[j] for j in chosen])}]
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        requests.append(Request(key=f"generate:{s.iteration}:{i}", prompt_token_ids=ids, n=1,
+                                temperature=s.generation_temperature,
+                                seed=request_seed(s.seed, f"generate:{s.iteration}:{i}")))
+    outputs = sampler.generate(requests)
+    seen = NearDuplicates([(f"seed:{p['id']}", t) for p, t in zip(seeds, texts)] +
+                          [(f"eval:{p['id']}", problem_text(p)) for p in held_out],
+                          n=s.dedupe_ngram, threshold=s.dedupe_threshold)
+    kept, dropped, reasons = [], [], Counter()
+    for i, (chosen, (gen,)) in enumerate(zip(picks, outputs)):
+        text = parse_problem(gen.text)
+        row = {"id": f"gen{s.iteration}-{i:05d}", "prompt": text, "origin": "generated",
+               "seed_ids": [seeds[j]["id"] for j in chosen], "iteration": s.iteration}
+        reason, similar = None, None
+        if gen.finish_reason == "length":
+            reason = "truncated"
+        elif len(text) < 8:
+            reason = "empty"
+        elif (hit := seen.match(text)) is not None:
+            similar, _ = hit
+            reason = similar.split(":", 1)[0] if similar.startswith(("seed:", "eval:")) else "generated"
+            reason = f"duplicate_of_{reason}"
+        if reason:
+            reasons[reason] += 1
+            dropped.append({**row, "reason": reason, "similar_to": similar, "completion": gen.text})
+            continue
+        seen.add(row["id"], text)
+        kept.append(row)
+    counts = {"candidates": len(picks), "kept": len(kept), "dropped": dict(reasons)}
+    return kept, dropped, counts
+
+
+def run(s: GenerateSettings) -> dict | None:
+    if s.new_problems == 0:
+        print("[generate-problems] new_problems is 0: nothing to generate")
+        return None
+    seeds_file = iter_file(s.iter_dir, s.problems_file, "problems.jsonl")
+    out = iter_file(s.iter_dir, None, "generated_problems.jsonl")
+    seeds = read_rows(seeds_file, required=PROBLEM_FIELDS)
+    held_out = read_rows(s.eval_file, required=PROBLEM_FIELDS) if s.eval_file else []
+    model_path = resolve_model(s.model)
+    keys = ("new_problems", "generation_prompt", "generation_shots", "generation_temperature",
+            "generation_max_tokens", "dedupe_ngram", "dedupe_threshold", "seed", "top_p", "top_k", "iteration")
+    config = {key: v for key, v in asdict(s).items() if key in keys} | {"model": model_path,
+                                                                         "model_weights": model_fingerprint(model_path)}
+
+    def body() -> dict:
+        sampler = make_sampler(replace(s, max_tokens=s.generation_max_tokens), model_path)
+        kept, dropped, counts = generate(seeds, held_out, sampler, s)
+        write_rows(out.replace(".jsonl", ".dropped.jsonl"), dropped)
+        write_rows(out, kept)  # last: its manifest marks the stage done
+        print(f"[generate-problems] {out}: {counts}")
+        return counts
+
+    return run_once("generate-problems", out, config, [seeds_file] + ([s.eval_file] if s.eval_file else []), body,
+                    s.overwrite)
+
+
+def main(argv: list[str]) -> dict | None:
+    return run(parse_settings(GenerateSettings, argv))
