@@ -168,9 +168,11 @@ def test_two_process_gloo_ddp(tmp_path, tiny_model):
     write_jsonl(tmp_path / "pairs.jsonl", text_pairs())
     out = tmp_path / "model"
     run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir", str(out),
-             "--accelerate_config", "cpu", "--num_processes", "2", "--per_device_train_batch_size", "2",
-             *FAST[2:])
-    assert manifest(out)["counts"]["pairs"] == 8 and weights_changed(tiny_model, out)
+             "--accelerate_config", "cpu", "--num_processes", "2", "--per_device_train_batch_size", "4",
+             "--num_train_epochs", "1", *FAST[4:])
+    counts = manifest(out)["counts"]
+    assert counts["pairs"] == 8 and counts["processes"] == 2 and weights_changed(tiny_model, out)
+    assert counts["global_step"] == 1  # 8 pairs = 2 processes x batch 4: one step (one process would take two)
 
 
 @pytest.mark.slow

@@ -74,8 +74,19 @@ def accelerate_config_path(name: str) -> Path:
 
 
 def launch_command(s: TrainSettings, argv: list[str], command: str = "train") -> list[str]:
-    """The `accelerate launch` command that runs this stage (`scpo <command>`) under the chosen config."""
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config_path(s.accelerate_config))]
+    """The `accelerate launch` command that runs this stage (`scpo <command>`) under the chosen config.
+
+    Several CPU processes go through torchrun instead: for a CPU config `accelerate launch` expects
+    mpirun and otherwise starts a single process.
+    """
+    config = accelerate_config_path(s.accelerate_config)
+    if (s.num_processes or 1) > 1 and (yaml.safe_load(config.read_text()) or {}).get("use_cpu"):
+        machines = s.num_machines or 1
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(s.num_processes // machines),
+                "--nnodes", str(machines), "--node_rank", str(s.machine_rank or 0),
+                "--master_addr", s.main_process_ip or "127.0.0.1", "--master_port", str(s.main_process_port or 29500),
+                "-m", "scpo.cli", command, *argv]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
     for flag in ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port"):
         value = getattr(s, flag)
         if value is not None:
@@ -249,7 +260,8 @@ def run(settings: TrainSettings, training_args, model_args, argv: list[str]) -> 
         load_pairs(pairs_file, settings.loss)  # fail fast, before starting processes
         cmd = launch_command(settings, argv)
         print(f"[train] {' '.join(cmd)}")
-        code = subprocess.call(cmd, env={**os.environ, LAUNCHED_ENV: "1"})
+        cpu = {} if _has_gpu() else {"ACCELERATE_USE_CPU": "true"}  # torchrun's processes: gloo on CPU
+        code = subprocess.call(cmd, env={**os.environ, LAUNCHED_ENV: "1", **cpu})
         if code:
             raise ScpoError(f"training exited with code {code}; re-run to resume from the last checkpoint")
         return None
@@ -317,6 +329,7 @@ def train(settings, training_args, model_args, model_path: str, pairs_file: str,
     counts["resumed_from_step"] = int(last.rsplit("-", 1)[-1]) if last else 0
     result = trainer.train(resume_from_checkpoint=last)
     counts["global_step"] = trainer.state.global_step
+    counts["processes"] = trainer.accelerator.num_processes
     last_logged = next((e for e in reversed(trainer.state.log_history) if "loss" in e), {})
     for key, value in {**last_logged, **result.metrics}.items():
         if isinstance(value, (int, float)):
