@@ -119,15 +119,20 @@ def test_loop_killed_mid_stage_resumes_to_the_same_files(tmp_path, tiny_model):
 
 def test_every_recipe_is_valid_for_every_stage():
     """Each shipped recipe resolves in every stage's parser (a misspelt key would fail here)."""
+    import yaml
+
     from scpo.settings import parse_settings
-    from scpo.stages import eval as eval_stage, label, loop, pairs, sample, train
+    from scpo.stages import eval as eval_stage, generate, grpo, label, loop, pairs, sample, slurm, train
 
     recipes = sorted((ROOT / "recipes").rglob("*.yaml"))
     recipes = [r for r in recipes if "accelerate" not in r.parts]
     assert recipes
     for path in recipes:
-        for cls in (sample.SampleSettings, label.LabelSettings, pairs.PairsSettings, eval_stage.EvalSettings,
-                    loop.LoopSettings):
+        for cls in (sample.SampleSettings, generate.GenerateSettings, label.LabelSettings, pairs.PairsSettings,
+                    eval_stage.EvalSettings, loop.LoopSettings, slurm.SlurmSettings):
             parse_settings(cls, ["--config", str(path)])
+        if "reward_funcs" in yaml.safe_load(path.read_text()):  # an online GRPO recipe (`scpo grpo`)
+            grpo.parse(["--config", str(path)])
+            continue
         settings, training_args, _ = train.parse(["--config", str(path)])
         assert settings.loss in ("scpo", "irpo", "dpo", "cream")
