@@ -50,7 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     except ScpoError as e:
         print(f"scpo {name}: error: {e}", file=sys.stderr)
         return 1
+    finally:
+        end_process_group()
     return 0
+
+
+def end_process_group() -> None:
+    """A torch.distributed group left alive can abort the interpreter at exit ("terminate called without an
+    active exception"), turning a finished multi-process run into a failed one."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

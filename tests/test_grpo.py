@@ -64,9 +64,10 @@ def test_rewards_are_identical_with_two_processes(tmp_path):
     """Two gloo processes, each holding half the batch (the middle group split between them), vote as one."""
     # torchrun, not `accelerate launch --cpu --num_processes 2`: on CPU the latter starts a single process.
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                    "--master_port", str(free_port()), str(TESTS / "grpo_helpers.py"), str(tmp_path)],
-                   check=True, env=env, timeout=300, capture_output=True)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", str(free_port()), str(TESTS / "grpo_helpers.py"), str(tmp_path)],
+                          check=False, env=env, timeout=300, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert len(KNOWN_BATCH) // 2 % GROUP != 0  # the split really cuts a group
     for n_samples in (GROUP, 2):

@@ -159,6 +159,7 @@ def test_deepspeed_zero_one_process_on_cpu(tmp_path, tiny_model, config):
     proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"),
                     "--output_dir", str(out), "--accelerate_config", config, "--num_processes", "1", *FAST)
     assert "accelerate.commands.launch" in proc.stdout and f"{config}.yaml" in proc.stdout
+    assert manifest(out)["counts"]["deepspeed"] is True  # trained by DeepSpeed's engine, not plain torch
     assert weights_changed(tiny_model, out)  # ZeRO-3: full 16-bit weights gathered on save
     loads_in_transformers(out)
 

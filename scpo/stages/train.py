@@ -260,8 +260,9 @@ def run(settings: TrainSettings, training_args, model_args, argv: list[str]) -> 
         load_pairs(pairs_file, settings.loss)  # fail fast, before starting processes
         cmd = launch_command(settings, argv)
         print(f"[train] {' '.join(cmd)}")
-        cpu = {} if _has_gpu() else {"ACCELERATE_USE_CPU": "true"}  # torchrun's processes: gloo on CPU
-        code = subprocess.call(cmd, env={**os.environ, LAUNCHED_ENV: "1", **cpu})
+        torchrun = "torch.distributed.run" in cmd  # several CPU processes: tell accelerate they are CPU (gloo)
+        code = subprocess.call(cmd, env={**os.environ, LAUNCHED_ENV: "1",
+                                         **({"ACCELERATE_USE_CPU": "true"} if torchrun else {})})
         if code:
             raise ScpoError(f"training exited with code {code}; re-run to resume from the last checkpoint")
         return None
@@ -330,6 +331,7 @@ def train(settings, training_args, model_args, model_path: str, pairs_file: str,
     result = trainer.train(resume_from_checkpoint=last)
     counts["global_step"] = trainer.state.global_step
     counts["processes"] = trainer.accelerator.num_processes
+    counts["deepspeed"] = trainer.is_deepspeed_enabled
     last_logged = next((e for e in reversed(trainer.state.log_history) if "loss" in e), {})
     for key, value in {**last_logged, **result.metrics}.items():
         if isinstance(value, (int, float)):
