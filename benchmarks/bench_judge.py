@@ -4,7 +4,7 @@
                                      [--template demo|default] [--model embedded]
 
 Both backends judge the same responses (the demo's addition questions with right and wrong answers)
-through the labeler's own code path (`judge_requests` + the sampler's `generate`, per-request seeds,
+through the labeler's own code path (`judge_items`, `judge_requests` + the sampler's `generate`, per-request seeds,
 `judge_samples` outputs each); engine start and model load are reported separately. Also reports the
 share of judge outputs whose score could be read. One run, one process (the vLLM engine first).
 """
@@ -36,7 +36,7 @@ def responses(n: int) -> list[dict]:
 
 def judge(backend: str, model: str, rows: list[dict], args) -> dict:
     from scpo.judge import DEFAULT_TEMPLATE, parse_score
-    from scpo.stages.reward import RewardSettings, judge_requests, judge_sampler
+    from scpo.stages.reward import RewardSettings, judge_items, judge_requests, judge_sampler
     from scpo.tasks import get_task
 
     template = DEFAULT_TEMPLATE
@@ -49,7 +49,8 @@ def judge(backend: str, model: str, rows: list[dict], args) -> dict:
     t0 = time.perf_counter()
     sampler = judge_sampler(s, model)
     start = time.perf_counter() - t0
-    requests, kept = judge_requests(rows, sampler.tokenizer(), s, get_task("numeric"), sampler.max_model_len)
+    items = judge_items(rows, s, get_task("numeric"))
+    requests, kept = judge_requests(items, sampler.tokenizer(), s, sampler.max_model_len)
     sampler.generate(requests[:2])  # warm-up (vLLM-CPU's first batch is slow), not timed
     t0 = time.perf_counter()
     outputs = sampler.generate(requests)

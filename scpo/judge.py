@@ -110,6 +110,33 @@ def parse_winner(text: str) -> str | None:
     return matches[-1].group(1).upper() if matches else None
 
 
+def ordered_pairs(n: int) -> list[tuple[int, int]]:
+    """Every ordered pair (a, b), a != b: each two responses are compared in both orders."""
+    return [(a, b) for a in range(n) for b in range(n) if a != b]
+
+
+def pairwise_scores(n: int, comparisons: list[tuple[int, int, list[str]]],
+                    max_score: float = 5.0) -> tuple[list[float | None], list[int]]:
+    """Per-response scores from pairwise judgements: max_score x the share of its readable comparisons it won.
+
+    `comparisons` holds (index shown as A, index shown as B, judge outputs). Every pair is judged in both
+    orders, so a judge that always picks the first position gives every response the same score (a tie,
+    no pair) instead of a winner. Unreadable verdicts are counted per response (second value) and excluded.
+    """
+    wins: list[list[float]] = [[] for _ in range(n)]
+    unparsed = [0] * n
+    for a, b, texts in comparisons:
+        for text in texts:
+            winner = parse_winner(text)
+            if winner is None:
+                unparsed[a] += 1
+                unparsed[b] += 1
+                continue
+            wins[a].append(1.0 if winner == "A" else 0.0)
+            wins[b].append(1.0 if winner == "B" else 0.0)
+    return [max_score * sum(w) / len(w) if w else None for w in wins], unparsed
+
+
 def mean_score(scores: list[float | None]) -> float | None:
     """Mean of the readable scores; None when none could be read."""
     readable = [s for s in scores if s is not None]

@@ -235,3 +235,36 @@ def test_cream_avg_gives_every_pair_the_mean_consistency():
     assert ds["consistency"] == [0.5] * 4 and ds["x"] == [1, 2, 3, 4]
     with pytest.raises(ScpoError, match="cream_consistency"):
         TrainSettings(cream_consistency="max")
+
+
+def test_pairwise_judging_in_both_orders_cancels_position_bias():
+    from scpo.judge import ordered_pairs, pairwise_scores, parse_winner
+
+    assert ordered_pairs(3) == [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
+    assert [parse_winner(t) for t in ("Winner: A", "**Winner:** B.", "I prefer (A). Winner: (B)", "A is better")] == \
+        ["A", "B", "B", None]
+    # A judge that always picks the first position: every response wins half its comparisons, a tie (no pair).
+    biased = [(a, b, ["Winner: A"]) for a, b in ordered_pairs(3)]
+    scores, unparsed = pairwise_scores(3, biased)
+    assert scores == [2.5, 2.5, 2.5] and unparsed == [0, 0, 0]
+    assert pick_by_reward(scores, 0, "p") == "tie"
+    # A judge that prefers the lower index whichever side it is on; one unreadable verdict is excluded.
+    consistent = [(a, b, ["Winner: A" if a < b else "Winner: B"]) for a, b in ordered_pairs(3)]
+    consistent[0] = (0, 1, ["Winner: A", "no verdict"])
+    scores, unparsed = pairwise_scores(3, consistent)
+    assert scores == [5.0, 2.5, 0.0] and unparsed == [1, 1, 0]
+    assert pick_by_reward(scores, 0, "p") == (0, 2)
+
+
+def test_judge_items_per_response_or_per_ordered_pair():
+    from scpo.stages.reward import judge_items
+
+    rows = [{"id": p, "prompt": f"q{p}", "completion": f"c{p}{i}", "sample_index": i} for p in "xy" for i in range(3)]
+    task = get_task("numeric")
+    single = judge_items(rows, RewardSettings(labeler="judge"), task)
+    assert [it["rows"] for it in single] == [[i] for i in range(6)]
+    assert "<response>cx0</response>" in single[0]["text"]
+    pairwise = judge_items(rows, RewardSettings(labeler="judge", judge_pairwise=True), task)
+    assert len(pairwise) == 12 and pairwise[0]["rows"] == [0, 1] and pairwise[2]["rows"] == [1, 0]
+    assert "<response A>cx0</response A>" in pairwise[0]["text"] and "<response B>cx1</response B>" in pairwise[0]["text"]
+    assert len({it["key"] for it in pairwise}) == 12  # distinct seeds per ordered pair

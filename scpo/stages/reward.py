@@ -47,7 +47,16 @@ from pathlib import Path
 from scpo.consistency import CORRELATIONS, mean_and_std, scir_filter
 from scpo.errors import ScpoError
 from scpo.io import config_digest, file_digest, read_rows, write_rows
-from scpo.judge import DEFAULT_TEMPLATE, mean_score, parse_score, render
+from scpo.judge import (
+    DEFAULT_PAIRWISE_TEMPLATE,
+    DEFAULT_TEMPLATE,
+    mean_score,
+    ordered_pairs,
+    pairwise_scores,
+    parse_score,
+    render,
+    render_pairwise,
+)
 from scpo.reward_pairs import LABELERS, REWARD_SIGNALS, reward_pick
 from scpo.sampling import Request, request_seed
 from scpo.settings import asdict, parse_settings
@@ -82,6 +91,8 @@ class RewardSettings:
     judge_max_tokens: int = 256
     judge_response_prefix: str = ""  # text the judge's answer starts with (e.g. "Score:" for tiny models)
     judge_max_score: float = 5.0
+    judge_pairwise: bool = False  # compare each two responses (in both orders) instead of scoring each alone
+    judge_pairwise_template: str = DEFAULT_PAIRWISE_TEMPLATE  # needs {instruction}, {response_a}, {response_b}
     # cream
     consistency_metric: str = "kendall"  # or spearman
     # scir
@@ -123,6 +134,9 @@ class RewardSettings:
             raise ScpoError(f"setting scir_scales={self.scir_scales}: every scale must be a number > 0")
         if "{instruction}" not in self.judge_template or "{response}" not in self.judge_template:
             raise ScpoError("setting judge_template: must contain {instruction} and {response}")
+        if self.judge_pairwise and any(f not in self.judge_pairwise_template
+                                       for f in ("{instruction}", "{response_a}", "{response_b}")):
+            raise ScpoError("setting judge_pairwise_template: must contain {instruction}, {response_a} and {response_b}")
         if self.num_shards < 1 or (self.shard_index is not None and not 0 <= self.shard_index < self.num_shards):
             raise ScpoError(f"settings num_shards={self.num_shards}, shard_index={self.shard_index}: "
                             "need num_shards >= 1 and 0 <= shard_index < num_shards")
@@ -142,7 +156,7 @@ def instruction_of(row: dict, task: Task) -> str:
 
 # ---------------------------------------------------------------------------------------------- judge
 
-JUDGE_KEYS = ("judge_template", "judge_samples", "judge_temperature", "judge_top_p", "judge_max_tokens",
+JUDGE_KEYS = ("judge_template", "judge_pairwise", "judge_pairwise_template", "judge_samples", "judge_temperature", "judge_top_p", "judge_max_tokens",
               "judge_response_prefix", "seed", "dtype", "max_model_len", "backend", "vllm_kwargs")
 
 
@@ -157,30 +171,48 @@ def judge_sampler(s: RewardSettings, model_path: str):
         vllm_kwargs=s.vllm_kwargs, backend=s.backend), model_path)
 
 
-def judge_requests(rows: list[dict], tokenizer, s: RewardSettings, task: Task,
-                   max_len: int) -> tuple[list[Request], list[int]]:
-    """One request per response (n = judge_samples, seeded by prompt id and sample index); indices of those kept."""
+def judge_items(rows: list[dict], s: RewardSettings, task: Task) -> list[dict]:
+    """What the judge is asked: one item per response, or (pairwise) one per ordered pair of a prompt's responses.
+
+    Items carry `rows`: the indices of the responses they judge (one, or A then B).
+    """
+    if not s.judge_pairwise:
+        return [{"key": f"{row['id']}:{row.get('sample_index', i)}:judge", "rows": [i],
+                 "text": render(s.judge_template, instruction_of(row, task), row["completion"])}
+                for i, row in enumerate(rows)]
+    index = {id(row): i for i, row in enumerate(rows)}
+    items = []
+    for prompt_rows in group_by_prompt(rows).values():
+        for a, b in ordered_pairs(len(prompt_rows)):
+            ra, rb = prompt_rows[a], prompt_rows[b]
+            items.append({"key": f"{ra['id']}:{ra.get('sample_index', a)}:{rb.get('sample_index', b)}:pairwise",
+                          "rows": [index[id(ra)], index[id(rb)]],
+                          "text": render_pairwise(s.judge_pairwise_template, instruction_of(ra, task),
+                                                  ra["completion"], rb["completion"])})
+    return items
+
+
+def judge_requests(items: list[dict], tokenizer, s: RewardSettings, max_len: int) -> tuple[list[Request], list[int]]:
+    """One request per item (n = judge_samples, seeded by its key); the indices of the items that fit the model."""
     prefix = tokenizer(s.judge_response_prefix, add_special_tokens=False)["input_ids"] if s.judge_response_prefix else []
     from scpo.scoring import prompt_ids
 
     requests, kept = [], []
-    for j, row in enumerate(rows):
-        text = render(s.judge_template, instruction_of(row, task), row["completion"])
-        ids = prompt_ids(tokenizer, [{"role": "user", "content": text}]) + prefix
+    for j, item in enumerate(items):
+        ids = prompt_ids(tokenizer, [{"role": "user", "content": item["text"]}]) + prefix
         if len(ids) + 1 >= max_len:
-            print(f"[label] warning: judge prompt of {row['id']!r} #{row.get('sample_index')} has {len(ids)} tokens "
-                  f">= max_model_len {max_len}; the response is not judged", file=sys.stderr)
+            print(f"[label] warning: judge prompt {item['key']!r} has {len(ids)} tokens >= max_model_len {max_len}; "
+                  "not judged", file=sys.stderr)
             continue
-        key = f"{row['id']}:{row.get('sample_index', j)}:judge"
-        requests.append(Request(key=key, prompt_token_ids=ids, n=s.judge_samples, temperature=s.judge_temperature,
-                                seed=request_seed(s.seed, key)))
+        requests.append(Request(key=item["key"], prompt_token_ids=ids, n=s.judge_samples,
+                                temperature=s.judge_temperature, seed=request_seed(s.seed, item["key"])))
         kept.append(j)
     return requests, kept
 
 
-def judge_outputs(rows: list[dict], s: RewardSettings, task: Task, model_path: str, labels: str,
+def judge_outputs(items: list[dict], s: RewardSettings, model_path: str, labels: str,
                   samples_digest: str) -> list[list[str]] | None:
-    """Every response's judge outputs (texts, prefix included), through resumable shards; None after one shard."""
+    """Every item's judge outputs (texts, prefix included), through resumable shards; None after one shard."""
     from scpo.stages.sample import model_fingerprint, shard_bounds
 
     config = {key: getattr(s, key) for key in JUDGE_KEYS}
@@ -196,14 +228,14 @@ def judge_outputs(rows: list[dict], s: RewardSettings, task: Task, model_path: s
         sampler = judge_sampler(s, model_path)
         tokenizer = sampler.tokenizer()
         for i in pending:
-            lo, hi = shard_bounds(len(rows), s.num_shards, i)
+            lo, hi = shard_bounds(len(items), s.num_shards, i)
             t0 = time.time()
-            requests, kept = judge_requests(rows[lo:hi], tokenizer, s, task, sampler.max_model_len)
+            requests, kept = judge_requests(items[lo:hi], tokenizer, s, sampler.max_model_len)
             outs: list[list[str]] = [[] for _ in range(hi - lo)]
             for j, gens in zip(kept, sampler.generate(requests) if requests else []):
                 outs[j] = [s.judge_response_prefix + g.text for g in gens]
             write_rows(shard_file(i), [{"row": lo + j, "outputs": o} for j, o in enumerate(outs)])
-            print(f"[label] judge shard {i + 1}/{s.num_shards}: {hi - lo} responses, {len(requests) * s.judge_samples} "
+            print(f"[label] judge shard {i + 1}/{s.num_shards}: {hi - lo} items, {len(requests) * s.judge_samples} "
                   f"judge outputs in {time.time() - t0:.1f}s")
         del sampler
         gc.collect()
@@ -215,8 +247,8 @@ def judge_outputs(rows: list[dict], s: RewardSettings, task: Task, model_path: s
     out: list[list[str]] = []
     for i in range(s.num_shards):
         out.extend(r["outputs"] for r in read_rows(shard_file(i), allow_empty=True))
-    if len(out) != len(rows):
-        raise ScpoError(f"{shard_dir}: {len(out)} judged responses for {len(rows)} samples; re-run with --overwrite")
+    if len(out) != len(items):
+        raise ScpoError(f"{shard_dir}: {len(out)} judged items, expected {len(items)}; re-run with --overwrite")
     return out
 
 
@@ -297,17 +329,49 @@ def label_config(s: RewardSettings, model_path: str) -> dict:
     return config
 
 
-def label_rows(rows: list[dict], s: RewardSettings, task: Task, model_path: str, judged: list[list[str]] | None,
+def judge_columns(rows: list[dict], items: list[dict], outputs: list[list[str]],
+                  s: RewardSettings) -> tuple[list[dict], dict]:
+    """Per-response judge columns and counts: each response's own scores, or (pairwise) its win-rate score."""
+    if not s.judge_pairwise:
+        columns = []
+        for texts in outputs:  # items are the responses, in order
+            scores = [parse_score(text, s.judge_max_score) for text in texts]
+            columns.append({"judge_outputs": texts, "judge_scores": scores,
+                            "judge_unparsed": sum(x is None for x in scores), "judge_score": mean_score(scores)})
+        unparsed = sum(c["judge_unparsed"] for c in columns)
+    else:
+        by_row: dict[int, list] = {}
+        for item, texts in zip(items, outputs):
+            by_row.setdefault(item["rows"][0], []).append((item["rows"][0], item["rows"][1], texts))
+        columns = [{} for _ in rows]
+        unparsed = 0
+        for prompt_rows in group_by_prompt([{**r, "_i": i} for i, r in enumerate(rows)]).values():
+            where = [r["_i"] for r in prompt_rows]
+            local = {g: j for j, g in enumerate(where)}
+            comparisons = [(local[a], local[b], texts) for g in where for a, b, texts in by_row.get(g, [])]
+            scores, missed = pairwise_scores(len(where), comparisons, s.judge_max_score)
+            unparsed += sum(missed) // 2  # each unreadable verdict was counted for both responses
+            for j, g in enumerate(where):
+                columns[g] = {"judge_score": scores[j], "judge_unparsed": missed[j],
+                              "judge_comparisons": 2 * (len(where) - 1) * s.judge_samples}
+    total = sum(len(texts) for texts in outputs)
+    readable = [c["judge_score"] for c in columns if c["judge_score"] is not None]
+    counts = {"judge_outputs": total, "judge_unparsed": unparsed,
+              "judge_unparsed_share": round(unparsed / total, 4) if total else None,
+              "mean_judge_score": round(sum(readable) / len(readable), 4) if readable else None}
+    if s.judge_pairwise:
+        counts["judge_pairwise"] = True
+    return columns, counts
+
+
+def label_rows(rows: list[dict], s: RewardSettings, task: Task, judged: tuple[list[dict], dict] | None,
                implicit: dict | None) -> tuple[list[dict], dict]:
     correct = correctness(rows, task)
-    out, unparsed_outputs, unscored = [], 0, 0
+    out, unscored = [], 0
     for i, row in enumerate(rows):
         labeled = {**row, "labeler": s.labeler}
         if judged is not None:
-            scores = [parse_score(text, s.judge_max_score) for text in judged[i]]
-            unparsed_outputs += sum(x is None for x in scores)
-            labeled.update(judge_outputs=judged[i], judge_scores=scores, judge_unparsed=sum(x is None for x in scores),
-                           judge_score=mean_score(scores))
+            labeled.update(judged[0][i])
         if implicit is not None:
             for key, values in implicit.items():
                 labeled[key] = values if isinstance(values, str) else values[i]
@@ -320,11 +384,7 @@ def label_rows(rows: list[dict], s: RewardSettings, task: Task, model_path: str,
     counts = {"labeler": s.labeler, "prompts": len(group_by_prompt(rows)), "completions": len(rows),
               "unscored_completions": unscored}
     if judged is not None:
-        total = sum(len(j) for j in judged)
-        readable = [x for r in out for x in r["judge_scores"] if x is not None]
-        counts.update(judge_outputs=total, judge_unparsed=unparsed_outputs,
-                      judge_unparsed_share=round(unparsed_outputs / total, 4) if total else None,
-                      mean_judge_score=round(sum(readable) / len(readable), 4) if readable else None)
+        counts.update(judged[1])
     if implicit is not None:
         counts["implicit_kind"] = implicit["implicit_kind"]
         if "previous_kind" in implicit:
@@ -342,16 +402,18 @@ def run_label(s: RewardSettings) -> dict | None:
         if s.labeler not in NEEDS_JUDGE:
             raise ScpoError(f"setting shard_index: only the judge labelers are sharded (labeler={s.labeler})")
         rows = read_rows(samples, required=SAMPLE_FIELDS)
-        judge_outputs(rows, s, task, model_path, labels, file_digest(samples))
+        judge_outputs(judge_items(rows, s, task), s, model_path, labels, file_digest(samples))
         return None
 
     def body() -> dict:
         rows = read_rows(samples, required=SAMPLE_FIELDS)
         # The forward passes first: the transformers model is freed before the vLLM engine takes memory.
         implicit = implicit_rewards(rows, s, task, model_path) if s.labeler in NEEDS_IMPLICIT else None
-        judged = judge_outputs(rows, s, task, model_path, labels, file_digest(samples)) \
-            if s.labeler in NEEDS_JUDGE else None
-        labeled, counts = label_rows(rows, s, task, model_path, judged, implicit)
+        judged = None
+        if s.labeler in NEEDS_JUDGE:
+            items = judge_items(rows, s, task)
+            judged = judge_columns(rows, items, judge_outputs(items, s, model_path, labels, file_digest(samples)), s)
+        labeled, counts = label_rows(rows, s, task, judged, implicit)
         write_rows(labels, labeled)
         print(f"[label] {labels}: {counts}")
         return counts
