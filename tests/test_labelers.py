@@ -268,3 +268,22 @@ def test_judge_items_per_response_or_per_ordered_pair():
     assert len(pairwise) == 12 and pairwise[0]["rows"] == [0, 1] and pairwise[2]["rows"] == [1, 0]
     assert "<response A>cx0</response A>" in pairwise[0]["text"] and "<response B>cx1</response B>" in pairwise[0]["text"]
     assert len({it["key"] for it in pairwise}) == 12  # distinct seeds per ordered pair
+
+
+def test_report_shows_pairs_consistency_and_agreement_per_iteration(tmp_path):
+    import json
+
+    from scpo.stages.report import collect, labeler_table
+
+    counts = [({"labeler": "scir", "judge_outputs": 600, "judge_unparsed_share": 0.05, "mean_judge_score": 3.1},
+               {"labeler": "scir", "prompts": 50, "pairs": 30, "agreement_rate": 0.6, "mean_reward_gap": 1.5}),
+              ({"labeler": "cream"}, {"labeler": "cream", "prompts": 50, "pairs": 40, "consistency_mean": 0.71,
+                                      "consistency_std": 0.2, "consistency_from_previous": True})]
+    for t, (label, pairs) in enumerate(counts):
+        d = tmp_path / f"iter_{t}"
+        d.mkdir()
+        (d / "labels.jsonl.manifest.json").write_text(json.dumps({"counts": label}))
+        (d / "pairs.jsonl.manifest.json").write_text(json.dumps({"counts": pairs}))
+    lines = labeler_table(collect(tmp_path))
+    assert "| 0 | scir | 30 of 50 | - | 60.0% | 3.1 | 5.0% of 600 | 1.5 | - |" in lines
+    assert "| 1 | cream | 40 of 50 | 0.710 ± 0.200 | - | - | - | - | - |" in lines
