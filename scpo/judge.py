@@ -52,10 +52,12 @@ User: {instruction}
 
 Briefly justify your choice, then conclude with "Winner: A" or "Winner: B"."""
 
-_NUMBER = r"(\d+(?:\.\d+)?)"
+_NUMBER = r"(\d+(?:\.\d+)?)(?!\.?\d)"  # a whole number: never a prefix of a longer one
+# Not a score: a number that starts arithmetic ("Score: 2 + 3 = 5" restates the question).
+_NOT_ARITHMETIC = r"(?!\s*[-+*×=]\s*\d)"
 # "Score: 4", "**Score:** 4", "Score - 4/5", "score = 4 points", "Total score: 4"
-_SCORE = re.compile(r"score\s*\**\s*[:=\-]?\s*\**\s*" + _NUMBER + r"(?:\s*(?:/|out of)\s*" + _NUMBER + r")?",
-                    re.IGNORECASE)
+_SCORE = re.compile(r"score\s*\**\s*[:=\-]?\s*\**\s*" + _NUMBER + r"(?:\s*(?:/|out of)\s*" + _NUMBER + r")?"
+                    + _NOT_ARITHMETIC, re.IGNORECASE)
 # "a score of 4", "I award 4 points", "total of 3 points"
 _OF_POINTS = re.compile(r"score of\s*" + _NUMBER + r"|" + _NUMBER + r"\s*points?\b", re.IGNORECASE)
 _WINNER = re.compile(r"winner\s*\**\s*[:=\-]?\s*\**\s*\(?\s*([AB])\b", re.IGNORECASE)

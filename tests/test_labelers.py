@@ -46,6 +46,9 @@ JUDGE_OUTPUTS = [
     ("", None),
     ("Score: -1", None),  # negative: out of range
     ("I cannot evaluate this response.", None),
+    ("Score: 2 + 3 = 5", None),  # the embedded judge restating the sum: not a score
+    ("Score: 4. Check: Score: 0 + 8 = 8", 4.0),
+    ("Score: 45", None),  # never read as a prefix "4"
 ]
 
 
