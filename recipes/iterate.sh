@@ -22,15 +22,21 @@ args=(--config "$recipe" "$@")
 run_dir="$(scpo setting output_root "${args[@]}")/$(scpo setting run_name "${args[@]}")"
 iterations="$(scpo setting iterations "${args[@]}")"
 model="$(scpo setting model "${args[@]}")"
+reference=""           # M_{t-1}: M_t's DPO reference (none for M_0)
+previous_reference=""  # M_{t-2}
 
 scpo eval "${args[@]}" --iteration 0 --iter_dir "$run_dir/iter_0" --model "$model"
 for ((t = 0; t < iterations; t++)); do
   step=("${args[@]}" --iteration "$t" --iter_dir "$run_dir/iter_$t")
   scpo generate-problems "${step[@]}" --model "$model"  # only with new_problems > 0
   scpo sample "${step[@]}" --model "$model"
-  scpo label "${step[@]}"
+  # labeler: votes (default) | judge | implicit | cream | scir; the internal rewards judge with M_t and use
+  # its reference models (the votes labeler ignores them).
+  scpo label "${step[@]}" --model "$model" --reference_model "$reference" --previous_reference_model "$previous_reference"
   scpo pairs "${step[@]}"
   scpo train "${step[@]}" --model "$model" --output_dir "$run_dir/iter_$t/model"
+  previous_reference="$reference"
+  reference="$model"
   model="$run_dir/iter_$t/model"
   scpo eval "${args[@]}" --iteration "$((t + 1))" --iter_dir "$run_dir/iter_$((t + 1))" --model "$model"
 done

@@ -23,6 +23,7 @@ from scpo.errors import ScpoError
 # Every stage's settings dataclass, by dotted path, so stages can tell "another stage's key" from a typo.
 STAGE_SETTINGS = (
     "scpo.stages.label:LabelSettings",
+    "scpo.stages.reward:RewardSettings",
     "scpo.stages.pairs:PairsSettings",
     "scpo.stages.model:ModelSettings",
     "scpo.stages.sample:SampleSettings",

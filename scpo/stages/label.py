@@ -29,6 +29,7 @@ class LabelSettings:
     iter_dir: str | None = None
     samples_file: str | None = None
     labels_file: str | None = None
+    labeler: str = "votes"  # judge | implicit | cream | scir: internal rewards instead (scpo/stages/reward.py)
     iteration: int = 0
     overwrite: bool = False
 
@@ -119,5 +120,10 @@ def run(settings: LabelSettings) -> dict:
     return run_once("label", labels, config, [samples], body, settings.overwrite)
 
 
-def main(argv: list[str]) -> dict:
-    return run(parse_settings(LabelSettings, argv))
+def main(argv: list[str]) -> dict | None:
+    settings = parse_settings(LabelSettings, argv)
+    if settings.labeler != "votes":  # the model labels its own responses: judge, implicit reward, CREAM, SCIR
+        from scpo.stages.reward import main_label
+
+        return main_label(argv)
+    return run(settings)

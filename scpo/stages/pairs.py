@@ -31,6 +31,7 @@ class PairsSettings:
     weighting: str = "margin"
     top_tie: str = "skip"
     gold_ratio: float | None = None  # semi_supervised: share of gold pairs in the mix (the plentiful source is cut)
+    labeler: str = "votes"  # judge | implicit | cream | scir: pairs from internal rewards (scpo/stages/reward.py)
     task: str = "gsm8k"
     task_options: dict = field(default_factory=dict)
     iter_dir: str | None = None
@@ -93,16 +94,23 @@ def pairs_for_prompt(rows: list[dict], rule: PairRule, task: Task) -> dict | str
         pair["chosen_correct"] = correct[result.chosen]
     if c.get("origin"):
         pair["origin"] = c["origin"]
+    pair.update(sampler_columns(c, r))
+    return pair
+
+
+def sampler_columns(c: dict, r: dict) -> dict:
+    """The sampler's log-probs and exact tokens of a chosen / rejected sample row: the DPO reference for free."""
+    out = {}
     if c.get("logprob") is not None and r.get("logprob") is not None:
-        pair["ref_chosen_logps"] = c["logprob"]
-        pair["ref_rejected_logps"] = r["logprob"]
+        out["ref_chosen_logps"] = c["logprob"]
+        out["ref_rejected_logps"] = r["logprob"]
         if c.get("sampler"):
-            pair["ref_model"] = c["sampler"]  # whose log-probs these are
+            out["ref_model"] = c["sampler"]  # whose log-probs these are
     if c.get("completion_token_ids") is not None and r.get("completion_token_ids") is not None:
         # The exact sampled tokens: training scores what was sampled, so the sampler's log-probs are its reference.
-        pair["chosen_token_ids"] = c["completion_token_ids"]
-        pair["rejected_token_ids"] = r["completion_token_ids"]
-    return pair
+        out["chosen_token_ids"] = c["completion_token_ids"]
+        out["rejected_token_ids"] = r["completion_token_ids"]
+    return out
 
 
 def build_pairs(rows: list[dict], rule: PairRule, task: Task,
@@ -168,4 +176,9 @@ def run(settings: PairsSettings) -> dict:
 
 
 def main(argv: list[str]) -> dict:
-    return run(parse_settings(PairsSettings, argv))
+    settings = parse_settings(PairsSettings, argv)
+    if settings.labeler != "votes":  # internal rewards: max vs min reward, CREAM consistency, SCIR filter
+        from scpo.stages.reward import main_pairs
+
+        return main_pairs(argv)
+    return run(settings)

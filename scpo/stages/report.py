@@ -100,6 +100,7 @@ def markdown(rows: list[dict], run_dir: Path) -> str:
         lines += ["", f"Sampled pass@1 on held-out problems: M_{first['iteration']} {a:.3f} -> "
                       f"M_{last['iteration']} {b:.3f} ({gain * 100:+.1f} points; {how})."]
     lines += sampling_table(rows)
+    lines += labeler_table(rows)
     lines += ["", "![metrics](metrics.png)", "", "![calibration](calibration.png)", ""]
     return "\n".join(lines)
 
@@ -129,6 +130,38 @@ def sampling_table(rows: list[dict]) -> list[str]:
             "only when their vote reached tau).", "",
             "| t | samples / prompt | stopped early | majority changed (audit) | new problems | kept | dropped | "
             "gave a pair |", "|---|---|---|---|---|---|---|---|", *out]
+
+
+def labeler_table(rows: list[dict]) -> list[str]:
+    """Internal-reward labelers (judge, implicit, cream, scir) per iteration, when the run used them."""
+    out = []
+    for r in rows:
+        label = (r["label"] or {}).get("counts", {})
+        pairs = (r["pairs"] or {}).get("counts", {})
+        if label.get("labeler", "votes") == "votes" and pairs.get("labeler", "votes") == "votes":
+            continue
+        c = "-"
+        if "consistency_mean" in pairs:
+            c = f"{pairs['consistency_mean']:.3f} ± {pairs['consistency_std']:.3f}"
+            if not pairs.get("consistency_from_previous", True):
+                c += " (no previous model: C = 1)"
+        unparsed = "-" if label.get("judge_unparsed_share") is None else \
+            f"{label['judge_unparsed_share']:.1%} of {label['judge_outputs']}"
+        agreement = "-" if pairs.get("agreement_rate") is None else f"{pairs['agreement_rate']:.1%}"
+        out.append(f"| {r['iteration']} | {pairs.get('labeler', label.get('labeler', '-'))} | "
+                   f"{pairs.get('pairs', '-')} of {pairs.get('prompts', '-')} | {c} | {agreement} | "
+                   f"{label.get('mean_judge_score', '-')} | {unparsed} | {pairs.get('mean_reward_gap', '-')} | "
+                   f"{pairs.get('chosen_accuracy', '-')} |")
+    if not out:
+        return []
+    caption = ("Internal-reward labels of M_t's samples: pairs kept (of prompts), CREAM consistency "
+               "C = (Kendall tau + 1) / 2 over the kept pairs (mean ± standard deviation), SCIR agreement rate "
+               "(pairs on which every reward agrees / candidate pairs), the judge's mean score and its unreadable "
+               "outputs (excluded), the pairs' mean reward gap, and how often the chosen answer is correct "
+               "(gold, for reporting only).")
+    header = ("| t | labeler | pairs kept | consistency C | agreement | mean judge score | judge unparsed | "
+              "reward gap | chosen acc. |")
+    return ["", caption, "", header, "|---|---|---|---|---|---|---|---|---|", *out]
 
 
 def plot(rows: list[dict], run_dir: Path) -> list[Path]:

@@ -86,6 +86,7 @@ def sbatch_options(s: SlurmSettings, run_name: str, run_dir: Path, name: str, ti
 def plan(argv: list[str]) -> tuple[SlurmSettings, list[Job]]:
     """The run's jobs in submission order, with their sbatch options and stage arguments."""
     from scpo.stages.eval import EvalSettings
+    from scpo.stages.label import LabelSettings
     from scpo.stages.loop import LoopSettings
     from scpo.stages.sample import SampleSettings
     from scpo.stages.train import TrainSettings
@@ -104,6 +105,7 @@ def plan(argv: list[str]) -> tuple[SlurmSettings, list[Job]]:
         return Job(f"eval-{t}", "eval", opts(f"eval-{t}", s.time_eval, gpus=tp if s.gpus_per_node else 0), args, after)
 
     model = loop.model
+    references = ["", ""]  # M_{t-1}, M_{t-2}: the internal-reward labelers' reference models
     jobs = [eval_job(0, model, [])]
     for t in range(loop.iterations):
         step = [*argv, "--iteration", str(t), "--iter_dir", f"{run_dir}/iter_{t}", "--model", model]
@@ -120,12 +122,20 @@ def plan(argv: list[str]) -> tuple[SlurmSettings, list[Job]]:
             after = [f"generate-{t}"]
         jobs.append(Job(f"sample-{t}", "sample", opts(f"sample-{t}", s.time_sample, gpus=gpus, array=array), step,
                         after))
-        jobs.append(Job(f"label-{t}", "label", opts(f"label-{t}", s.time_label), step, [f"sample-{t}"]))
+        labeler = parse_settings(LabelSettings, step).labeler
+        label_args, label_gpus = step, 0
+        if labeler != "votes":  # internal rewards: M_t's reference models, and a GPU for the judge's vLLM engine
+            for flag, ref in (("--reference_model", references[0]), ("--previous_reference_model", references[1])):
+                label_args = [*label_args, flag, ref] if ref else label_args
+            label_gpus = sample.tensor_parallel_size if s.gpus_per_node and labeler in ("judge", "scir") else 0
+        jobs.append(Job(f"label-{t}", "label", opts(f"label-{t}", s.time_label, gpus=label_gpus), label_args,
+                        [f"sample-{t}"]))
         output = f"{run_dir}/iter_{t}/model"
         port = ["--main_process_port", str(train.main_process_port or DEFAULT_PORT)]
         jobs.append(Job(f"train-{t}", "train", opts(f"train-{t}", s.time_train, gpus=s.gpus_per_node,
                                                      nodes=s.nodes), [*step, "--output_dir", output, *port],
                         [f"label-{t}"]))
+        references = [model, references[0]]
         model = output
         jobs.append(eval_job(t + 1, model, [f"train-{t}"]))
     evals = [j.name for j in jobs if j.kind == "eval"]

@@ -40,6 +40,7 @@ class TrainSettings:
     model: str = "embedded"
     loss: str = "scpo"  # scpo | irpo | dpo | cream
     alpha: float = 1.0  # weight of the length-normalised NLL term (scpo, irpo)
+    cream_consistency: str = "dyn"  # cream: each pair's own C ("dyn") or the dataset mean C for every pair ("avg")
     reference: str = "auto"  # auto: the sampler's log-probs when the pairs carry them, else "model" (TRL precompute)
     check_ref_logps: int = 0  # recompute this many pairs' reference log-probs and report the difference
     iter_dir: str | None = None
@@ -61,6 +62,8 @@ class TrainSettings:
             raise ScpoError(f"setting loss={self.loss!r}: expected one of {LOSSES}")
         if self.reference not in ("auto", "sampler", "model"):
             raise ScpoError(f"setting reference={self.reference!r}: expected auto, sampler or model")
+        if self.cream_consistency not in ("dyn", "avg"):
+            raise ScpoError(f"setting cream_consistency={self.cream_consistency!r}: expected dyn or avg")
 
 
 def accelerate_config_path(name: str) -> Path:
@@ -187,6 +190,13 @@ def load_pairs(path: str, loss: str):
     return datasets.load_dataset(kind, data_files=str(path), split="train")
 
 
+def average_consistency(ds):
+    """CREAM-avg: every pair gets the dataset's mean consistency C instead of its own."""
+    mean = sum(ds["consistency"]) / len(ds)
+    print(f"[train] cream_consistency=avg: C = {mean:.4f} for all {len(ds)} pairs")
+    return ds.map(lambda row: {"consistency": mean})
+
+
 def sampler_reference_ready(ds) -> bool:
     return all(c in ds.column_names for c in
                ("ref_chosen_logps", "ref_rejected_logps", "chosen_token_ids", "rejected_token_ids"))
@@ -287,6 +297,8 @@ def train(settings, training_args, model_args, model_path: str, pairs_file: str,
         training_args.bf16 = training_args.fp16 = False
     check_trl_options(settings.loss, training_args)
     ds = load_pairs(pairs_file, settings.loss)
+    if settings.loss == "cream" and settings.cream_consistency == "avg":
+        ds = average_consistency(ds)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
