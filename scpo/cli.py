@@ -49,9 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         module.main(rest)
     except ScpoError as e:
         print(f"scpo {name}: error: {e}", file=sys.stderr)
-        return 1
-    finally:
-        end_process_group()
+        return 1  # torchrun ends the other ranks
+    end_process_group()
     return 0
 
 
@@ -60,6 +59,7 @@ def end_process_group() -> None:
     active exception"), turning a finished multi-process run into a failed one."""
     dist = sys.modules.get("torch.distributed")
     if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.barrier()  # no rank leaves while another still talks to it (rank 0 saving the model)
         dist.destroy_process_group()
 
 

@@ -116,10 +116,11 @@ def test_killed_shard_resumes_to_exactly_the_uninterrupted_rows(tmp_path, tiny_m
     assert len({(r["id"], r["sample_index"]) for r in resumed}) == len(resumed)  # no duplicates
     key = lambda r: (r["id"], r["sample_index"])  # noqa: E731
     assert [key(r) for r in resumed] == [key(r) for r in clean]  # none lost, none duplicated, same order
-    # Shard 0 ran first in a fresh engine in both runs: the same text. (Later shards may differ in a few
-    # tokens: after another shard, vLLM reuses cached prompt KV and multi-threaded CPU kernels round differently.)
+    # The merged file holds the shard written before the kill as it was. (The text of a re-sampled shard can
+    # differ from the clean run's in a few tokens: a random tiny model has near-tied logits, and vLLM's CPU
+    # kernels do not promise bitwise-equal rounding from run to run.)
     first = len(PROBLEMS) // 4 * 4
-    assert resumed[:first] == clean[:first]
+    assert resumed[:first] == read_jsonl(first_shard)
 
 
 def test_hf_backend_same_interface_and_logprobs(tmp_path, tiny_model):
