@@ -97,15 +97,10 @@ def plot(rows: list[dict], run_dir: Path) -> Path:
 
 
 def report(run_dir: Path) -> str:
-    from scpo.io import atomic_path
+    from scpo.stages.report import write_report
 
     rows = steps(run_dir)
     if not rows:
         raise ScpoError(f"{run_dir / LOG_NAME}: no logged steps yet")
-    text = markdown(rows, run_dir)
     plot(rows, run_dir)
-    with atomic_path(run_dir / "report.md") as tmp:
-        tmp.write_text(text)
-    print(text)
-    print(f"[report] {run_dir / 'report.md'}")
-    return text
+    return write_report(run_dir, markdown(rows, run_dir))

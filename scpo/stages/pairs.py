@@ -59,7 +59,8 @@ def votes_from_labels(rows: list[dict]) -> PromptVotes:
                        group_of=[r["answer_group"] for r in rows], unparsed_votes=unparsed_votes)
 
 
-def _messages(row: dict, task: Task) -> list[dict]:
+def messages_of(row: dict, task: Task) -> list[dict]:
+    """The chat a labeled row was sampled with."""
     if row.get("messages"):
         return row["messages"]
     if isinstance(row["prompt"], list):
@@ -77,7 +78,7 @@ def pairs_for_prompt(rows: list[dict], rule: PairRule, task: Task) -> dict | str
     c, r = rows[result.chosen], rows[result.rejected]
     pair = {
         "id": c["id"],
-        "prompt": _messages(c, task),
+        "prompt": messages_of(c, task),
         "chosen": [{"role": "assistant", "content": c["completion"]}],
         "rejected": [{"role": "assistant", "content": r["completion"]}],
         "weight": result.weight,

@@ -216,8 +216,11 @@ def main(argv: list[str]) -> str:
     if is_grpo_run(run_dir):  # an `scpo grpo` output folder: per-step table of the online run
         return report(run_dir)
     rows = collect(run_dir)
-    text = markdown(rows, run_dir)
     plot(rows, run_dir)
+    return write_report(run_dir, markdown(rows, run_dir))
+
+
+def write_report(run_dir: Path, text: str) -> str:
     from scpo.io import atomic_path
 
     with atomic_path(run_dir / "report.md") as tmp:

@@ -63,6 +63,7 @@ from scpo.settings import asdict, parse_settings
 from scpo.stages.common import iter_file, run_once
 from scpo.stages.label import group_by_prompt
 from scpo.stages.model import resolve_model
+from scpo.stages.pairs import messages_of, sampler_columns
 from scpo.tasks import Task, get_task
 
 SAMPLE_FIELDS = {"id": (str, int), "prompt": (str, list), "completion": str}
@@ -140,12 +141,6 @@ class RewardSettings:
         if self.num_shards < 1 or (self.shard_index is not None and not 0 <= self.shard_index < self.num_shards):
             raise ScpoError(f"settings num_shards={self.num_shards}, shard_index={self.shard_index}: "
                             "need num_shards >= 1 and 0 <= shard_index < num_shards")
-
-
-def messages_of(row: dict, task: Task) -> list[dict]:
-    if row.get("messages"):
-        return row["messages"]
-    return row["prompt"] if isinstance(row["prompt"], list) else task.build_messages(row["prompt"])
 
 
 def instruction_of(row: dict, task: Task) -> str:
@@ -424,8 +419,6 @@ def run_label(s: RewardSettings) -> dict | None:
 # ---------------------------------------------------------------------------------------------- pairs
 
 def pair_row(rows: list[dict], pick, s: RewardSettings, task: Task) -> dict:
-    from scpo.stages.pairs import sampler_columns
-
     c, r = rows[pick.chosen], rows[pick.rejected]
     pair = {
         "id": c["id"],
