@@ -29,8 +29,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from scpo.adaptive import leader, same_majority
-    from scpo.io import read_rows
-    from scpo.stages.model import resolve_model
+    from scpo.core.io import read_rows
+    from scpo.core.models import resolve_model
     from scpo.stages.sample import SampleSettings, make_sampler, sample_shard
     from scpo.tasks import get_task
     from scpo.voting import vote

@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--max_new_tokens", type=int, default=16)
     args = parser.parse_args()
 
-    from scpo.stages.model import resolve_model
+    from scpo.core.models import resolve_model
     from scpo.tasks import get_task
 
     task = get_task("numeric", instruction="Answer with just the final number.")

@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--gpu_memory_utilization", type=float, default=None)
     args = parser.parse_args()
 
-    from scpo.stages.model import resolve_model
+    from scpo.core.models import resolve_model
 
     model = resolve_model(args.model)
     rows = responses(args.responses)

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scpo.io import write_rows
+from scpo.core.io import write_rows
 from scpo.stages import label, pairs
 from scpo.tasks import get_task
 
@@ -64,7 +64,7 @@ def run_scpo(task: str, rows: list[dict], workdir: Path) -> float:
 def naive_equivalent(task_name: str):
     """What a straightforward implementation compares: canonical numbers, or math-verify on every pair."""
     if task_name == "gsm8k":
-        from scpo.tasks.numbers import canonical_number
+        from scpo.tasks._numbers import canonical_number
 
         return lambda a, b: canonical_number(a) == canonical_number(b)
     from math_verify import parse, verify

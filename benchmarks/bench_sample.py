@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--enforce_eager", action="store_true")
     args = parser.parse_args()
 
-    from scpo.stages.model import prepare_embedded
+    from scpo.core.models import prepare_embedded
 
     model = str(prepare_embedded())
     rows = problems(args.prompts)

@@ -20,7 +20,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import DPOConfig, DPOTrainer
 
-from scpo.stages.model import resolve_model
+from scpo.core.models import resolve_model
 from scpo.stages.train import to_sampler_tokens
 from scpo.trainer import PairCollator, ScpoTrainer
 

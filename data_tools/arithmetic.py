@@ -11,7 +11,7 @@ import argparse
 import random
 from pathlib import Path
 
-from scpo.io import write_rows
+from scpo.core.io import write_rows
 
 OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 WORDS = {"+": ("sum", "Add {a} and {b}."), "-": ("difference", "Subtract {b} from {a}."),

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from scpo.errors import ScpoError
-from scpo.io import write_json, write_rows
-from scpo.settings import parse_settings
-from scpo.tasks.numbers import canonical_number
+from scpo.core.errors import ScpoError
+from scpo.core.io import write_json, write_rows
+from scpo.core.settings import parse_settings
+from scpo.tasks._numbers import canonical_number
 
 
 def _gsm8k(row: dict) -> tuple[str, str | None]:
@@ -55,19 +55,24 @@ SOURCES: dict[str, tuple[Callable[[dict], tuple[str, str]], str, str | None]] = 
 
 @dataclass
 class DataSettings:
+    """scpo data: convert a data file or Hugging Face dataset folder into a problems file (and a dev split)."""
+
     input: str = ""  # a data file (jsonl/json/parquet/csv) or a saved Hugging Face dataset folder
-    output_dir: str = "data/problems"
+    output_dir: str = "data/problems"  # train.jsonl (and dev.jsonl) go here
     source: str | None = None  # a built-in layout (see SOURCES); else the fields below
-    question_field: str = "question"
-    answer_field: str | None = "answer"
-    id_field: str | None = None
-    task: str | None = None
+    question_field: str = "question"  # the field with the problem text
+    answer_field: str | None = "answer"  # the gold field (none: unlabeled problems)
+    id_field: str | None = None  # the id field (default: a hash of the question)
+    task: str | None = None  # the task written into each row (default: the source's)
     split: str = "train"  # the split to read from a dataset folder
-    dev_fraction: float = 0.0
-    dev_size: int | None = None
-    seed: int = 0
-    max_rows: int | None = None
+    dev_fraction: float = 0.0  # share of problems in the dev split (by a hash of the id)
+    dev_size: int | None = None  # or exactly this many dev problems
+    seed: int = 0  # seeds the split hash
+    max_rows: int | None = None  # only the first N rows
     iteration: int = 0
+
+
+SETTINGS = DataSettings
 
 
 def load_records(path: str, split: str = "train") -> list[dict]:

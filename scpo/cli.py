@@ -1,32 +1,75 @@
-"""`scpo <stage> [--config recipe.yaml] [--setting value ...]`: one command per pipeline stage."""
+"""`scpo <command> [--config recipe.yaml] [--setting value ...]`: one command per pipeline stage, and the loop.
+
+The top of the package: it knows every command, so it is also where the catalogue of recipe keys
+comes from (every stage's settings, the blocks its labelers / losses / rewards declare, TRL's config
+fields), which lets any stage tell another stage's key from a typo without importing the others.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import sys
 
-from scpo.errors import ScpoError
+from scpo.core.errors import HelpRequested, ScpoError
 
 COMMANDS = {
     "generate-problems": ("scpo.stages.generate", "the model writes new problems from seed problems (ScPO)"),
     "sample": ("scpo.stages.sample", "sample k completions per problem with vLLM"),
-    "label": ("scpo.stages.label", "extract answers and count self-consistency votes"),
-    "pairs": ("scpo.stages.pairs", "build ScPO / gold preference pairs from labels"),
-    "train": ("scpo.stages.train", "train on pairs with TRL (DPO / IRPO / ScPO losses)"),
+    "label": ("scpo.stages.label", "label samples: self-consistency votes, or internal rewards (labeler)"),
+    "pairs": ("scpo.stages.pairs", "build preference pairs from labels"),
+    "train": ("scpo.stages.train", "train on pairs with TRL (DPO / IRPO / ScPO / CREAM losses)"),
     "grpo": ("scpo.stages.grpo", "online RL with majority-vote rewards (TTRL) on TRL's GRPOTrainer"),
     "eval": ("scpo.stages.eval", "greedy accuracy, pass@k, maj@k on held-out problems"),
     "model": ("scpo.stages.model", "prepare | show the embedded model; tiny --output DIR for tests"),
     "report": ("scpo.stages.report", "tables and plots of a run: scpo report runs/<run>"),
     "data": ("data_tools.convert", "convert data sets into the problems format"),
-    "setting": ("scpo.stages.loop", "print one resolved loop setting (for scripts)"),
-    "slurm": ("scpo.stages.slurm", "submit a run as a chain of Slurm jobs: scpo slurm submit [--dry_run]"),
+    "plan": ("scpo.loop.plan", "print the loop's stage commands, one per line (what recipes/iterate.sh runs)"),
+    "setting": ("scpo.loop.plan:setting_main", "print one resolved loop setting (for scripts)"),
+    "slurm": ("scpo.loop.slurm", "submit a run as a chain of Slurm jobs: scpo slurm submit [--dry_run]"),
 }
 
 
 def usage() -> str:
-    lines = ["usage: scpo <command> [--config recipe.yaml] [--setting value ...]", "", "commands:"]
+    lines = ["usage: scpo <command> [--config recipe.yaml] [--setting value ...]   (scpo <command> --help)", "",
+             "commands:"]
     lines += [f"  {name:<17} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
+
+
+def entry(name: str):
+    module, _, function = COMMANDS[name][0].partition(":")
+    return getattr(importlib.import_module(module), function or "main")
+
+
+def known_keys() -> set[str]:
+    """Every recipe key some command accepts: the settings of each command, of the registry entries they
+    take (labelers, losses, rewards), and TRL's config fields for the trainers (kept as data: no TRL import)."""
+    from scpo.core import trl_keys
+
+    keys = set(trl_keys.DPO_CONFIG | trl_keys.GRPO_CONFIG | trl_keys.MODEL_CONFIG)
+    for name in COMMANDS:
+        module = importlib.import_module(COMMANDS[name][0].partition(":")[0])
+        settings = getattr(module, "SETTINGS", None)
+        classes = [settings] if settings is not None else []
+        registry = getattr(module, "EXTENSIONS", None)
+        if registry is not None:
+            classes += [c.settings for c in registry.builtins() if getattr(c, "settings", None)]
+        for cls in classes:
+            keys |= {f.name for f in dataclasses.fields(cls)}
+    return keys
+
+
+def wants_verbose(argv: list[str]) -> bool:
+    """The `verbose` setting, read before the command parses its own (leading words such as `submit` skipped)."""
+    from scpo.core.settings import peek
+
+    while argv and not argv[0].startswith("-") and not argv[0].endswith((".yaml", ".yml")):
+        argv = argv[1:]
+    try:
+        return str(peek(argv, "verbose", False)).lower() in ("true", "1", "yes")
+    except ScpoError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,15 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"scpo: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    from scpo.core.logs import quiet_third_party
+
     try:
-        module = importlib.import_module(COMMANDS[name][0])
-    except ModuleNotFoundError as e:
-        if e.name and e.name.startswith("scpo.stages"):
-            print(f"scpo {name}: not available in this version", file=sys.stderr)
-            return 2
-        raise
-    try:
-        module.main(rest)
+        quiet_third_party(wants_verbose(rest))
+        entry(name)(rest)
+    except HelpRequested as e:
+        print(f"usage: scpo {name} [--config recipe.yaml] [--setting value ...]\n\n{e}")
+        return 0
     except ScpoError as e:
         print(f"scpo {name}: error: {e}", file=sys.stderr)
         return 1  # torchrun ends the other ranks

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
-from scpo.errors import ScpoError
+from scpo.core.errors import ScpoError
 from scpo.voting import UNPARSED, PromptVotes
 
 MODES = ("unsupervised", "semi_supervised", "supervised")

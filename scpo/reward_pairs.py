@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 from scpo.consistency import consistency, preference_probability
 
-LABELERS = ("votes", "judge", "implicit", "cream", "scir")
 REWARD_SIGNALS = ("judge", "implicit")
 SKIP_REASONS = ("too_few_scored", "tie")
 

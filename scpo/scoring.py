@@ -8,7 +8,7 @@ otherwise the completion text is re-tokenized (plus EOS when the sample stopped 
 
 from __future__ import annotations
 
-from scpo.errors import ScpoError
+from scpo.core.errors import ScpoError
 
 
 def prompt_ids(tokenizer, messages: list[dict]) -> list[int]:

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Hashable, Sequence
 
-from scpo.tasks.base import Task
+from scpo.tasks import Task
 
 UNPARSED = -1  # group id of completions with no extractable answer
 

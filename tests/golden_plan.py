@@ -73,11 +73,11 @@ def normalise(value, tmp: Path):
 
 def stage_config(stage: str, argv: list[str]):
     """The config `scpo <stage> argv` would hash into its manifest (None for stages without one)."""
-    import scpo.manifest
     from scpo import cli
+    from scpo.core import manifest
 
     module = __import__(cli.COMMANDS[stage][0], fromlist=["main"])
-    original = scpo.manifest.is_done
+    original = manifest.is_done
 
     def catch(output, config, inputs):
         raise Captured(config)
@@ -86,7 +86,7 @@ def stage_config(stage: str, argv: list[str]):
                if name.split(".")[0] in ("scpo", "data_tools") and getattr(m, "is_done", None) is original]
     for m in patched:
         m.is_done = catch
-    scpo.manifest.is_done = catch
+    manifest.is_done = catch
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             module.main(list(argv))
@@ -95,7 +95,7 @@ def stage_config(stage: str, argv: list[str]):
     finally:
         for m in patched:
             m.is_done = original
-        scpo.manifest.is_done = original
+        manifest.is_done = original
     return None
 
 
@@ -141,8 +141,8 @@ def slurm_plan(recipe: Path, overrides: list[str]) -> list[dict]:
 
 def plans(recipe: Path) -> dict:
     """Everything the golden test compares for one recipe."""
-    from scpo.settings import parse_settings
-    from scpo.stages.loop import LoopSettings
+    from scpo.core.settings import parse_settings
+    from scpo.loop.plan import LoopSettings
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

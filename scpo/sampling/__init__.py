@@ -31,3 +31,25 @@ class Generation:
 def request_seed(seed: int, key: str) -> int:
     """A per-request seed: a prompt's samples do not depend on batching, sharding or resuming."""
     return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:8], 16) % (2**31 - 1)
+
+
+def prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
+    """A chat's token ids with the generation prompt: what the sampler is given and the trainer scores."""
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+
+def make_sampler(model_path: str, engine, *, top_p: float, top_k: int | None, max_tokens: int,
+                 stop: list[str] | None = None, lora_path: str | None = None):
+    """The sampling backend `engine.backend` names (an EngineBlock: vllm, or hf as the fallback)."""
+    common = dict(dtype=engine.dtype, max_model_len=engine.max_model_len, top_p=top_p, top_k=top_k,
+                  max_tokens=max_tokens, stop=stop or [], lora_path=lora_path)
+    if engine.backend == "hf":
+        from scpo.sampling.hf_engine import HfSampler
+
+        return HfSampler(model_path, **common)
+    from scpo.sampling.vllm_engine import VllmSampler
+
+    return VllmSampler(model_path, seed=engine.seed, tensor_parallel_size=engine.tensor_parallel_size,
+                       gpu_memory_utilization=engine.gpu_memory_utilization, enforce_eager=engine.enforce_eager,
+                       vllm_kwargs=engine.vllm_kwargs, **common)

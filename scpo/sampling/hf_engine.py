@@ -3,7 +3,7 @@ where vLLM cannot run. Slower (no paged attention or continuous batching); corre
 
 from __future__ import annotations
 
-from scpo.errors import ScpoError
+from scpo.core.errors import ScpoError
 from scpo.sampling import Generation, Request
 
 

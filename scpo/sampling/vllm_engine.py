@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from scpo.errors import ScpoError
+from scpo.core.errors import ScpoError
 from scpo.sampling import Generation, Request
 
 OOM_HINT = ("out of memory: lower gpu_memory_utilization's competitors (other processes), or lower "

@@ -7,51 +7,40 @@ and correctness, accuracy per vote-share bin) and `eval_samples.jsonl` (every gr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from scpo.errors import ScpoError
-from scpo.io import read_rows, write_json, write_rows
+from scpo.core.blocks import DecodingBlock, EngineBlock, ModelBlock, StageBlock, TaskBlock
+from scpo.core.errors import ScpoError
+from scpo.core.io import read_rows, write_json, write_rows
+from scpo.core.manifest import iter_file, run_once
+from scpo.core.models import model_fingerprint, resolve_model
+from scpo.core.rows import EVAL_FIELDS, messages_of
+from scpo.core.settings import parse_settings
 from scpo.metrics import calibration, mean_and_stderr, pass_at_k, somers_d
-from scpo.sampling import Request, request_seed
-from scpo.settings import parse_settings
-from scpo.stages.common import iter_file, run_once
-from scpo.stages.model import resolve_model
-from scpo.stages.sample import SampleSettings, make_sampler, messages_for, model_fingerprint
+from scpo.sampling import Request, make_sampler, prompt_ids, request_seed
 from scpo.tasks import Task, get_task
 from scpo.voting import UNPARSED, vote
 
 
 @dataclass
-class EvalSettings:
-    model: str = "embedded"
-    task: str = "gsm8k"
-    task_options: dict = field(default_factory=dict)
-    iter_dir: str | None = None
-    eval_file: str | None = None
-    eval_output: str | None = None
-    eval_k: int = 8
-    eval_temperature: float = 0.7
-    greedy: bool = True
-    max_eval_problems: int | None = None
-    top_p: float = 0.9
-    top_k: int | None = None
-    max_tokens: int = 512
-    stop: list[str] = field(default_factory=list)
-    tensor_parallel_size: int = 1
-    seed: int = 0
-    dtype: str = "auto"
-    max_model_len: int | None = None
-    gpu_memory_utilization: float | None = None
-    enforce_eager: bool = False
-    vllm_kwargs: dict = field(default_factory=dict)
-    backend: str = "vllm"
-    iteration: int = 0
-    overwrite: bool = False
+class EvalSettings(StageBlock, EngineBlock, DecodingBlock, TaskBlock, ModelBlock):
+    """scpo eval: held-out greedy accuracy, sampled pass@1, pass@k, maj@k and vote calibration of a model."""
+
+    eval_file: str | None = None  # held-out problems with gold answers; default <iter_dir>/eval_problems.jsonl
+    eval_output: str | None = None  # default <iter_dir>/eval.json (and eval_samples.jsonl beside it)
+    eval_k: int = 8  # samples per problem for pass@k and maj@k
+    eval_temperature: float = 0.7  # their temperature
+    greedy: bool = True  # also one greedy completion per problem
+    max_eval_problems: int | None = None  # only the first N problems
 
     def __post_init__(self):
+        super().__post_init__()
         if self.eval_k < 1:
             raise ScpoError(f"setting eval_k={self.eval_k}: need at least one sample per problem")
+
+
+SETTINGS = EvalSettings
 
 
 def grade_problem(problem: dict, sampled: list[str], greedy: str | None, task: Task) -> tuple[dict, list[dict]]:
@@ -96,7 +85,7 @@ def summarize(results: list[dict], rows: list[dict], k: int) -> dict:
 def run(s: EvalSettings) -> dict:
     eval_file = iter_file(s.iter_dir, s.eval_file, "eval_problems.jsonl")
     output = iter_file(s.iter_dir, s.eval_output, "eval.json")
-    problems = read_rows(eval_file, required={"id": (str, int), "prompt": (str, list), "gold": (str, int, float)})
+    problems = read_rows(eval_file, required=EVAL_FIELDS)
     if s.max_eval_problems:
         problems = problems[: s.max_eval_problems]
     model_path = resolve_model(s.model)
@@ -105,19 +94,11 @@ def run(s: EvalSettings) -> dict:
     config.update(model=model_path, model_weights=model_fingerprint(model_path))
 
     def body() -> dict:
-        sample_settings = SampleSettings(model=model_path, task=s.task, task_options=s.task_options, k=s.eval_k,
-                                         temperature=s.eval_temperature, top_p=s.top_p, top_k=s.top_k,
-                                         max_tokens=s.max_tokens, stop=s.stop,
-                                         tensor_parallel_size=s.tensor_parallel_size,
-                                         seed=s.seed, dtype=s.dtype, max_model_len=s.max_model_len,
-                                         gpu_memory_utilization=s.gpu_memory_utilization,
-                                         enforce_eager=s.enforce_eager, vllm_kwargs=s.vllm_kwargs, backend=s.backend)
-        sampler = make_sampler(sample_settings, model_path)
+        sampler = make_sampler(model_path, s, top_p=s.top_p, top_k=s.top_k, max_tokens=s.max_tokens, stop=s.stop)
         tok = sampler.tokenizer()
         requests, kept = [], []
         for p in problems:
-            ids = tok.apply_chat_template(messages_for(p, task), add_generation_prompt=True, tokenize=True)
-            ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+            ids = prompt_ids(tok, messages_of(p, task))
             if len(ids) >= sampler.max_model_len:
                 print(f"[eval] warning: problem {p['id']!r} is longer than max_model_len; not evaluated")
                 continue

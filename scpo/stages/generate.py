@@ -12,25 +12,31 @@ Dropped candidates and why go to `generated_problems.dropped.jsonl`.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from scpo.errors import ScpoError
-from scpo.io import read_rows, write_rows
+from scpo.core.blocks import DecodingBlock, EngineBlock, ModelBlock, StageBlock
+from scpo.core.errors import ScpoError
+from scpo.core.io import read_rows, write_rows
+from scpo.core.manifest import iter_file, run_once
+from scpo.core.models import model_fingerprint, resolve_model
+from scpo.core.rows import PROBLEM_FIELDS, problem_text
+from scpo.core.settings import asdict, parse_settings
 from scpo.problems import DEFAULT_PROMPT, NearDuplicates, few_shot_prompt, parse_problem, pick_seeds
-from scpo.sampling import Request, request_seed
-from scpo.settings import asdict, parse_settings
-from scpo.stages.common import iter_file, run_once
-from scpo.stages.model import resolve_model
-from scpo.stages.sample import PROBLEM_FIELDS, SampleSettings, make_sampler, model_fingerprint
+from scpo.sampling import Request, make_sampler, prompt_ids, request_seed
 
 
 @dataclass
-class GenerateSettings(SampleSettings):
-    generation_prompt: str = DEFAULT_PROMPT
-    generation_shots: int = 4
-    generation_temperature: float = 1.0
-    generation_max_tokens: int = 256
-    dedupe_ngram: int = 3
+class GenerateSettings(StageBlock, EngineBlock, DecodingBlock, ModelBlock):
+    """scpo generate-problems: M_t writes new problems from random seed problems (ScPO's data augmentation)."""
+
+    problems_file: str | None = None  # the seed problems; default <iter_dir>/problems.jsonl
+    new_problems: int = 0  # candidates to write (0: the stage does nothing)
+    lora_path: str | None = None  # generate with base model + this PEFT adapter
+    generation_prompt: str = DEFAULT_PROMPT  # a template with {examples}
+    generation_shots: int = 4  # seed problems shown per candidate (ScPO: 4)
+    generation_temperature: float = 1.0  # sampling temperature of the candidates
+    generation_max_tokens: int = 256  # tokens per candidate; a cut-off candidate is dropped
+    dedupe_ngram: int = 3  # token n-grams compared for near-duplicates
     dedupe_threshold: float = 0.6  # Jaccard of token n-grams at or above which a candidate is a duplicate
     eval_file: str | None = None  # held-out problems: never generated into training
 
@@ -43,13 +49,6 @@ class GenerateSettings(SampleSettings):
                             "are required")
 
 
-def problem_text(problem: dict) -> str:
-    prompt = problem["prompt"]
-    if isinstance(prompt, list):  # chat messages: the last user turn is the problem
-        return next((m["content"] for m in reversed(prompt) if m.get("role") == "user"), "")
-    return prompt
-
-
 def generate(seeds: list[dict], held_out: list[dict], sampler, s: GenerateSettings) -> tuple[list, list, dict]:
     """(kept problems, dropped candidates with reasons, counts)."""
     texts = [problem_text(p) for p in seeds]
@@ -58,8 +57,7 @@ def generate(seeds: list[dict], held_out: list[dict], sampler, s: GenerateSettin
     requests = []
     for i, chosen in enumerate(picks):
         messages = [{"role": "user", "content": few_shot_prompt(s.generation_prompt, [texts[j] for j in chosen])}]
-        ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        ids = prompt_ids(tok, messages)
         requests.append(Request(key=f"generate:{s.iteration}:{i}", prompt_token_ids=ids, n=1,
                                 temperature=s.generation_temperature,
                                 seed=request_seed(s.seed, f"generate:{s.iteration}:{i}")))
@@ -106,7 +104,8 @@ def run(s: GenerateSettings) -> dict | None:
                                                                          "model_weights": model_fingerprint(model_path)}
 
     def body() -> dict:
-        sampler = make_sampler(replace(s, max_tokens=s.generation_max_tokens), model_path)
+        sampler = make_sampler(model_path, s, top_p=s.top_p, top_k=s.top_k, max_tokens=s.generation_max_tokens,
+                               stop=s.stop, lora_path=s.lora_path)
         kept, dropped, counts = generate(seeds, held_out, sampler, s)
         write_rows(out.replace(".jsonl", ".dropped.jsonl"), dropped)
         write_rows(out, kept)  # last: its manifest marks the stage done
@@ -115,6 +114,9 @@ def run(s: GenerateSettings) -> dict | None:
 
     return run_once("generate-problems", out, config, [seeds_file] + ([s.eval_file] if s.eval_file else []), body,
                     s.overwrite)
+
+
+SETTINGS = GenerateSettings
 
 
 def main(argv: list[str]) -> dict | None:

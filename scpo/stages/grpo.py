@@ -20,60 +20,41 @@ log step: reward, ttrl/majority_ratio, ttrl/label_accuracy, heldout/accuracy, ..
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from scpo.errors import ScpoError
-from scpo.rewards import REWARD_NAMES
-from scpo.stages.common import iter_file
-from scpo.stages.train import (
-    LAUNCHED_ENV,
-    accelerate_config_path,
-    claim_output_dir,
-    launch_command,
-    parse_with_trl,
-)
-
-LOG_NAME = "grpo_log.jsonl"
+from scpo.core.blocks import LaunchBlock, ModelBlock, StageBlock, TaskBlock
+from scpo.core.errors import ScpoError
+from scpo.core.io import read_rows
+from scpo.core.manifest import iter_file
+from scpo.core.rows import EVAL_FIELDS, load_problems, messages_of
+from scpo.core import trl_keys
+from scpo.core.settings import peek, wants_help, with_extensions
+from scpo.reporting.grpo import LOG_NAME
+from scpo.rewards import REWARDS
+from scpo.training.launch import TrlJob, parse_with_trl, trl_help
 
 
 @dataclass
-class GrpoSettings:
-    model: str = "embedded"
-    task: str = "gsm8k"
-    task_options: dict = field(default_factory=dict)
+class GrpoSettings(StageBlock, LaunchBlock, TaskBlock, ModelBlock):
+    """scpo grpo: online RL from self-consistency (TTRL) on TRL's GRPOTrainer, with rewards by name (scpo/rewards/)."""
+
     problems_file: str | None = None  # training prompts (id, prompt, optional gold)
-    max_problems: int | None = None
+    max_problems: int | None = None  # only the first N problems
     reward_funcs: list[str] = field(default_factory=lambda: ["majority"])  # majority | vote_share | gold | format
     n_votes: int | None = None  # rollouts per prompt that vote: TRL's num_generations (default: num_generations)
     n_samples: int | None = None  # the first n_samples of them are trained on (default: all)
-    format_regex: str | None = None  # `format` reward: the whole completion must match (default: any parseable answer)
     eval_file: str | None = None  # held-out problems with gold answers: greedy accuracy during training
-    max_eval_problems: int | None = None
+    max_eval_problems: int | None = None  # only the first N held-out problems
     eval_every_steps: int = 0  # 0: before training and at the end only
     eval_max_tokens: int | None = None  # default: max_completion_length
-    eval_batch_size: int = 32
-    iter_dir: str | None = None
-    accelerate_config: str | None = None
-    num_processes: int | None = None
-    num_machines: int | None = None
-    machine_rank: int | None = None
-    main_process_ip: str | None = None
-    main_process_port: int | None = None
-    merge_lora: bool = True
-    iteration: int = 0
-    overwrite: bool = False
+    eval_batch_size: int = 32  # held-out prompts per generate call
 
     def __post_init__(self):
-        unknown = [n for n in self.reward_funcs if n not in REWARD_NAMES]
-        if unknown or not self.reward_funcs:
-            raise ScpoError(f"setting reward_funcs={self.reward_funcs}: unknown reward {unknown}; expected some of "
-                            f"{list(REWARD_NAMES)}")
+        super().__post_init__()
+        for name in self.reward_funcs:
+            REWARDS.get(name)  # a named error (with the closest name) for an unknown reward
+        if not self.reward_funcs:
+            raise ScpoError(f"setting reward_funcs={self.reward_funcs}: name at least one of {REWARDS.names()}")
         for name in ("n_votes", "n_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ScpoError(f"setting {name}={getattr(self, name)}: must be at least 1")
@@ -84,8 +65,15 @@ class GrpoSettings:
             raise ScpoError(f"setting eval_every_steps={self.eval_every_steps}: must be 0 (start and end) or more")
 
 
+SETTINGS = GrpoSettings
+EXTENSIONS = REWARDS  # each reward's settings are recipe keys of this stage
+
+
 def parse(argv: list[str]):
     """(GrpoSettings, GRPOConfig, ModelConfig) from a recipe and overrides, through TRL's own parser."""
+    settings_class = with_extensions(GrpoSettings, REWARDS, peek(argv, "reward_funcs"))
+    if wants_help(argv):
+        raise trl_help(settings_class, {"GRPOConfig": trl_keys.GRPO_CONFIG, "ModelConfig": trl_keys.MODEL_CONFIG})
     from trl import GRPOConfig, ModelConfig
 
     def typed_values(values: dict) -> None:
@@ -113,8 +101,8 @@ def parse(argv: list[str]):
         values["num_generations"] = int(n_votes)
 
     try:
-        settings, args, model_args = parse_with_trl(argv, (GrpoSettings, GRPOConfig, ModelConfig),
-                                                    adjust=typed_values)
+        settings, args, model_args = parse_with_trl(argv, (settings_class, GRPOConfig, ModelConfig), adjust=typed_values,
+                                                    stage="grpo")
     except ValueError as e:  # GRPOConfig's own checks (batch sizes vs num_generations, ...)
         raise ScpoError(f"invalid GRPO settings: {e} (generation_batch_size = per_device_train_batch_size x "
                         "processes x steps_per_generation; n_votes is num_generations)") from None
@@ -131,113 +119,56 @@ def load_prompts(path: str, task, max_problems: int | None):
     """The training prompts as a `datasets.Dataset`: conversational prompt, id, gold (None when unlabeled)."""
     import datasets
 
-    from scpo.stages.sample import load_problems, messages_for
-
     problems = load_problems(path, max_problems)
     if not problems:
         raise ScpoError(f"{path}: no problems to train on")
     datasets.disable_progress_bars()
     return datasets.Dataset.from_list([
-        {"prompt": messages_for(p, task), "id": str(p["id"]),
+        {"prompt": messages_of(p, task), "id": str(p["id"]),
          "gold": None if p.get("gold") is None else str(p["gold"])} for p in problems])
 
 
-def run(settings: GrpoSettings, args, model_args, argv: list[str]) -> dict | None:
-    from scpo.manifest import is_done
-    from scpo.stages.model import resolve_model
-
-    problems_file = iter_file(settings.iter_dir, settings.problems_file, "problems.jsonl")
-    if settings.iter_dir and args.output_dir in (None, "", "trainer_output"):
-        args.output_dir = str(Path(settings.iter_dir) / "model")
-    model_path = resolve_model(settings.model)
-    inputs = [problems_file] + ([settings.eval_file] if settings.eval_file else [])
-    config = {"settings": dataclasses.asdict(settings), "model": model_path,
-              "training": {k: v for k, v in args.to_dict().items() if "dir" not in k and "token" not in k},
-              "model_args": dataclasses.asdict(model_args)}
-    for key in ("iter_dir", "accelerate_config", "num_processes", "num_machines", "machine_rank", "main_process_ip",
-                "main_process_port", "overwrite"):
-        config["settings"].pop(key, None)
-    if not settings.overwrite and (done := is_done(args.output_dir, config, inputs)):
-        print(f"[grpo] {args.output_dir} is up to date ({done['counts']}); skipping")
-        return done
-    if settings.accelerate_config and not os.environ.get(LAUNCHED_ENV):
-        accelerate_config_path(settings.accelerate_config)
-        cmd = launch_command(settings, argv, command="grpo")
-        print(f"[grpo] {' '.join(cmd)}")
-        code = subprocess.call(cmd, env={**os.environ, LAUNCHED_ENV: "1"})
-        if code:
-            raise ScpoError(f"GRPO training exited with code {code}; re-run to resume from the last checkpoint")
-        return None
-    return train(settings, args, model_args, model_path, problems_file, config, inputs)
-
-
-def train(settings, args, model_args, model_path: str, problems_file: str, config: dict, inputs: list[str]):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.trainer_utils import get_last_checkpoint
-    from trl import get_peft_config
-
-    from scpo.grpo import GroupVoter, VoteTrainer, reward_functions
-    from scpo.grpo_callbacks import HeldoutEval, JsonlLog
-    from scpo.io import config_digest, read_rows
-    from scpo.manifest import write_manifest
-    from scpo.stages.train import save
+def run(settings, args, model_args, argv: list[str]) -> dict | None:
     from scpo.tasks import get_task
 
-    started = time.time()
-    output_dir = Path(args.output_dir)
-    if int(os.environ.get("RANK", "0")) == 0:
-        claim_output_dir(output_dir, config_digest(config), settings.overwrite)
-    if not torch.cuda.is_available() and (args.bf16 or args.fp16):
-        print("[grpo] no GPU: training in float32 (bf16/fp16 off)", file=sys.stderr)
-        args.bf16 = args.fp16 = False
+    problems_file = iter_file(settings.iter_dir, settings.problems_file, "problems.jsonl")
+    inputs = [problems_file] + ([settings.eval_file] if settings.eval_file else [])
+    job = TrlJob("grpo", settings, args, model_args, argv, inputs=inputs)
+    if (done := job.done()) is not None:
+        return done
     task = get_task(settings.task, **settings.task_options)
-    dataset = load_prompts(problems_file, task, settings.max_problems)
+    dataset = load_prompts(problems_file, task, settings.max_problems)  # bad input fails before anything starts
     heldout = []
     if settings.eval_file:
-        heldout = read_rows(settings.eval_file, required={"id": (str, int), "prompt": (str, list),
-                                                          "gold": (str, int, float)})
+        heldout = read_rows(settings.eval_file, required=EVAL_FIELDS)
         heldout = heldout[: settings.max_eval_problems] if settings.max_eval_problems else heldout
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype or "auto",
-                                                 attn_implementation=model_args.attn_implementation)
-    voter = GroupVoter(task, settings.format_regex)
+    if job.relaunch():
+        return None
+    job.claim()
+
+    from scpo.training.grpo import GroupVoter, VoteTrainer, reward_functions
+    from scpo.training.grpo_callbacks import HeldoutEval, JsonlLog
+
+    tokenizer, model = job.load_model()
+    voter = GroupVoter(task)
     trainer = VoteTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                          reward_funcs=reward_functions(settings.reward_funcs, voter),
-                          peft_config=get_peft_config(model_args), voter=voter, n_samples=settings.n_samples)
-    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-    log_path = output_dir / LOG_NAME
-    if trainer.accelerator.is_main_process and not last:
+                          reward_funcs=reward_functions(settings.reward_funcs, voter, settings),
+                          peft_config=job.peft_config(), voter=voter, n_samples=settings.n_samples)
+    log_path = job.output_dir / LOG_NAME
+    if trainer.accelerator.is_main_process and not job.last_checkpoint():
         log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log; a resumed one appends
     trainer.add_callback(JsonlLog(log_path))
     if heldout:
         trainer.add_callback(HeldoutEval(trainer, heldout, task, settings.eval_every_steps,
                                          settings.eval_max_tokens or args.max_completion_length,
                                          settings.eval_batch_size))
-    trainer.accelerator.wait_for_everyone()  # rank 0 has cleared checkpoints of another configuration
-    if last:
-        print(f"[grpo] resuming from {last}")
-    result = trainer.train(resume_from_checkpoint=last)
     counts = {"prompts": len(dataset), "reward_funcs": settings.reward_funcs, "n_votes": trainer.num_generations,
-              "n_samples": trainer.n_samples, "global_step": trainer.state.global_step,
-              "resumed_from_step": int(last.rsplit("-", 1)[-1]) if last else 0}
-    history = trainer.state.log_history
-    held = [e["heldout/accuracy"] for e in history if "heldout/accuracy" in e]
+              "n_samples": trainer.n_samples}
+    job.train(trainer, counts)
+    held = [e["heldout/accuracy"] for e in trainer.state.log_history if "heldout/accuracy" in e]
     if held:
         counts["heldout_accuracy_first"], counts["heldout_accuracy_last"] = round(held[0], 6), round(held[-1], 6)
-    last_logged = next((e for e in reversed(history) if "reward" in e), {})
-    for key, value in {**last_logged, **result.metrics}.items():
-        if isinstance(value, (int, float)):
-            counts[key] = round(value, 6)
-    save(trainer, tokenizer, str(output_dir), model_args.use_peft and settings.merge_lora, model_path)
-    if trainer.accelerator.is_main_process:
-        manifest = write_manifest(str(output_dir), "grpo", config, inputs, counts, started)
-        print(f"[grpo] {output_dir}: {counts}")
-        return manifest
-    return None
+    return job.finish(trainer, tokenizer, counts, metric="reward")
 
 
 def main(argv: list[str]) -> dict | None:

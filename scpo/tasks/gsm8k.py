@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Hashable
 
-from scpo.tasks.base import Task
-from scpo.tasks.numbers import canonical_number, find_numbers
+from scpo.tasks._base import Task
+from scpo.tasks._numbers import canonical_number, find_numbers
 
 HASHES = re.compile(r"####\s*(.+)")
 ANSWER_IS = re.compile(r"answer is[:\s]*\$?\s*(?:\\boxed\{)?\s*([-\d.,/$]+)", re.IGNORECASE)

@@ -11,8 +11,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Hashable
 
-from scpo.tasks.base import Task
-from scpo.tasks.numbers import canonical_number
+from scpo.tasks._base import Task
+from scpo.tasks._numbers import canonical_number
 
 ANSWER_IS = re.compile(r"answer is[:\s]*\$?([^\n$]+?)\$?\s*\.?\s*$", re.IGNORECASE | re.MULTILINE)
 _SPACES = re.compile(r"\\[,;:! ]|\s+")

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Hashable
 
-from scpo.tasks.base import Task
+from scpo.tasks._base import Task
 
 
 @dataclass

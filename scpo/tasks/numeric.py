@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Hashable
 
 from scpo.tasks.gsm8k import GSM8K
-from scpo.tasks.numbers import canonical_number, close
+from scpo.tasks._numbers import canonical_number, close
 
 
 @dataclass

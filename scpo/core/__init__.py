@@ -1,0 +1,1 @@
+"""Infrastructure: errors, files, manifests, settings, shards, rows, models, registries. Imports nothing above it."""

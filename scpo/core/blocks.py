@@ -1,0 +1,91 @@
+"""Settings blocks that several stages share; a stage's settings class is its own fields plus some of these.
+
+Each block checks its own fields (`__post_init__`, cooperative through `Block`); the comment on a
+field's line is its `--help` text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from scpo.core.errors import ScpoError
+from scpo.core.settings import Block
+
+BACKENDS = ("vllm", "hf")
+
+
+@dataclass
+class StageBlock(Block):
+    iter_dir: str | None = None  # the iteration folder: a stage's files default to <iter_dir>/<name>
+    iteration: int = 0  # t: picks the element of per-iteration lists (tau: [0.5, 0.7])
+    overwrite: bool = False  # redo the stage even when its manifest says it is done
+
+
+@dataclass
+class ModelBlock(Block):
+    model: str = "embedded"  # `embedded` (SmolLM2-135M-Instruct) or a local Hugging Face folder
+
+
+@dataclass
+class TaskBlock(Block):
+    task: str = "gsm8k"  # gsm8k | math | numeric | multiple_choice, or a dotted path to a Task subclass
+    task_options: dict = field(default_factory=dict)  # fields of the task (instruction, system_prompt, ...)
+
+
+@dataclass
+class EngineBlock(Block):
+    backend: str = "vllm"  # vllm, or hf (transformers generate, the fallback)
+    seed: int = 0  # seeds every request (with its key) and the engine
+    dtype: str = "auto"  # model dtype for the engine
+    max_model_len: int | None = None  # vLLM context length (default: the model's)
+    tensor_parallel_size: int = 1  # GPUs per vLLM engine
+    gpu_memory_utilization: float | None = None  # default: 0.9 on GPU, 0.3 on CPU (host RAM for the KV cache)
+    enforce_eager: bool = False  # skip vLLM's compilation (faster start, slower tokens)
+    vllm_kwargs: dict = field(default_factory=dict)  # any other vllm.LLM(...) argument
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.backend not in BACKENDS:
+            raise ScpoError(f"setting backend={self.backend!r}: expected 'vllm' or 'hf'")
+
+
+@dataclass
+class DecodingBlock(Block):
+    top_p: float = 0.9  # nucleus sampling
+    top_k: int | None = None  # top-k sampling (none: off)
+    max_tokens: int = 512  # tokens per completion
+    stop: list[str] = field(default_factory=list)  # stop strings
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 < self.top_p <= 1:
+            raise ScpoError(f"setting top_p={self.top_p}: 0 < top_p <= 1 is required")
+
+
+@dataclass
+class ShardBlock(Block):
+    num_shards: int = 1  # work is cut into this many shards, each written atomically and never redone
+    shard_index: int | None = None  # only this shard (a Slurm array task); no merge
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num_shards < 1:
+            raise ScpoError(f"setting num_shards={self.num_shards}: must be >= 1")
+        if self.shard_index is not None and not 0 <= self.shard_index < self.num_shards:
+            raise ScpoError(f"setting shard_index={self.shard_index}: must be in [0, num_shards={self.num_shards})")
+
+
+@dataclass
+class LaunchBlock(Block):
+    accelerate_config: str | None = None  # cpu | ddp | zero2 | zero3 | zero3_offload | a path: relaunch under accelerate
+    num_processes: int | None = None  # processes in all (GPUs x nodes)
+    num_machines: int | None = None  # nodes
+    machine_rank: int | None = None  # this node's rank
+    main_process_ip: str | None = None  # the rank-0 node
+    main_process_port: int | None = None  # its port
+    merge_lora: bool = True  # LoRA: save a merged full model (the adapter in adapter/)
+
+
+# Settings that only place or launch work: never part of what a stage's output depends on.
+LAUNCH_KEYS = ("accelerate_config", "num_processes", "num_machines", "machine_rank", "main_process_ip",
+               "main_process_port")

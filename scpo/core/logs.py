@@ -1,0 +1,31 @@
+"""Quiet third-party logs: what every stage would otherwise print that says nothing to a user of scpo.
+
+Measured on the CPU demo: Triton's "installed, but doesn't include CPU backend" (vLLM, once per
+process), a NUMA-binding notice from vLLM's CPU worker (C++), FutureWarnings from vLLM's Triton
+shims, transformers' tokenizer notices. They are set off through the environment, so the engine's
+worker processes and accelerate's children inherit it; a value the user set wins. scpo's own
+progress bars and summaries stay. `verbose: true` (or SCPO_VERBOSE=1) keeps everything.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+QUIET_ENV = {
+    "VLLM_LOGGING_LEVEL": "ERROR",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TORCH_CPP_LOG_LEVEL": "ERROR",  # C++ warnings such as vLLM CPU's NUMA binding notice
+    "PYTHONWARNINGS": "ignore::FutureWarning,ignore::DeprecationWarning",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def quiet_third_party(verbose: bool = False) -> None:
+    if verbose or os.environ.get("SCPO_VERBOSE", "") not in ("", "0"):
+        os.environ["SCPO_VERBOSE"] = "1"  # children (accelerate, vLLM workers) stay verbose too
+        return
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -1,0 +1,88 @@
+"""Stage manifests: a stage whose output exists and whose manifest matches its config and inputs is skipped.
+
+The manifest is written after the output (both atomically), so a killed stage leaves either
+nothing or a complete output without a manifest, and the re-run redoes it. `run_once` wraps a
+stage body in that check; `iter_file` says where a stage's file lives in an iteration folder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from scpo.core.io import config_digest, file_digest, write_json
+
+
+def output_digest(output: str | Path) -> str:
+    """A file's content hash; for a folder (a saved model), the names and sizes of its files."""
+    output = Path(output)
+    if output.is_dir():
+        return config_digest({p.name: p.stat().st_size for p in sorted(output.iterdir()) if p.is_file()})
+    return file_digest(output)
+
+
+def manifest_path(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".manifest.json")
+
+
+def fingerprint(config: dict, inputs: list[str | Path]) -> dict:
+    return {
+        "config_hash": config_digest(config),
+        "inputs": {str(p): file_digest(p) for p in inputs},
+    }
+
+
+def is_done(output: str | Path, config: dict, inputs: list[str | Path]) -> dict | None:
+    """The saved manifest if `output` is complete for this config and these inputs, else None."""
+    path = manifest_path(output)
+    if not Path(output).exists() or not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    want = fingerprint(config, inputs)
+    if saved.get("config_hash") != want["config_hash"] or saved.get("inputs") != want["inputs"]:
+        return None
+    if saved.get("output_digest") != output_digest(output):
+        return None
+    return saved
+
+
+def write_manifest(output: str | Path, stage: str, config: dict, inputs: list[str | Path],
+                   counts: dict, started: float) -> dict:
+    manifest = {
+        "stage": stage,
+        **fingerprint(config, inputs),
+        "config": config,
+        "output": str(output),
+        "output_digest": output_digest(output),
+        "counts": counts,
+        "seconds": round(time.time() - started, 3),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_json(manifest_path(output), manifest)
+    return manifest
+
+
+def iter_file(iter_dir: str | None, explicit: str | None, name: str) -> str:
+    """An explicit path wins; otherwise `<iter_dir>/<name>`."""
+    if explicit:
+        return explicit
+    return str(Path(iter_dir or ".") / name)
+
+
+def run_once(stage: str, output: str, config: dict, inputs: list[str], body: Callable[[], dict],
+             overwrite: bool = False) -> dict:
+    """Runs `body` (which writes `output` atomically and returns counts) unless a matching manifest says it is done."""
+    if not overwrite:
+        done = is_done(output, config, inputs)
+        if done is not None:
+            print(f"[{stage}] {output} is up to date ({done['counts']}); skipping")
+            return done
+    started = time.time()
+    counts = body()
+    return write_manifest(output, stage, config, inputs, counts, started)

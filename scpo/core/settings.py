@@ -1,0 +1,280 @@
+"""Stage settings: dataclasses filled from a YAML recipe (`--config`) and `--key value` overrides, TRL-style.
+
+One flat recipe serves every stage: a stage takes its own keys and passes over keys that belong
+to another stage; a key no stage knows is an error naming the key and the closest known one.
+A setting given as a list where the stage expects one value is per iteration: element
+`iteration` is used (the last one past the end), e.g. `tau: [0.5, 0.7]`.
+
+Which keys exist at all (the catalogue) is known only above the stages: the package root installs
+a provider (`install_catalogue`) that the CLI layer answers, so this module imports no stage.
+Settings classes are built from shared blocks (scpo/core/blocks.py); a field's help is the comment
+on its line in the source, printed by `scpo <stage> --help`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from scpo.core.errors import HelpRequested, ScpoError
+
+# Keys the loop itself uses.
+LOOP_KEYS = {"config", "iteration"}
+
+_catalogue: Callable[[], set[str]] | None = None
+_known: set[str] | None = None
+
+
+def install_catalogue(provider: Callable[[], set[str]]) -> None:
+    """`provider()` returns every recipe key some stage (or TRL) knows; asked once, when a key is foreign."""
+    global _catalogue, _known
+    _catalogue, _known = provider, None
+
+
+def known_keys() -> set[str]:
+    global _known
+    if _known is None:
+        _known = set(LOOP_KEYS) | (_catalogue() if _catalogue is not None else set())
+    return _known
+
+
+class Block:
+    """The root of every settings block: blocks check their own fields in __post_init__ and call super()."""
+
+    def __post_init__(self):
+        pass
+
+
+def _base_type(tp: Any) -> tuple[Any, bool]:
+    """(the non-None type, whether None is allowed)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return (args[0] if len(args) == 1 else str), True
+    return tp, False
+
+
+def _convert(name: str, raw: Any, tp: Any) -> Any:
+    base, optional = _base_type(tp)
+    if raw is None or (optional and isinstance(raw, str) and raw.lower() in ("none", "null")):
+        return None
+    origin = typing.get_origin(base)
+    try:
+        if origin in (list, tuple):
+            (item,) = typing.get_args(base)[:1] or (str,)
+            items = raw if isinstance(raw, list) else [s for s in str(raw).split(",") if s != ""]
+            return [_convert(name, x, item) for x in items]
+        if origin is dict or base is dict:
+            value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+            if not isinstance(value, dict):
+                raise ValueError("expected a mapping")
+            return value
+        if base is bool:
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("true", "1", "yes"):
+                return True
+            if str(raw).lower() in ("false", "0", "no"):
+                return False
+            raise ValueError("expected true or false")
+        if base is int and isinstance(raw, float) and not raw.is_integer():
+            raise ValueError("expected an integer")
+        if base in (int, float, str):
+            return base(raw)
+        return raw
+    except (TypeError, ValueError) as e:
+        raise ScpoError(f"setting {name}={raw!r}: {e}") from None
+
+
+def accepts_list(tp: Any) -> bool:
+    """Whether a field type admits a list (list[str], or str | list[str] as TRL's report_to)."""
+    if tp in (list, tuple) or typing.get_origin(tp) in (list, tuple):
+        return True
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return any(accepts_list(a) for a in typing.get_args(tp))
+    return False
+
+
+def per_iteration(name: str, value: Any, tp: Any, iteration: int) -> Any:
+    base, _ = _base_type(tp)
+    if isinstance(value, list) and not accepts_list(tp):
+        if not value:
+            raise ScpoError(f"setting {name}: empty per-iteration list")
+        return value[min(iteration, len(value) - 1)]
+    if isinstance(value, str) and "," in value and base in (int, float):
+        return per_iteration(name, value.split(","), tp, iteration)
+    return value
+
+
+def split_argv(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
+    """`--config f.yaml --a 1 --flag --b=2` -> ('f.yaml', {'a': '1', 'flag': True, 'b': '2'})."""
+    config, values, i = None, {}, 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--"):
+            if i == 0 and arg.endswith((".yaml", ".yml")):
+                config = arg
+                i += 1
+                continue
+            raise ScpoError(f"unexpected argument {arg!r}: settings are given as --name value")
+        key, eq, val = arg[2:].partition("=")
+        key = key.replace("-", "_")
+        if not eq:
+            if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                val, i = argv[i + 1], i + 1
+            else:
+                val = True
+        if key == "config":
+            config = val
+        else:
+            values[key] = val
+        i += 1
+    return config, values
+
+
+def load_recipe(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    p = Path(path)
+    if not p.exists():
+        raise ScpoError(f"recipe {p}: file not found")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ScpoError(f"recipe {p}: invalid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ScpoError(f"recipe {p}: expected a mapping of setting: value")
+    return data
+
+
+def check_keys(keys: set[str], mine: set[str], source: str) -> None:
+    """A key that is neither this stage's nor any other stage's is a typo: name the closest known key."""
+    foreign = keys - mine
+    if not foreign:
+        return
+    everything = known_keys()
+    for key in sorted(foreign - everything):
+        close = difflib.get_close_matches(key, sorted(everything | mine), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ScpoError(f"unknown setting {key!r} in {source}{hint}")
+
+
+def wants_help(argv: list[str]) -> bool:
+    return any(a in ("-h", "--help") for a in argv)
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """Each field's help: the comment on its line in the class that declares it (dataclass bodies, read once)."""
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass) or klass.__module__ == "builtins":
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for m in re.finditer(r"^\s+(\w+): [^\n#]*#\s*(.+)$", source, re.MULTILINE):
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return "(required)"
+
+
+def help_text(cls: type, title: str | None = None, skip: set[str] = frozenset()) -> str:
+    """Every setting of `cls` with its default and one line of help; the title is its docstring."""
+    doc = cls.__doc__ or ""
+    title = title or (cls.__name__ if doc.startswith(cls.__name__ + "(") else doc.strip()) or cls.__name__
+    helps = field_help(cls)
+    fields = [f for f in dataclasses.fields(cls) if f.name not in skip and not f.name.startswith("_")]
+    width = max((len(f.name) for f in fields), default=10) + 2
+    lines = [title, "", "settings (recipe key or --name value; a list is per iteration):"]
+    for f in sorted(fields, key=lambda f: f.name):
+        default = _default(f)
+        text = f"  --{f.name:<{width}} default {default!r}"
+        if helps.get(f.name):
+            text += f"  {helps[f.name]}"
+        lines.append(text)
+    return "\n".join(lines)
+
+
+_composed: dict[tuple, type] = {}
+
+
+def compose(name: str, bases: tuple[type, ...]) -> type:
+    """A settings class made of several blocks (a stage's own, and those its labelers or losses declare)."""
+    bases = tuple(dict.fromkeys(b for b in bases if b is not None))  # each block once, in order
+    if (name, bases) not in _composed:
+        cls = dataclasses.make_dataclass(name, [], bases=bases)
+        cls.__doc__ = bases[0].__doc__
+        _composed[name, bases] = cls
+    return _composed[name, bases]
+
+
+def with_extensions(base: type, registry, chosen: Any = None) -> type:
+    """`base` plus the settings block of every built-in entry of `registry` (a labeler, loss or reward
+    registry), and of `chosen` entries given by dotted path (user code): the keys a stage accepts."""
+    blocks = [cls.settings for cls in registry.builtins() if getattr(cls, "settings", None)]
+    names = chosen if isinstance(chosen, (list, tuple)) else str(chosen).split(",") if chosen else []
+    builtin = set(registry.names())
+    blocks += [getattr(registry.get(n), "settings", None) for n in names if n and n not in builtin]
+    return compose(base.__name__, (base, *blocks))
+
+
+def peek(argv: list[str], key: str, default: Any = None) -> Any:
+    """One setting's value (the command line over the recipe, per iteration), before the stage's class is known:
+    what picks the labeler, loss or rewards whose settings blocks join the stage's."""
+    config, cli = split_argv([a for a in argv if a not in ("-h", "--help")])
+    merged = {**load_recipe(config), **cli}
+    value = merged.get(key, default)
+    if isinstance(value, list):
+        iteration = int(merged.get("iteration", 0) or 0)
+        value = value[min(iteration, len(value) - 1)] if value else default
+    return value
+
+
+def parse_settings(cls: type, argv: list[str], title: str | None = None) -> Any:
+    """Builds `cls` (a dataclass with an `iteration` field) from a recipe and command-line overrides.
+
+    `-h` / `--help` anywhere raises HelpRequested with every setting, its default and its help.
+    """
+    if wants_help(argv):
+        raise HelpRequested(help_text(cls, title))
+    config, cli = split_argv(argv)
+    recipe = load_recipe(config)
+    hints = typing.get_type_hints(cls)
+    mine = {f.name for f in dataclasses.fields(cls)}
+    check_keys(set(recipe), mine, f"recipe {config}")
+    check_keys(set(cli), mine, "the command line")
+    merged = {k: v for k, v in {**recipe, **cli}.items() if k in mine}
+    iteration = int(merged.get("iteration", 0) or 0)
+    values = {}
+    for name, raw in merged.items():
+        raw = per_iteration(name, raw, hints[name], iteration)
+        values[name] = _convert(name, raw, hints[name])
+    try:
+        return cls(**values)
+    except TypeError as e:
+        raise ScpoError(f"settings for {cls.__name__}: {e}") from None
+
+
+def asdict(settings: Any) -> dict[str, Any]:
+    return dataclasses.asdict(settings)
+
+
+def pick(settings: Any, keys) -> dict[str, Any]:
+    """The named settings as a dict (what a stage hashes into its manifest)."""
+    return {key: getattr(settings, key) for key in keys}

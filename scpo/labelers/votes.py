@@ -1,0 +1,173 @@
+"""`labeler: votes` (the default): self-consistency votes and ScPO pairs (Prasad et al. 2024, arXiv 2411.04109).
+
+Label: each completion's final answer is extracted (`Task.vote_answer`; a completion cut off by the
+length limit has none unless the task says such completions vote), equivalent answers are grouped
+and V(y) counts the k voting samples that agree with y (scpo/voting.py). Labels rows add answer
+(None when none could be extracted), answer_group (-1: no answer), votes, k, num_answers,
+top_share and, where the prompt has a gold answer, correct (reporting only in unsupervised mode).
+
+Pairs (scpo/pairs.py): chosen from the most-voted answer group, rejected from the least-voted one,
+kept when V(chosen) >= tau, weight w = (V+ - V-) / k; semi-supervised and supervised modes add
+(correct, incorrect) pairs with w = 1 where gold exists, mixed at `gold_ratio` when it is set.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+from scpo.core.errors import ScpoError
+from scpo.core.rows import SAMPLE_FIELDS, group_by_prompt
+from scpo.core.settings import Block
+from scpo.labelers._base import Choice, LabelFiles, Labeler
+from scpo.pairs import PairRule, mix_sources, pick
+from scpo.tasks import Task
+from scpo.voting import UNPARSED, Group, PromptVotes, vote
+
+
+@dataclass
+class VoteSettings(Block):
+    tau: float = 0.5  # keep a prompt when V(chosen) >= tau: a fraction of k when <= 1, else a vote count
+    mode: str = "unsupervised"  # unsupervised | semi_supervised (gold pairs where gold exists) | supervised
+    weighting: str = "margin"  # margin: w = (V+ - V-)/k (ScPO); none: w = 1 (the unweighted ablation)
+    top_tie: str = "skip"  # two answers share the top vote: skip the prompt, or pick one at random
+    gold_ratio: float | None = None  # semi_supervised: share of gold pairs in the mix (the plentiful source is cut)
+
+
+def label_prompt(rows: list[dict], task: Task) -> list[dict]:
+    """Label one prompt's samples; returns new rows (inputs untouched)."""
+    answers = [task.vote_answer(row["completion"], row.get("finish_reason") == "length") for row in rows]
+    voting = [not row.get("resampled", False) for row in rows]
+    drawn = rows[0].get("num_drawn")
+    if drawn is not None and sum(voting) != drawn:  # adaptive sampling: the prompt's k is what was drawn
+        raise ScpoError(f"prompt {rows[0]['id']!r}: {sum(voting)} voting samples but num_drawn={drawn} "
+                        "(rows lost or duplicated)")
+    votes = vote(answers, task, voting)
+    gold = next((row["gold"] for row in rows if row.get("gold") is not None), None)
+    group_correct = None
+    if gold is not None:
+        gold_answer = task.extract_gold(str(gold))
+        group_correct = [gold_answer is not None and task.equivalent(g.answer, gold_answer) for g in votes.groups]
+    top_share = votes.top_votes / votes.k if votes.k else 0.0
+    out = []
+    for i, row in enumerate(rows):
+        g = votes.group_of[i]
+        labeled = dict(row)
+        labeled.update(answer=answers[i], answer_group=g, votes=votes.votes_of(i), k=votes.k,
+                       num_answers=votes.num_answers, top_share=top_share)
+        if group_correct is not None:
+            labeled["correct"] = False if g == UNPARSED else group_correct[g]
+        out.append(labeled)
+    return out
+
+
+def label_rows(rows: list[dict], task: Task, progress: bool = True) -> tuple[list[dict], dict]:
+    by_id = group_by_prompt(rows)
+    out: list[dict] = []
+    unparsed = all_unparsed = majority_correct = with_gold = 0
+    for prompt_rows in tqdm(by_id.values(), desc="label", unit="prompt", disable=not progress or None):
+        labeled = label_prompt(prompt_rows, task)
+        out.extend(labeled)
+        unparsed += sum(r["answer_group"] == UNPARSED for r in labeled)
+        all_unparsed += all(r["answer_group"] == UNPARSED for r in labeled)
+        if "correct" in labeled[0]:
+            with_gold += 1
+            majority_correct += any(r["correct"] and r["answer_group"] == 0 for r in labeled)
+    counts = {"prompts": len(by_id), "completions": len(rows), "unparsed_completions": unparsed,
+              "prompts_all_unparsed": all_unparsed}
+    if with_gold:
+        counts["majority_accuracy"] = round(majority_correct / with_gold, 4)
+        counts["prompts_with_gold"] = with_gold
+    return out, counts
+
+
+def votes_from_labels(rows: list[dict]) -> PromptVotes:
+    """Rebuilds a prompt's vote groups from its labeled rows (no re-grading)."""
+    n_groups = max((r["answer_group"] for r in rows), default=UNPARSED) + 1
+    groups = [Group(answer="", key=None) for _ in range(n_groups)]
+    unparsed_votes = 0
+    for i, r in enumerate(rows):
+        counts = not r.get("resampled", False)
+        if r["answer_group"] == UNPARSED:
+            unparsed_votes += counts
+            continue
+        g = groups[r["answer_group"]]
+        g.members.append(i)
+        g.votes += counts
+        g.answer = g.answer or r["answer"]
+    return PromptVotes(k=sum(not r.get("resampled", False) for r in rows), groups=groups,
+                       group_of=[r["answer_group"] for r in rows], unparsed_votes=unparsed_votes)
+
+
+class Votes(Labeler):
+    name = "votes"
+    settings = VoteSettings
+    label_fields = {**SAMPLE_FIELDS, "answer_group": int}
+
+    def __init__(self, settings, task: Task):
+        super().__init__(settings, task)
+        s = settings
+        if s.gold_ratio is not None and s.mode != "semi_supervised":
+            raise ScpoError(f"setting gold_ratio={s.gold_ratio} needs mode: semi_supervised (now {s.mode!r})")
+        self.rule = PairRule(tau=s.tau, mode=s.mode, seed=s.seed, weighting=s.weighting, top_tie=s.top_tie)
+
+    def label_config(self) -> dict:
+        return {"task": self.s.task, "task_options": self.s.task_options}
+
+    def label(self, rows: list[dict], files: LabelFiles) -> tuple[list[dict], dict]:
+        try:
+            labeled, counts = label_rows(rows, self.task)
+        except ScpoError as e:
+            raise ScpoError(f"{files.samples}: {e}") from None
+        if counts["prompts_all_unparsed"]:
+            print(f"[label] {counts['prompts_all_unparsed']} prompt(s) had no parseable answer at all; "
+                  "they give no pair", file=sys.stderr)
+        return labeled, counts
+
+    def pairs_config(self) -> dict:
+        s = self.s
+        return {"tau": s.tau, "mode": s.mode, "seed": s.seed, "weighting": s.weighting, "top_tie": s.top_tie,
+                "gold_ratio": s.gold_ratio, "task": s.task, "task_options": s.task_options}
+
+    def pick(self, prompt_rows: list[dict]) -> Choice | str:
+        votes = votes_from_labels(prompt_rows)
+        # A parquet file has every column in every row: None means "no gold for this prompt".
+        correct = [bool(r["correct"]) for r in prompt_rows] if prompt_rows[0].get("correct") is not None else None
+        result = pick(votes, self.rule, prompt_rows[0]["id"], correct)
+        if isinstance(result, str):
+            return result
+        c, r = prompt_rows[result.chosen], prompt_rows[result.rejected]
+        return Choice(result.chosen, result.rejected, {
+            "weight": result.weight,
+            "chosen_votes": result.chosen_votes,
+            "rejected_votes": result.rejected_votes,
+            "k": votes.k,
+            "num_answers": votes.num_answers,
+            "top_share": votes.top_votes / votes.k if votes.k else 0.0,
+            "chosen_answer": c.get("answer"),
+            "rejected_answer": r.get("answer"),
+            "source": result.source,
+        })
+
+    def finish(self, pairs: list[dict], choices: list[Choice], counts: dict) -> list[dict]:
+        ratio = self.s.gold_ratio
+        if ratio is not None:
+            before = Counter(p["source"] for p in pairs)
+            scarce = [src for src, share in (("gold", ratio), ("votes", 1 - ratio)) if share and not before[src]]
+            if scarce:
+                raise ScpoError(f"setting gold_ratio={ratio}: no {scarce[0]} pairs to mix ({dict(before)}; "
+                                f"skipped: {dict(counts['skipped'])})")
+            pairs = mix_sources(pairs, ratio, self.rule.seed)
+            after = Counter(p["source"] for p in pairs)
+            counts["dropped_for_ratio"] = {s: before[s] - after[s] for s in before if before[s] > after[s]}
+        sources = Counter(p["source"] for p in pairs)
+        if len(sources) > 1:
+            counts["pairs_by_source"] = dict(sources)
+        return pairs
+
+    def no_pairs_advice(self, counts: dict) -> str:
+        return (f"lower tau (now {self.s.tau}), raise k, or raise the sampling temperature so answers "
+                "disagree more")

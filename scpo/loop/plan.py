@@ -1,0 +1,133 @@
+"""The loop plan: every stage command of a run, in order, computed in one place.
+
+For t = 0 .. iterations-1, model M_t (optionally after writing new problems) samples k answers per
+problem, the labeler labels them, pairs are built, and M_{t+1} is trained with M_t as the
+reference; every model is evaluated on held-out problems, and the report comes last:
+
+    eval M_0
+    for t: [generate-problems ->] sample -> label -> pairs -> train (M_t -> M_{t+1}) -> eval M_{t+1}
+    report
+
+`recipes/iterate.sh` runs the plan's commands one after the other (`scpo plan` prints them, one
+shell-quoted command per line; `--dry_run` prints them instead of running them), and
+`scpo slurm submit` turns the same steps into a chain of Slurm jobs (scpo/loop/slurm.py). Each step
+names the job it belongs to and the jobs it waits for. Every stage skips what its manifest says is
+done, so running the plan again resumes a killed run.
+
+`scpo setting NAME` prints one resolved loop setting (for scripts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from dataclasses import dataclass, field
+
+from scpo.core.errors import ScpoError
+from scpo.core.settings import Block, parse_settings, peek
+from scpo.labelers import LABELERS
+
+
+@dataclass
+class LoopSettings(Block):
+    """The loop: scpo plan / recipes/iterate.sh run every stage of every iteration."""
+
+    run_name: str = "scpo"  # the run's folder: <output_root>/<run_name>/iter_<t>/
+    output_root: str = "runs"  # where runs go
+    iterations: int = 2  # T: models M_1 .. M_T are trained
+    model: str = "embedded"  # M_0: `embedded` or a local Hugging Face folder
+    iteration: int = 0  # (per stage; the plan sets it)
+    dry_run: bool = False  # print the plan (or the Slurm submission) instead of running it
+    verbose: bool = False  # keep third-party log noise (vLLM, Triton, transformers, FutureWarnings) in every stage
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.iterations < 0:
+            raise ScpoError(f"setting iterations={self.iterations}: must be >= 0")
+
+
+SETTINGS = LoopSettings
+
+
+@dataclass
+class Step:
+    stage: str  # the `scpo <stage>` command
+    args: list[str]
+    iteration: int  # t: the iteration whose folder it works in
+    job: str  # the Slurm job that runs it (eval-0, sample-0, label-0, train-0, ..., report)
+    after: list[str] = field(default_factory=list)  # jobs it waits for (Slurm afterok)
+    sharded: bool = False  # sample: a Slurm array of shards, merged by the next job
+
+    def command(self) -> list[str]:
+        return ["scpo", self.stage, *self.args]
+
+
+def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
+    """The run's steps in order, with each stage's arguments (the run's settings plus where it works)."""
+    loop = parse_settings(LoopSettings, argv)
+    argv = without_flag(argv, "dry_run")  # the stages get the run's settings, not the request to print
+    run_dir = f"{loop.output_root}/{loop.run_name}"
+
+    def at(t: int, model: str) -> list[str]:
+        """The run's settings plus where iteration t works and its model M_t."""
+        return [*argv, "--iteration", str(t), "--iter_dir", f"{run_dir}/iter_{t}", "--model", model]
+
+    model, lineage = loop.model, []  # lineage: M_{t-1}, M_{t-2}, ... (the labelers' reference models)
+    steps = [Step("eval", at(0, model), 0, "eval-0")]
+    for t in range(loop.iterations):
+        args = at(t, model)
+        after = [f"train-{t - 1}"] if t else []
+        if int(peek(args, "new_problems", 0) or 0) > 0:  # M_t writes new problems before it samples
+            steps.append(Step("generate-problems", args, t, f"generate-{t}", after))
+            after = [f"generate-{t}"]
+        steps.append(Step("sample", args, t, f"sample-{t}", after, sharded=True))
+        labeler = LABELERS.get(peek(args, "labeler", "votes"))
+        label_args = list(args)
+        for flag, reference in zip(("--reference_model", "--previous_reference_model"),
+                                   lineage[:labeler.reference_models]):
+            label_args += [flag, reference]
+        steps.append(Step("label", label_args, t, f"label-{t}", [f"sample-{t}"]))
+        steps.append(Step("pairs", label_args, t, f"label-{t}", [f"sample-{t}"]))
+        output = f"{run_dir}/iter_{t}/model"
+        steps.append(Step("train", [*args, "--output_dir", output], t, f"train-{t}", [f"label-{t}"]))
+        lineage = [model, *lineage]
+        model = output
+        steps.append(Step("eval", at(t + 1, model), t + 1, f"eval-{t + 1}", [f"train-{t}"]))
+    evals = [s.job for s in steps if s.stage == "eval"]
+    steps.append(Step("report", [run_dir], loop.iterations, "report", evals))
+    return loop, steps
+
+
+def without_flag(argv: list[str], name: str) -> list[str]:
+    """argv less `--name`, `--name value` and `--name=value`."""
+    out, skip = [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg.split("=", 1)[0] in (f"--{name}", f"--{name.replace('_', '-')}"):
+            skip = "=" not in arg and i + 1 < len(argv) and not argv[i + 1].startswith("--")
+        else:
+            out.append(arg)
+    return out
+
+
+def main(argv: list[str]) -> list[str]:
+    """`scpo plan [recipe.yaml] [--setting value ...]`: the run's stage commands, one shell-quoted line each."""
+    _, steps = plan(argv)
+    lines = [shlex.join(step.command()) for step in steps]
+    print("\n".join(lines))
+    return lines
+
+
+def setting_main(argv: list[str]) -> str:
+    """`scpo setting NAME [--config recipe] [...]`: one resolved loop setting."""
+    if not argv or argv[0].startswith("--"):
+        raise ScpoError("usage: scpo setting NAME [--config recipe.yaml] [--setting value ...]")
+    name, rest = argv[0], argv[1:]
+    settings = parse_settings(LoopSettings, rest)
+    fields = {f.name for f in dataclasses.fields(LoopSettings)}
+    if name not in fields:
+        raise ScpoError(f"scpo setting: {name!r} is not a loop setting ({sorted(fields)})")
+    value = getattr(settings, name)
+    print(value)
+    return str(value)

@@ -1,0 +1,16 @@
+"""GRPO rewards, a registry: `reward_funcs: [<name>, ...]` names scpo/rewards/<name>.py (or a dotted path).
+
+majority (TTRL), vote_share, gold, format; combined with TRL's `reward_weights`. The vote
+machinery they share (one prompt's group at a time, pure Python) is scpo/rewards/_votes.py.
+"""
+
+from __future__ import annotations
+
+from scpo.core.registry import Registry
+from scpo.rewards._base import Reward, RolloutBatch
+from scpo.rewards._votes import GroupVote, batch_stats, format_rewards, gold_answer, gold_rewards, is_correct, vote_group
+
+REWARDS: Registry = Registry("reward", __name__, Reward, setting="reward_funcs")
+
+__all__ = ["REWARDS", "GroupVote", "Reward", "RolloutBatch", "batch_stats", "format_rewards", "gold_answer",
+           "gold_rewards", "is_correct", "vote_group"]

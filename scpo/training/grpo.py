@@ -1,0 +1,200 @@
+"""TTRL on TRL's GRPOTrainer: majority-vote rewards over each prompt's full group, across processes.
+
+How TRL 1.16 lays out a generation batch (read from grpo_trainer.py): `RepeatSampler` puts each
+prompt's `num_generations` rollouts next to each other, and each process takes its own consecutive
+slice of the batch (`per_device_train_batch_size * steps_per_generation` rows). Reward functions are
+called in `_calculate_rewards` with that process's rows only; TRL then gathers the rewards in rank
+order and normalizes them in blocks of `num_generations`. So a group can be split across processes
+and no process sees all of it when the rewards are computed: `GroupVoter` gathers every process's
+(prompt id, answer, gold) with `gather_object`, votes on each full block, and returns this process's
+rewards. The blocks are TRL's own groups, so the votes are the same whatever the number of processes.
+
+n_votes vs n_samples (TTRL): all `num_generations = n_votes` rollouts of a prompt vote, and only the
+first `n_samples` of each group are trained on (TTRL's `select_top_k_per_prompt`; rollouts are i.i.d.,
+so the first ones are a uniform subset). The reward functions return None for the vote-only rollouts,
+which TRL leaves out of the group mean and std (its "unscorable" rows), so the advantages are computed
+over the trained rollouts as in TTRL; `VoteTrainer` then drops those rows from the batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+
+from scpo.core.errors import ScpoError
+from scpo.rewards import REWARDS, RolloutBatch, batch_stats, vote_group
+from scpo.tasks import Task
+
+
+def completion_text(completion) -> str:
+    """A completion as plain text (conversational completions are lists of messages)."""
+    if isinstance(completion, list):
+        return "".join(str(m.get("content", "")) for m in completion if isinstance(m, dict))
+    return str(completion)
+
+
+def trained_flags(n_local: int, rank: int, group_size: int, n_samples: int) -> list[bool]:
+    """Which of this process's rows are trained on: the first n_samples of each group (global positions)."""
+    start = rank * n_local
+    return [(start + i) % group_size < n_samples for i in range(n_local)]
+
+
+class LocalVotes:
+    """This process's rollouts of one batch, voted on once: each reward reads the same batch."""
+
+    def __init__(self, batch: RolloutBatch, trained: list[bool], stats: dict[str, float]):
+        self.batch, self.trained, self.stats = batch, trained, stats
+
+    def reward(self, reward) -> list[float | None]:
+        """A reward's values for the trained rollouts; None for the vote-only ones."""
+        return [r if keep else None for r, keep in zip(reward(self.batch), self.trained)]
+
+
+class GroupVoter:
+    """Votes over each prompt's full group of rollouts, gathered from every process.
+
+    `group_size()` is TRL's group (num_generations) and `n_samples()` how many rollouts per group are
+    trained on; `bind(trainer)` reads both from a GRPOTrainer.
+    """
+
+    def __init__(self, task: Task, group_size: Callable[[], int] | None = None,
+                 n_samples: Callable[[], int] | None = None, rank: Callable[[], int] | None = None,
+                 eos_token_ids: Sequence[int] | None = None):
+        self.task = task
+        self.group_size, self.n_samples, self.rank = group_size, n_samples, rank
+        self.eos_token_ids = set(eos_token_ids or ())  # empty: no rollout counts as truncated
+        self._last = None  # (completions object, LocalVotes): every reward function of a batch shares one vote
+
+    def bind(self, trainer, n_samples: int) -> None:
+        self.group_size = lambda: trainer.num_generations if trainer.model.training else trainer.num_generations_eval
+        self.n_samples = lambda: n_samples if trainer.model.training else self.group_size()
+        self.rank = lambda: trainer.accelerator.process_index
+        self.eos_token_ids = set(trainer.eos_token_ids)
+
+    def __call__(self, prompts: Sequence, completions: Sequence, kwargs: dict) -> LocalVotes:
+        if self._last is not None and self._last[0] is completions:
+            return self._last[1]
+        votes = self._vote(prompts, completions, kwargs)
+        self._last = (completions, votes)  # holding the list keeps its id from being reused by the next batch
+        return votes
+
+    def _vote(self, prompts, completions, kwargs) -> LocalVotes:
+        from accelerate.utils import gather_object
+
+        texts = [completion_text(c) for c in completions]
+        # A rollout cut at max_completion_length has no vote and no answer unless the task says truncated
+        # completions vote (as `scpo label` treats finish_reason "length"); TRL keeps the EOS of finished ones.
+        truncated = [bool(self.eos_token_ids) and (not tokens or tokens[-1] not in self.eos_token_ids)
+                     for tokens in kwargs.get("completion_ids") or [[]] * len(texts)]
+        answers = [None if cut and not self.task.truncated_completions_vote else self.task.extract(t)
+                   for t, cut in zip(texts, truncated)]
+        ids = [str(i) for i in kwargs["id"]] if kwargs.get("id") is not None else [repr(p) for p in prompts]
+        golds = kwargs.get("gold") or [None] * len(texts)
+        # One list per process, in rank order: the order in which TRL gathers the rewards.
+        per_rank = gather_object([list(zip(ids, answers, golds, truncated))])
+        rank, size = self.rank(), self.group_size()
+        rows = [row for part in per_rank for row in part]
+        if len(rows) % size or any(len(part) != len(texts) for part in per_rank):
+            raise ScpoError(f"{len(rows)} rollouts over {len(per_rank)} processes do not form groups of "
+                            f"{size} (num_generations); TRL's batch layout is not the one scpo expects")
+        groups, group_golds, group_answers = [], [], []
+        for start in range(0, len(rows), size):
+            block = rows[start:start + size]
+            if len({r[0] for r in block}) != 1:
+                raise ScpoError(f"rollouts {start}..{start + size - 1} belong to different prompts "
+                                f"{sorted({r[0] for r in block})[:3]}: not one group; TRL's batch layout changed")
+            group_answers.append([r[1] for r in block])
+            groups.append(vote_group(group_answers[-1], self.task))
+            group_golds.append(block[0][2])
+        batch = RolloutBatch(texts=texts, answers=answers, groups=groups, group_golds=group_golds,
+                             group_answers=group_answers, local=slice(rank * len(texts), (rank + 1) * len(texts)),
+                             task=self.task, completion_ids=kwargs.get("completion_ids"), extras=kwargs)
+        stats = {**batch_stats(groups, group_golds, self.task), "truncated_rollouts": float(sum(r[3] for r in rows))}
+        if kwargs.get("log_metric") is not None:  # TRL averages these over processes; every process has the same
+            for name, value in stats.items():
+                kwargs["log_metric"](f"ttrl/{name}", value)
+        return LocalVotes(batch, trained_flags(len(texts), rank, size, self.n_samples()), stats)
+
+
+def reward_functions(names: Sequence[str], voter: GroupVoter, settings=None) -> list[Callable]:
+    """TRL reward functions by registry name (scpo/rewards/); TRL logs each under its name (rewards/<name>/mean)."""
+    if not names:
+        raise ScpoError("setting reward_funcs=[]: name at least one reward")
+    if len(set(names)) != len(names):
+        raise ScpoError(f"setting reward_funcs={list(names)}: a reward is listed twice (weight it with reward_weights)")
+    functions = []
+    for name in names:
+        reward = REWARDS.get(name)(settings)
+
+        def function(prompts, completions, _reward=reward, **kwargs):
+            return voter(prompts, completions, kwargs).reward(_reward)
+
+        function.__name__ = reward.name
+        functions.append(function)
+    return functions
+
+
+class _VoteOnlyRowsAreExpected(logging.Filter):
+    """TRL warns about every batch with rows no reward scores; vote-only rollouts are such rows by design."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "All reward functions returned None" not in record.getMessage()  # accelerate prefixes [RANK r]
+
+
+@functools.cache
+def _make_vote_trainer():
+    import torch
+    from trl import GRPOTrainer
+
+    class VoteTrainer(GRPOTrainer):
+        """GRPOTrainer that trains on the first n_samples rollouts of each group while all of them vote."""
+
+        def __init__(self, *args, voter: GroupVoter, n_samples: int | None = None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.n_samples = n_samples or self.num_generations
+            check_vote_layout(self.n_samples, self.num_generations, self.args.per_device_train_batch_size,
+                              self.args.steps_per_generation)
+            voter.bind(self, self.n_samples)
+            if self.n_samples < self.num_generations:
+                logging.getLogger("trl.trainer.grpo_trainer").addFilter(_VoteOnlyRowsAreExpected())
+
+        def _generate_and_score_completions(self, inputs):
+            output = super()._generate_and_score_completions(inputs)
+            if not self.model.training or self.n_samples == self.num_generations:
+                return output
+            rows = output["completion_ids"].size(0)
+            keep = torch.tensor(trained_flags(rows, self.accelerator.process_index, self.num_generations,
+                                              self.n_samples), device=output["completion_ids"].device)
+            for key, value in output.items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.size(0) == rows:
+                    output[key] = value[keep]
+            # The token count that normalizes the loss must count the trained rollouts only.
+            mask = output["completion_mask"] * output.get("tool_mask", 1)
+            output["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
+            self._metrics["train"]["ttrl/trained_rollouts"].append(self.accelerator.gather(keep.sum()).sum().item())
+            return output
+
+    return VoteTrainer
+
+
+def check_vote_layout(n_samples: int, n_votes: int, per_device_batch: int, steps_per_generation: int) -> None:
+    """Training on a subset needs whole groups on each process and whole trained rows per step."""
+    if not 1 <= n_samples <= n_votes:
+        raise ScpoError(f"setting n_samples={n_samples}: must be between 1 and n_votes={n_votes} (num_generations)")
+    if n_samples == n_votes:
+        return
+    local = per_device_batch * steps_per_generation
+    if local % n_votes:
+        raise ScpoError(f"n_samples < n_votes needs each process's generation batch (per_device_train_batch_size "
+                        f"{per_device_batch} x steps_per_generation {steps_per_generation} = {local}) to be a "
+                        f"multiple of n_votes={n_votes}")
+    if per_device_batch * n_samples % n_votes:
+        raise ScpoError(f"n_samples < n_votes: per_device_train_batch_size={per_device_batch} x n_samples/n_votes "
+                        f"({n_samples}/{n_votes}) must be a whole number of trained rollouts per step")
+
+
+def __getattr__(name: str):
+    if name == "VoteTrainer":  # built on first use: importing trl is slow and the pure parts do not need it
+        return _make_vote_trainer()
+    raise AttributeError(name)
