@@ -31,7 +31,9 @@ def main() -> None:
     from scpo.adaptive import leader, same_majority
     from scpo.core.io import read_rows
     from scpo.core.models import resolve_model
-    from scpo.stages.sample import SampleSettings, make_sampler, sample_shard
+    from scpo.sampling import make_sampler
+    from scpo.sampling.draw import sample_shard
+    from scpo.stages.sample import SampleSettings
     from scpo.tasks import get_task
     from scpo.voting import vote
 
@@ -41,7 +43,9 @@ def main() -> None:
                 enforce_eager=True)
     problems = read_rows(str(ROOT / recipe["problems_file"]))[: args.prompts]
     task = get_task(base["task"], **base["task_options"])
-    sampler = make_sampler(SampleSettings(**base), resolve_model(args.model))
+    settings = SampleSettings(**base)
+    sampler = make_sampler(resolve_model(args.model), settings, top_p=settings.top_p, top_k=settings.top_k,
+                           max_tokens=settings.max_tokens)
 
     def run(**adaptive):
         t0 = time.perf_counter()

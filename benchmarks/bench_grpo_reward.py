@@ -31,11 +31,11 @@ def generate(model_path: str, prompts: list[dict], task, k: int, max_new_tokens:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from scpo.stages.sample import messages_for
+    from scpo.core.rows import messages_of
 
     tok = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
-    texts = [tok.apply_chat_template(messages_for(p, task), add_generation_prompt=True, tokenize=False)
+    texts = [tok.apply_chat_template(messages_of(p, task), add_generation_prompt=True, tokenize=False)
              for p in prompts for _ in range(k)]  # each prompt's rollouts next to each other, as TRL lays them out
     enc = tok(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
     torch.manual_seed(0)
@@ -52,7 +52,7 @@ def time_rewards(make_task, prompts: list[dict], completions: list[str], k: int,
 
     A fresh task per run: the `math` task caches parsed answers, and a training batch brings new ones.
     """
-    from scpo.grpo import GroupVoter, reward_functions
+    from scpo.training.grpo import GroupVoter, reward_functions
 
     ids = [str(p["id"]) for p in prompts for _ in range(k)]
     golds = [p.get("gold") for p in prompts for _ in range(k)]

@@ -36,18 +36,20 @@ def responses(n: int) -> list[dict]:
 
 def judge(backend: str, model: str, rows: list[dict], args) -> dict:
     from scpo.judge import DEFAULT_TEMPLATE, parse_score
-    from scpo.stages.reward import RewardSettings, judge_items, judge_requests, judge_sampler
+    from scpo.labelers._internal import judge_items, judge_requests
+    from scpo.sampling import make_sampler
+    from scpo.stages.label import settings_class
     from scpo.tasks import get_task
 
     template = DEFAULT_TEMPLATE
     if args.template == "demo":
         template = yaml.safe_load((ROOT / "recipes" / "cpu_demo_self_rewarding.yaml").read_text())["judge_template"]
-    s = RewardSettings(labeler="judge", model=model, backend=backend, judge_template=template,
+    s = settings_class([])(labeler="judge", model=model, backend=backend, judge_template=template,
                        judge_samples=args.judge_samples, judge_max_tokens=args.judge_max_tokens,
                        judge_response_prefix=args.prefix, enforce_eager=True, dtype="float32" if backend == "hf" else "auto",
                        gpu_memory_utilization=args.gpu_memory_utilization)
     t0 = time.perf_counter()
-    sampler = judge_sampler(s, model)
+    sampler = make_sampler(model, s, top_p=s.judge_top_p, top_k=None, max_tokens=s.judge_max_tokens)
     start = time.perf_counter() - t0
     items = judge_items(rows, s, get_task("numeric"))
     requests, kept = judge_requests(items, sampler.tokenizer(), s, sampler.max_model_len)

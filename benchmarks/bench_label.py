@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 from scpo.core.io import write_rows
+from scpo.labelers import LABELERS
+from scpo.labelers.votes import label_rows
 from scpo.stages import label, pairs
 from scpo.tasks import get_task
 
@@ -87,12 +89,11 @@ def run_naive(task_name: str, rows: list[dict]) -> float:
 
 def run_core(task_name: str, rows: list[dict]) -> float:
     """scpo's grouping and pair selection in memory: the part the naive baseline replaces."""
-    from scpo.pairs import PairRule
-
     task = get_task(task_name)
+    votes = LABELERS.get("votes")(pairs.settings_class([])(), task)
     start = time.perf_counter()
-    labeled, _ = label.label_rows(rows, task, progress=False)
-    pairs.build_pairs(labeled, PairRule(), task)
+    labeled, _ = label_rows(rows, task, progress=False)
+    pairs.build_pairs(labeled, votes)
     return time.perf_counter() - start
 
 
@@ -109,7 +110,7 @@ def count_grader_calls(k: int, distinct: int, prompts: int = 20) -> tuple[int, f
 
     task._verify = counted
     rows = synthetic("math", prompts, k, distinct)
-    labeled, _ = label.label_rows(rows, task, progress=False)
+    labeled, _ = label_rows(rows, task, progress=False)
     keys = {(r["id"], task.answer_key(r["answer"])) for r in labeled if r["answer"] is not None}
     return calls, len(keys) / prompts, prompts * k * (k - 1) // 2
 

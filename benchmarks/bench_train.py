@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+from types import SimpleNamespace
 import time
 
 import torch
@@ -21,8 +22,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import DPOConfig, DPOTrainer
 
 from scpo.core.models import resolve_model
+from scpo.losses import LOSSES
 from scpo.stages.train import to_sampler_tokens
-from scpo.trainer import PairCollator, ScpoTrainer
+from scpo.training.dpo import PairCollator, ScpoTrainer
 
 
 class StepTimer(TrainerCallback):
@@ -76,7 +78,8 @@ def run(kind: str, model_path: str, ds, tok, steps: int, batch: int) -> tuple[fl
     """(median step seconds, seconds spent building the trainer incl. any reference pass)."""
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     timer = StepTimer()
-    collator = PairCollator(pad_token_id=tok.pad_token_id)
+    loss = LOSSES.get("scpo")(SimpleNamespace(alpha=1.0))
+    collator = PairCollator(pad_token_id=tok.pad_token_id, columns=loss.columns)
     with tempfile.TemporaryDirectory() as out:
         args = config(out, steps, batch, precompute=True)
         t0 = time.perf_counter()
@@ -84,7 +87,7 @@ def run(kind: str, model_path: str, ds, tok, steps: int, batch: int) -> tuple[fl
             trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[timer])
         else:
             trainer = ScpoTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
-                                  data_collator=collator, loss="scpo", callbacks=[timer])
+                                  data_collator=collator, loss=loss, callbacks=[timer])
         setup = time.perf_counter() - t0
         trainer.train()
     return statistics.median(timer.times[1:]), setup
@@ -106,7 +109,7 @@ def main() -> None:
     rows = make_pairs(tok, args.pairs)
     reference = add_sampler_reference(rows, tok, AutoModelForCausalLM.from_pretrained(model_path).eval())
     text = datasets.Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected", "weight")} for r in rows])
-    sampler = to_sampler_tokens(datasets.Dataset.from_list(reference), tok)
+    sampler = to_sampler_tokens(datasets.Dataset.from_list(reference), tok, columns=("weight",))
 
     trl_step, trl_setup = run("trl", model_path, text, tok, args.steps, args.batch)
     scpo_step, scpo_setup = run("scpo", model_path, text, tok, args.steps, args.batch)

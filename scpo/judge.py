@@ -52,15 +52,18 @@ User: {instruction}
 
 Briefly justify your choice, then conclude with "Winner: A" or "Winner: B"."""
 
-_NUMBER = r"(\d+(?:\.\d+)?)(?!\.?\d)"  # a whole number: never a prefix of a longer one
+# A whole number: never a prefix or a suffix of a longer one. The look-behind also keeps a digit run from being
+# tried at each of its positions (quadratic on degenerate text); possessive quantifiers (*+) keep whitespace runs
+# from being re-split between adjacent \s* (cubic): every pattern here is linear in the text.
+_NUMBER = r"(?<![\d.])(\d++(?:\.\d+)?)(?!\.?\d)"
 # Not a score: a number that starts arithmetic ("Score: 2 + 3 = 5" restates the question).
-_NOT_ARITHMETIC = r"(?!\s*[-+*×=]\s*\d)"
+_NOT_ARITHMETIC = r"(?!\s*+[-+*×=]\s*+\d)"
 # "Score: 4", "**Score:** 4", "Score - 4/5", "score = 4 points", "Total score: 4"
-_SCORE = re.compile(r"score\s*\**\s*[:=\-]?\s*\**\s*" + _NUMBER + r"(?:\s*(?:/|out of)\s*" + _NUMBER + r")?"
-                    + _NOT_ARITHMETIC, re.IGNORECASE)
+_SCORE = re.compile(r"score\s*+\**+\s*+[:=\-]?+\s*+\**+\s*+" + _NUMBER + r"(?:\s*+(?:/|out of)\s*+" + _NUMBER
+                    + r")?" + _NOT_ARITHMETIC, re.IGNORECASE)
 # "a score of 4", "I award 4 points", "total of 3 points"
-_OF_POINTS = re.compile(r"score of\s*" + _NUMBER + r"|" + _NUMBER + r"\s*points?\b", re.IGNORECASE)
-_WINNER = re.compile(r"winner\s*\**\s*[:=\-]?\s*\**\s*\(?\s*([AB])\b", re.IGNORECASE)
+_OF_POINTS = re.compile(r"score of\s*+" + _NUMBER + r"|" + _NUMBER + r"\s*+points?\b", re.IGNORECASE)
+_WINNER = re.compile(r"winner\s*+\**+\s*+[:=\-]?+\s*+\**+\s*+\(?+\s*+([AB])\b", re.IGNORECASE)
 
 
 def render(template: str, instruction: str, response: str) -> str:

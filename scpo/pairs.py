@@ -1,7 +1,8 @@
 """ScPO preference pairs from votes (Prasad et al. 2024), and gold pairs for IRPO / semi-supervised runs.
 
 Pure Python. For one prompt with k voting samples:
-  chosen   = a completion from the most-voted answer group (never the unparseable group),
+  chosen   = a voting completion from the most-voted answer group (never the unparseable group, never one of
+             ScPO's extra samples: those are drawn "to sample rejected responses", ScPO section 3),
   rejected = a completion from the least-voted group (the unparseable group included),
   kept only if V(chosen) >= tau, weight w = (V(chosen) - V(rejected)) / k; equal votes give no pair.
 Random picks use a generator seeded by (seed, prompt id), so a prompt's pair does not depend on
@@ -82,7 +83,8 @@ def pick_by_votes(votes: PromptVotes, rule: PairRule, prompt_id) -> Pick | str:
     if low >= top:  # nothing is voted below the chosen answer (unparsed completions may out-vote it)
         return "tie"
     worst = rng.choice(sorted(gi for v, gi in others if v == low))
-    chosen = rng.choice(votes.groups[best].members)
+    # ScPO's extra samples (T=1.2) exist "to sample rejected responses": they may be rejected, never chosen.
+    chosen = rng.choice(votes.voters(votes.groups[best].members))
     rejected = rng.choice(unparsed if worst == UNPARSED else votes.groups[worst].members)
     weight = (top - low) / votes.k if rule.weighting == "margin" else 1.0
     return Pick(chosen, rejected, top, low, weight, "votes")

@@ -22,8 +22,9 @@ DEFAULT_PROMPT = (
 )
 
 _TOKEN = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*|[^\s\w]")
-_LABEL = re.compile(r"^\W*(?:new\s+)?(?:problem|question)\s*\d*\s*[:.)][*_\s]*", re.IGNORECASE)
-_END = re.compile(r"\n\s*\W*(?:answer|solution|step\s*1)\b|\b(?:answer|solution)\s*:", re.IGNORECASE)
+# Linear on degenerate text: possessive quantifiers, and a line's leading punctuation scanned within its line.
+_LABEL = re.compile(r"^\W*+(?:new\s++)?(?:problem|question)\s*+\d*+\s*+[:.)][*_\s]*+", re.IGNORECASE)
+_END = re.compile(r"\n[^\w\n]*+(?:answer|solution|step\s*+1)\b|\b(?:answer|solution)\s*+:", re.IGNORECASE)
 
 
 def tokens(text: str) -> list[str]:

@@ -30,10 +30,15 @@ class PromptVotes:
     groups: list[Group]  # parsed answer groups, most-voted first
     group_of: list[int]  # per completion: index into groups, or UNPARSED
     unparsed_votes: int  # voting completions with no answer
+    voting: list[bool] | None = None  # per completion: False for an extra sample (joins its group, has no vote)
 
     def votes_of(self, i: int) -> int:
         g = self.group_of[i]
         return self.unparsed_votes if g == UNPARSED else self.groups[g].votes
+
+    def voters(self, members: list[int]) -> list[int]:
+        """The voting completions among `members` (extra samples left out)."""
+        return members if self.voting is None else [i for i in members if self.voting[i]]
 
     @property
     def num_answers(self) -> int:
@@ -87,4 +92,4 @@ def vote(answers: Sequence[str | None], task: Task, voting: Sequence[bool] | Non
     remap = {old: new for new, old in enumerate(order)}
     groups = [groups[old] for old in order]
     group_of = [g if g == UNPARSED else remap[g] for g in group_of]
-    return PromptVotes(k=sum(voting), groups=groups, group_of=group_of, unparsed_votes=unparsed_votes)
+    return PromptVotes(k=sum(voting), groups=groups, group_of=group_of, unparsed_votes=unparsed_votes, voting=voting)

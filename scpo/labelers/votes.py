@@ -98,8 +98,9 @@ def votes_from_labels(rows: list[dict]) -> PromptVotes:
         g.members.append(i)
         g.votes += counts
         g.answer = g.answer or r["answer"]
-    return PromptVotes(k=sum(not r.get("resampled", False) for r in rows), groups=groups,
-                       group_of=[r["answer_group"] for r in rows], unparsed_votes=unparsed_votes)
+    voting = [not r.get("resampled", False) for r in rows]
+    return PromptVotes(k=sum(voting), groups=groups, group_of=[r["answer_group"] for r in rows],
+                       unparsed_votes=unparsed_votes, voting=voting)
 
 
 class Votes(Labeler):

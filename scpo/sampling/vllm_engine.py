@@ -33,6 +33,12 @@ class VllmSampler:
                  top_k: int | None = None, max_tokens: int = 512, stop: list[str] | None = None,
                  vllm_kwargs: dict[str, Any] | None = None):
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        if on_cpu():
+            # The engine core in this process: all requests are queued before the first step, so batches (and
+            # with them the CPU kernels' float sums) are the same every run. With the core in its own process,
+            # requests arrive while it already steps: measured 12 of 640 completions differing between two
+            # identical runs of SmolLM2-135M, and 1.4x slower on 2 cores (the front end competes for them).
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         try:
             from vllm import LLM
         except ImportError as e:

@@ -10,8 +10,10 @@ from scpo.tasks._base import Task
 from scpo.tasks._numbers import canonical_number, find_numbers
 
 HASHES = re.compile(r"####\s*(.+)")
-ANSWER_IS = re.compile(r"answer is[:\s]*\$?\s*(?:\\boxed\{)?\s*([-\d.,/$]+)", re.IGNORECASE)
-BOXED_NUMBER = re.compile(r"\\boxed\{\s*\\?\$?([-\d.,/]+)[^}]*\}")
+# Possessive quantifiers (*+, ?+): a run of spaces is matched once and never given back, so degenerate text
+# ("The answer is" and 100k spaces) costs linear time instead of the cubic backtracking of three \s* in a row.
+ANSWER_IS = re.compile(r"answer is[:\s]*+\$?+\s*+(?:\\boxed\{)?+\s*+([-\d.,/$]+)", re.IGNORECASE)
+BOXED_NUMBER = re.compile(r"\\boxed\{\s*+\\?+\$?+([-\d.,/]++)[^}]{0,64}+\}")  # a unit may follow the number
 
 
 @dataclass

@@ -14,7 +14,8 @@ from typing import Hashable
 from scpo.tasks._base import Task
 from scpo.tasks._numbers import canonical_number
 
-ANSWER_IS = re.compile(r"answer is[:\s]*\$?([^\n$]+?)\$?\s*\.?\s*$", re.IGNORECASE | re.MULTILINE)
+ANSWER_IS = re.compile(r"answer is", re.IGNORECASE)
+MAX_ANSWER_LINE = 512  # characters after "answer is" that can hold an answer on its line
 _SPACES = re.compile(r"\\[,;:! ]|\s+")
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
 
@@ -39,6 +40,35 @@ def last_boxed(text: str) -> str | None:
             if depth == 0:
                 return text[i + 1 : j]
     return None  # unbalanced: the answer was cut off
+
+
+def answer_is(text: str) -> str | None:
+    """The last "answer is X" whose X fills the rest of its line: "The answer is $\\frac{1}{2}$." -> "\\frac{1}{2}".
+
+    After "answer is": colons and whitespace, an optional "$", then X (no "$" inside), then an optional
+    "$", spaces and one ".", up to the end of the line. Plain string scanning, linear in the text: each
+    candidate looks at most MAX_ANSWER_LINE characters of its line, and the whitespace it skips ends
+    before the next candidate.
+    """
+    starts = [m.end() for m in ANSWER_IS.finditer(text)]
+    for n, i in reversed(list(enumerate(starts))):
+        limit = starts[n + 1] if n + 1 < len(starts) else len(text)
+        while i < limit and (text[i] == ":" or text[i].isspace()):
+            i += 1
+        if i < len(text) and text[i] == "$":
+            i += 1
+        end = text.find("\n", i, i + MAX_ANSWER_LINE + 1)
+        if end < 0:
+            if len(text) - i > MAX_ANSWER_LINE:
+                continue
+            end = len(text)
+        line = text[i:end].rstrip()
+        line = line[:-1].rstrip() if line.endswith(".") else line
+        line = line[:-1] if line.endswith("$") else line
+        answer = line.strip()
+        if answer and "$" not in answer:
+            return answer
+    return None
 
 
 def normalize_latex(answer: str) -> str:
@@ -67,8 +97,7 @@ class Math(Task):
             return boxed.strip() or None
         if "\\boxed" in completion or "\\fbox" in completion:
             return None  # a box that never closes: the answer was cut off
-        matches = ANSWER_IS.findall(completion)
-        return matches[-1].strip() if matches else None
+        return answer_is(completion)
 
     def extract_gold(self, gold: str) -> str | None:
         boxed = last_boxed(gold)

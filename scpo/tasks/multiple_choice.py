@@ -20,13 +20,14 @@ class MultipleChoice(Task):
         letters = "ABCDEFGHIJ"[: self.num_choices]
         L = f"[{letters}]"
         # After "answer", an upper-case letter, or a lower-case one that stands alone ("b." / "(b)").
-        after = rf"\(?\**\s*({L}\b|[{letters.lower()}](?=\)|\.|\*|\s*$))"
+        # Possessive quantifiers and line-bounded spaces: linear time on degenerate text (long whitespace runs).
+        after = rf"\(?+\**+\s*+({L}\b|[{letters.lower()}](?=\)|\.|\*|[ \t]*+$))"
         return [
-            re.compile(rf"(?i:answer is)[:\s]*{after}", re.MULTILINE),
-            re.compile(rf"(?i:answer)[:\s]+{after}", re.MULTILINE),
-            re.compile(rf"\\boxed\{{\s*\(?({L})\)?\s*\}}"),
+            re.compile(rf"(?i:answer is)[:\s]*+{after}", re.MULTILINE),
+            re.compile(rf"(?i:answer)[:\s]++{after}", re.MULTILINE),
+            re.compile(rf"\\boxed\{{\s*+\(?+({L})\)?+\s*+\}}"),
             re.compile(rf"\(({L})\)"),
-            re.compile(rf"^\s*\(?({L})[).:]?\s*$", re.MULTILINE),
+            re.compile(rf"^[ \t]*+\(?+({L})[).:]?+[ \t]*+$", re.MULTILINE),
         ]
 
     def extract(self, completion: str) -> str | None:

@@ -266,6 +266,32 @@ def test_resampled_extras_join_groups_without_votes(answers, extra):
         assert votes.votes_of(i) == answers.count(all_answers[i])
 
 
+@settings(max_examples=300, deadline=None)
+@given(answers=prompts_st, extra=st.lists(answer, min_size=1, max_size=8), tau=tau_st, seed=seed_st,
+       pid=prompt_id_st, top_tie=top_tie_st, order=st.randoms(use_true_random=False))
+def test_no_chosen_response_is_ever_an_extra_sample(answers, extra, tau, seed, pid, top_tie, order):
+    """ScPO's extra samples are drawn "to sample rejected responses": they may be rejected, never chosen."""
+    flags = [True] * len(answers) + [False] * len(extra)
+    rows = list(zip(answers + extra, flags))
+    order.shuffle(rows)  # extras anywhere in the prompt's rows
+    votes = vote([a for a, _ in rows], GSM, voting=[f for _, f in rows])
+    result = pick_by_votes(votes, PairRule(tau=tau, seed=seed, top_tie=top_tie), pid)
+    if isinstance(result, Pick):
+        assert rows[result.chosen][1], "an extra sample was chosen"
+        assert result.chosen_votes == votes.votes_of(result.chosen) > 0
+
+
+def test_extras_that_agree_with_a_unanimous_vote_are_never_chosen():
+    """The case from the issue: 2 voting samples and 6 agreeing extras at T=1.2, seen over many seeds."""
+    from scpo.labelers.votes import votes_from_labels
+
+    rows = [{"answer_group": 0, "answer": "7", "resampled": i >= 2} for i in range(8)] + \
+        [{"answer_group": 1, "answer": "8", "resampled": True}]
+    votes = votes_from_labels(rows)
+    chosen = {pick_by_votes(votes, PairRule(tau=0.5, seed=seed), "p").chosen for seed in range(200)}
+    assert chosen == {0, 1}  # both voting samples, no extra
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"mode": "fully"}, "mode"),
     ({"weighting": "linear"}, "weighting"),

@@ -1,0 +1,80 @@
+"""Every pattern applied to model-written text runs in linear time: degenerate outputs (long runs of spaces,
+newlines, digits, nested \\boxed{, repeated "The answer is") get a per-call time budget, for every task's extract
+and the judge's and the new-problem parser's patterns. benchmarks/bench_patterns.py prints the timing table."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from scpo.judge import parse_score, parse_winner
+from scpo.problems import parse_problem
+from scpo.tasks import TASKS, get_task
+
+N = 20_000  # characters: a catastrophic pattern takes seconds to hours here; a linear one well under 20 ms
+BUDGET_S = 0.2  # per call, with room for a loaded 2-core CI machine (measured: under 15 ms)
+FRAGMENTS = [" ", "\n", "\t", ":", "1", "12,", ".", "$", "**", "\\boxed{", "}", "The answer is ", "answer",
+             "Score", "Score: ", "Winner", "(", "A", "points", "Problem", "Answer:", "\\frac{1}{2}", "=", "+"]
+ADVERSARIAL = {
+    "spaces after 'The answer is'": "The answer is" + " " * N + "x",
+    "newlines after 'The answer is'": "The answer is" + "\n" * N + "x",
+    "spaces then '$'": "The answer is $" + " " * N + "$.",
+    "spaces after 'Score'": "Score" + " " * N + "x",
+    "spaces after 'Winner'": "Winner" + " " * N + "x",
+    "spaces after 'Problem'": "Problem" + " " * N + "x",
+    "newlines": "\n" * N,
+    "digit run": "1" * N,
+    "digits and commas": "1," * (N // 2),
+    "nested \\boxed{": "\\boxed{" * (N // 7),
+    "unclosed \\boxed{1": "\\boxed{1" * (N // 8),
+    "repeated 'The answer is '": "The answer is " * (N // 14),
+    "'**' after 'Score'": "Score" + "*" * N,
+}
+
+
+def parsers():
+    out = {f"{name}.extract": get_task(name).extract for name in TASKS.names()}
+    out.update({f"{name}.extract_gold": get_task(name).extract_gold for name in TASKS.names()})
+    out.update({"judge.parse_score": parse_score, "judge.parse_winner": parse_winner,
+                "problems.parse_problem": parse_problem})
+    return out
+
+
+PARSERS = parsers()
+
+
+def timed(fn, text: str) -> float:
+    start = time.perf_counter()
+    fn(text)
+    return time.perf_counter() - start
+
+
+@pytest.mark.parametrize("text_name", sorted(ADVERSARIAL))
+@pytest.mark.parametrize("parser", sorted(PARSERS))
+def test_degenerate_text_is_parsed_within_the_budget(parser, text_name):
+    seconds = timed(PARSERS[parser], ADVERSARIAL[text_name])
+    assert seconds < BUDGET_S, f"{parser} took {seconds:.2f} s on {len(ADVERSARIAL[text_name])} chars of {text_name}"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(FRAGMENTS), st.integers(1, 2000)), min_size=1, max_size=12))
+def test_random_runs_of_adversarial_fragments_stay_within_the_budget(runs):
+    text = "".join(fragment * count for fragment, count in runs)
+    for name, fn in PARSERS.items():
+        seconds = timed(fn, text)
+        assert seconds < BUDGET_S, f"{name} took {seconds:.2f} s on {len(text)} chars: {runs}"
+
+
+def test_the_rewritten_patterns_still_read_real_answers():
+    gsm, math, mc = get_task("gsm8k"), get_task("math"), get_task("multiple_choice")
+    assert gsm.extract("so 3 + 4 = 7.\nThe answer is: $\\boxed{7}$.") == "7"
+    assert gsm.extract("The answer is $1,000.") == "1000" and gsm.extract("Thus \\boxed{18 \\text{ dollars}}") == "18"
+    assert math.extract("The answer is $\\frac{1}{2}$.") == "\\frac{1}{2}"
+    assert math.extract("The answer is:\n\n 6 - 5i .") == "6 - 5i"
+    assert math.extract("The answer is $x$ and more") is None
+    assert mc.extract("The answer is (B)") == "B" and mc.extract("answer: c.") == "C" and mc.extract("\n  (D)\n") == "D"
+    assert parse_score("**Score:** 3") == 3.0 and parse_score("I award 4 points") == 4.0 and parse_score("v1.5 points") == 1.5
+    assert parse_winner("**Winner:** (B)") == "B"
+    assert parse_problem("Problem 1: Tom has 3 apples.\nAnswer: 3") == "Tom has 3 apples."
