@@ -66,7 +66,9 @@ def main() -> None:
     rules = [("overtake", dict(adaptive="overtake", adaptive_min_samples=4, adaptive_round=1)),
              ("beta 0.95, rounds 4+2", dict(adaptive="beta", adaptive_min_samples=4, adaptive_round=2)),
              ("beta 0.95, rounds 3+1", dict(adaptive="beta", adaptive_min_samples=3, adaptive_round=1)),
-             ("dirichlet 0.95, rounds 4+2", dict(adaptive="dirichlet", adaptive_min_samples=4, adaptive_round=2))]
+             ("dirichlet 0.95, rounds 4+2", dict(adaptive="dirichlet", adaptive_min_samples=4, adaptive_round=2)),
+             ("esc, windows of 4", dict(adaptive="esc", adaptive_min_samples=4, adaptive_round=4)),
+             ("esc, windows of 2", dict(adaptive="esc", adaptive_min_samples=2, adaptive_round=2))]
     for name, settings in rules:
         got, counts, seconds = run(**settings)
         changed = sum(not same_majority(majority(got[i]), majority(fixed[i]), task) for i in fixed)

@@ -31,11 +31,11 @@ def generate(model_path: str, prompts: list[dict], task, k: int, max_new_tokens:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from scpo.core.rows import messages_of
+    from scpo.core.rows import prompt_of
 
     tok = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
-    texts = [tok.apply_chat_template(messages_of(p, task), add_generation_prompt=True, tokenize=False)
+    texts = [prompt_text(tok, prompt_of(p, task))
              for p in prompts for _ in range(k)]  # each prompt's rollouts next to each other, as TRL lays them out
     enc = tok(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
     torch.manual_seed(0)

@@ -1,7 +1,8 @@
 """Synthetic arithmetic problems for the CPU demo: `python -m data_tools.arithmetic --output_dir DIR`.
 
 Each fact (a, op, b) is asked in `--phrasings` ways. A seeded shuffle splits the *facts* into
-disjoint train and held-out eval sets, so no eval computation is seen in training, in any wording.
+disjoint train, dev (`--dev`, for checkpoint selection) and held-out eval sets, in that order, so no
+dev or eval computation is seen in training, in any wording; the train split does not depend on `--dev`.
 Train rows keep their gold for reporting only: in unsupervised mode the loop never trains on it.
 """
 
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--b", default="1,9", help="range of the second operand, lo,hi")
     parser.add_argument("--ops", default="+")
     parser.add_argument("--train", type=int, default=256, help="number of train facts")
+    parser.add_argument("--dev", type=int, default=0, help="number of dev facts (written to dev.jsonl)")
     parser.add_argument("--eval", type=int, default=300, help="number of eval facts")
     parser.add_argument("--phrasings", type=int, default=1, choices=range(1, len(PHRASINGS) + 1))
     parser.add_argument("--seed", type=int, default=0)
@@ -48,13 +50,17 @@ def main(argv: list[str] | None = None) -> dict:
     a_range = tuple(int(x) for x in args.a.split(","))
     b_range = tuple(int(x) for x in args.b.split(","))
     fact_list = facts(a_range, b_range, args.ops)
-    if args.train + args.eval > len(fact_list):
-        raise SystemExit(f"only {len(fact_list)} distinct problems; ask for fewer than {args.train} + {args.eval}")
+    if args.train + args.dev + args.eval > len(fact_list):
+        raise SystemExit(f"only {len(fact_list)} distinct problems; ask for fewer than "
+                         f"{args.train} + {args.dev} + {args.eval}")
     random.Random(args.seed).shuffle(fact_list)
     out = Path(args.output_dir)
-    counts = {"train": write_rows(out / "train.jsonl", problems(fact_list[: args.train], args.phrasings)),
-              "eval": write_rows(out / "eval.jsonl",
-                                 problems(fact_list[args.train: args.train + args.eval], args.phrasings))}
+    train, dev = fact_list[: args.train], fact_list[args.train: args.train + args.dev]
+    held_out = fact_list[args.train + args.dev: args.train + args.dev + args.eval]
+    counts = {"train": write_rows(out / "train.jsonl", problems(train, args.phrasings)),
+              "eval": write_rows(out / "eval.jsonl", problems(held_out, args.phrasings))}
+    if dev:
+        counts["dev"] = write_rows(out / "dev.jsonl", problems(dev, args.phrasings))
     print(f"[data] {out}: {counts}")
     return counts
 

@@ -53,6 +53,19 @@ SOURCES: dict[str, tuple[Callable[[dict], tuple[str, str]], str, str | None]] = 
 }
 
 
+# Where a source's worked solution is (a gold rationale: IRPO's chosen response when no sample is correct).
+SOLUTIONS = {"gsm8k": "answer", "math500": "solution", "aime24": "solution"}
+CALCULATOR = re.compile(r"<<[^<>]{0,200}>>")  # GSM8K's calculator annotations, "<<48/2=24>>"
+
+
+def _solution(source: str | None, row: dict, field: str | None) -> str | None:
+    field = field or SOLUTIONS.get(source or "")
+    text = row.get(field) if field else None
+    if not isinstance(text, str) or not text.strip():
+        return None
+    return CALCULATOR.sub("", text).strip() if source == "gsm8k" else text.strip()
+
+
 @dataclass
 class DataSettings:
     """scpo data: convert a data file or Hugging Face dataset folder into a problems file (and a dev split)."""
@@ -63,16 +76,20 @@ class DataSettings:
     question_field: str = "question"  # the field with the problem text
     answer_field: str | None = "answer"  # the gold field (none: unlabeled problems)
     id_field: str | None = None  # the id field (default: a hash of the question)
+    solution_field: str | None = None  # a worked solution, kept as `solution` (built-in sources: their rationale)
     task: str | None = None  # the task written into each row (default: the source's)
     split: str = "train"  # the split to read from a dataset folder
     dev_fraction: float = 0.0  # share of problems in the dev split (by a hash of the id)
     dev_size: int | None = None  # or exactly this many dev problems
+    split_preset: str | None = None  # scpo_gsm8k: dev_size 800 (ScPO §3, 6.7K/0.8K); scpo_math: dev_fraction 0.1
     seed: int = 0  # seeds the split hash
     max_rows: int | None = None  # only the first N rows
     iteration: int = 0
 
 
 SETTINGS = DataSettings
+# ScPO §3 "Datasets": GSM8K's 7.5K train problems split 6.7K / 0.8K (train / dev); MATH: 10% of train as dev.
+SPLIT_PRESETS = {"scpo_gsm8k": {"dev_size": 800}, "scpo_math": {"dev_fraction": 0.1}}
 
 
 def load_records(path: str, split: str = "train") -> list[dict]:
@@ -147,11 +164,32 @@ def to_problems(records: list[dict], settings: DataSettings, name: str) -> tuple
         problem = {"id": pid, "prompt": question.strip(), "task": task}
         if gold is not None:
             problem["gold"] = str(gold)
+        solution = _solution(settings.source, row, settings.solution_field)
+        if solution is not None:
+            problem["solution"] = solution
         problems.append(problem)
     return problems, dropped
 
 
+def check_split(settings: DataSettings, n: int) -> None:
+    """The split asked for keeps a train split: named errors for impossible sizes."""
+    if settings.split_preset is not None:
+        if settings.split_preset not in SPLIT_PRESETS:
+            raise ScpoError(f"setting split_preset={settings.split_preset!r}: expected one of {sorted(SPLIT_PRESETS)}")
+        for key, value in SPLIT_PRESETS[settings.split_preset].items():
+            setattr(settings, key, value)
+    if settings.dev_size is not None and settings.dev_fraction:
+        raise ScpoError(f"settings dev_size={settings.dev_size} and dev_fraction={settings.dev_fraction}: give one")
+    if not 0 <= settings.dev_fraction < 1:
+        raise ScpoError(f"setting dev_fraction={settings.dev_fraction}: must be in [0, 1) (a share of the problems "
+                        "kept for dev; the rest is train)")
+    if settings.dev_size is not None and not 0 <= settings.dev_size < n:
+        raise ScpoError(f"setting dev_size={settings.dev_size}: must be in [0, {n}) for {n} problems (the rest is "
+                        "train)")
+
+
 def split(problems: list[dict], settings: DataSettings) -> tuple[list[dict], list[dict]]:
+    check_split(settings, len(problems))
     if settings.dev_size:
         ranked = sorted(problems, key=lambda p: _hash(settings.seed, p["id"]))
         dev_ids = {p["id"] for p in ranked[: settings.dev_size]}

@@ -24,6 +24,16 @@ if [[ "$(scpo setting dry_run "${args[@]}")" == True ]]; then
   printf '%s\n' "$plan"
   exit 0
 fi
+# One run per run directory: flock(2) is released when this shell dies, so a killed run never blocks the next.
+run_dir="$(scpo setting output_root "${args[@]}")/$(scpo setting run_name "${args[@]}")"
+mkdir -p "$run_dir"
+exec {lock}>>"$run_dir/.scpo.lock"
+if ! flock -n "$lock"; then
+  echo "[loop] $run_dir is in use by $(cat "$run_dir/.scpo.lock" 2> /dev/null || echo another run); wait for it or stop it" >&2
+  exit 1
+fi
+echo "pid $$ (recipes/iterate.sh)" > "$run_dir/.scpo.lock"
+export SCPO_RUN_LOCK="$run_dir"  # the stages below run under this lock
 mapfile -t steps <<< "$plan"
 for step in "${steps[@]}"; do
   echo "[loop] $step" >&2

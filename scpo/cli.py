@@ -18,6 +18,7 @@ COMMANDS = {
     "sample": ("scpo.stages.sample", "sample k completions per problem with vLLM"),
     "label": ("scpo.stages.label", "label samples: self-consistency votes, or internal rewards (labeler)"),
     "pairs": ("scpo.stages.pairs", "build preference pairs from labels"),
+    "sft": ("scpo.stages.sft", "supervised fine-tuning on seed data with TRL (the loop's M_0 when sft_file is set)"),
     "train": ("scpo.stages.train", "train on pairs with TRL (DPO / IRPO / ScPO / CREAM losses)"),
     "grpo": ("scpo.stages.grpo", "online RL with majority-vote rewards (TTRL) on TRL's GRPOTrainer"),
     "eval": ("scpo.stages.eval", "greedy accuracy, pass@k, maj@k on held-out problems"),
@@ -47,7 +48,8 @@ def known_keys() -> set[str]:
     take (labelers, losses, rewards), and TRL's config fields for the trainers (kept as data: no TRL import)."""
     from scpo.core import trl_keys
 
-    keys = set(trl_keys.DPO_CONFIG | trl_keys.GRPO_CONFIG | trl_keys.MODEL_CONFIG)
+    keys = set(trl_keys.DPO_CONFIG | trl_keys.GRPO_CONFIG | trl_keys.MODEL_CONFIG | trl_keys.SFT_CONFIG)
+    keys |= {f"sft_{name}" for name in trl_keys.SFT_CONFIG}  # scpo sft's own values of TRL's fields
     for name in COMMANDS:
         module = importlib.import_module(COMMANDS[name][0].partition(":")[0])
         settings = getattr(module, "SETTINGS", None)
@@ -67,9 +69,28 @@ def wants_verbose(argv: list[str]) -> bool:
     while argv and not argv[0].startswith("-") and not argv[0].endswith((".yaml", ".yml")):
         argv = argv[1:]
     try:
-        return str(peek(argv, "verbose", False)).lower() in ("true", "1", "yes")
+        return str(peek(argv, "verbose", False, boolean=True)).lower() in ("true", "1", "yes")
     except ScpoError:
         return False
+
+
+def run_lock_of(name: str, argv: list[str]):
+    """A stage with an iter_dir locks the run directory above it (scpo/core/lock.py); other commands do not."""
+    import contextlib
+    from pathlib import Path
+
+    from scpo.core.lock import run_lock
+    from scpo.core.settings import peek
+
+    if name in ("plan", "setting", "slurm", "model", "data", "report") or "-h" in argv or "--help" in argv:
+        return contextlib.nullcontext()
+    try:
+        iter_dir = peek(argv, "iter_dir")
+    except ScpoError:
+        iter_dir = None
+    if not iter_dir:
+        return contextlib.nullcontext()
+    return run_lock(Path(str(iter_dir)).parent, f"scpo {name}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         quiet_third_party(wants_verbose(rest))
-        entry(name)(rest)
+        with run_lock_of(name, rest):
+            entry(name)(rest)
     except HelpRequested as e:
         print(f"usage: scpo {name} [--config recipe.yaml] [--setting value ...]\n\n{e}")
         return 0

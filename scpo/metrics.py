@@ -1,9 +1,14 @@
 """Evaluation metrics, pure Python: pass@k (unbiased), majority accuracy, standard errors, vote calibration.
 
-Somers' D between vote share and correctness is computed over completions: for a correct and an
-incorrect completion, +1 when the correct one has the larger vote share, -1 when smaller, 0 when
-tied; averaged over all such pairs (= 2 AUC - 1 with vote share as the score). The ScPO paper
-reports 0.80 on GSM8K.
+Two Somers' D between votes and correctness:
+- per completion (`somers_d`): over pairs of a correct and an incorrect completion, +1 when the correct
+  one has the larger vote share, -1 when smaller, 0 when tied, averaged (= 2 AUC - 1 with vote share as
+  the score; D of vote share given correctness);
+- ScPO's (Appendix A, Table 6: "Somers' D computed between Acc(y) and V(y) for y in {y+, y-}",
+  GSM8K 0.80, MATH 0.68, ZebraLogic 0.92): each test problem contributes its most- and least-voted
+  response, and `somers_d_given(votes, acc)` is D of accuracy given the votes, (C - D) over the pairs
+  not tied in V (scipy.stats.somersd(V, Acc)). The paper does not say which variable is dependent; Acc
+  given V is chosen, as "Acc(y) against V(y)" reads.
 """
 
 from __future__ import annotations
@@ -54,3 +59,30 @@ def calibration(scores: list[float], correct: list[bool], bins: int = 10) -> lis
         if inside:
             out.append({"lo": lo, "hi": hi, "n": len(inside), "accuracy": sum(inside) / len(inside)})
     return out
+
+
+def somers_d_given(x: list[float], y: list[bool]) -> float | None:
+    """Somers' D of binary y given x: (concordant - discordant) / pairs untied in x; None without such pairs."""
+    n = len(x)
+    counts: dict[float, int] = {}
+    for v in x:
+        counts[v] = counts.get(v, 0) + 1
+    untied = n * (n - 1) // 2 - sum(c * (c - 1) // 2 for c in counts.values())
+    if untied == 0:
+        return None
+    pos = sorted(v for v, c in zip(x, y) if c)
+    neg = sorted(v for v, c in zip(x, y) if not c)
+    difference = sum(bisect_left(neg, v) - (len(neg) - bisect_right(neg, v)) for v in pos)
+    return difference / untied
+
+
+def majority_accuracy(top_correct: list[bool]) -> tuple[float, bool]:
+    """(standard maj@k, conservative maj@k) from the correctness of the answers tied for the most votes.
+
+    Standard: the expected accuracy of a uniform choice among the tied answers (1 / 2 for a correct and a
+    wrong answer tied). Conservative: correct only when a single top answer is correct (a tie counts as wrong).
+    No answer at all (empty list) is wrong in both.
+    """
+    if not top_correct:
+        return 0.0, False
+    return sum(top_correct) / len(top_correct), len(top_correct) == 1 and top_correct[0]

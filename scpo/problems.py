@@ -20,10 +20,18 @@ DEFAULT_PROMPT = (
     "Write ONE new problem of similar difficulty that can be solved and has a single final answer. "
     "Write only the problem, not its solution."
 )
+DEFAULT_EXAMPLE = "Problem {i}: {problem}"
+# ScPO Appendix D, "Query Generation: GSM8K and MATH" (4-shot): the examples as "Q: ..." lines, then the request.
+SCPO_PROMPT = (
+    "{examples}\nPrompt: Based on the examples above, generate ONE solvable math word problem with similar "
+    "difficulty. Note that all the information needed to solve the problem should be included in the question. "
+    "Output the question and nothing else.\nQ:"
+)
+SCPO_EXAMPLE = "Q: {problem}"
 
 _TOKEN = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*|[^\s\w]")
 # Linear on degenerate text: possessive quantifiers, and a line's leading punctuation scanned within its line.
-_LABEL = re.compile(r"^\W*+(?:new\s++)?(?:problem|question)\s*+\d*+\s*+[:.)][*_\s]*+", re.IGNORECASE)
+_LABEL = re.compile(r"^\W*+(?:new\s++)?(?:problem|question|q)\s*+\d*+\s*+[:.)][*_\s]*+", re.IGNORECASE)
 _END = re.compile(r"\n[^\w\n]*+(?:answer|solution|step\s*+1)\b|\b(?:answer|solution)\s*+:", re.IGNORECASE)
 
 
@@ -95,9 +103,12 @@ def parse_problem(completion: str) -> str:
     return " ".join(text.split())
 
 
-def few_shot_prompt(template: str, seeds: Sequence[str]) -> str:
-    examples = "\n\n".join(f"Problem {i}: {text}" for i, text in enumerate(seeds, 1))
-    return template.format(examples=examples)
+def few_shot_prompt(template: str, seeds: Sequence[str], example: str = DEFAULT_EXAMPLE,
+                    separator: str = "\n\n") -> str:
+    """The generation prompt: each seed problem written as `example` ({i}, {problem}), joined, put at {examples}."""
+    examples = separator.join(example.replace("{i}", str(i)).replace("{problem}", text)
+                              for i, text in enumerate(seeds, 1))
+    return template.replace("{examples}", examples)
 
 
 def pick_seeds(seed: int, iteration: int, index: int, count: int, shots: int) -> list[int]:

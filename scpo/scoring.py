@@ -9,11 +9,7 @@ otherwise the completion text is re-tokenized (plus EOS when the sample stopped 
 from __future__ import annotations
 
 from scpo.core.errors import ScpoError
-
-
-def prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-    return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+from scpo.sampling import prompt_ids
 
 
 def completion_ids(tokenizer, row: dict) -> list[int]:
@@ -47,10 +43,10 @@ class SequenceScorer:
         self.batch_size = batch_size
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
-    def logps(self, rows: list[dict], messages_of) -> list[float]:
-        """Summed log-probs of each row's completion given its prompt; `messages_of(row)` gives the chat."""
+    def logps(self, rows: list[dict], prompt_of) -> list[float]:
+        """Summed log-probs of each row's completion given its prompt; `prompt_of(row)` gives the chat."""
         torch = self.torch
-        seqs = [(prompt_ids(self.tokenizer, messages_of(r)), completion_ids(self.tokenizer, r)) for r in rows]
+        seqs = [(prompt_ids(self.tokenizer, prompt_of(r)), completion_ids(self.tokenizer, r)) for r in rows]
         # Longest first: batches of similar length waste less padding.
         order = sorted(range(len(seqs)), key=lambda i: -(len(seqs[i][0]) + len(seqs[i][1])))
         out = [0.0] * len(seqs)

@@ -4,6 +4,7 @@
 # which runs a command, or only prints it when SCPO_PRINT=1: that is how the tests check what a
 # 2-node x 8-GPU job would run on a machine that has neither.
 export HF_HUB_OFFLINE=1  # models and data are local; never reach for a hub
+export SCPO_RUN_LOCK=slurm  # jobs of one submission run in the plan's order (some at once): no run-directory lock
 # shellcheck disable=SC2034  # used by the scripts that source this one
 read -ra srun_args <<< "${SCPO_SRUN_ARGS:-}"  # e.g. a container: --container-image=... (pyxis)
 

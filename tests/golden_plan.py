@@ -128,7 +128,7 @@ def slurm_plan(recipe: Path, overrides: list[str]) -> list[dict]:
         at = next(i for i, w in enumerate(words) if w.startswith("slurm/"))
         options, script, args = words[2:at], words[at], words[at + 1:]
         kind = Path(script).stem
-        if kind == "stages":  # slurm/stages.sbatch STAGE[,STAGE...] args
+        if kind == "stages" or (kind == "train" and args[:1] in (["train"], ["sft"])):  # SCRIPT STAGE[,...] args
             stages, args = args[0].split(","), args[1:]
         else:
             stages = SCRIPT_STAGES[kind]

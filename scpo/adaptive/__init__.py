@@ -27,7 +27,7 @@ def check_rule(name: str) -> None:
 
 
 def should_stop(counts: Sequence[int], drawn: int, k: int, rule: str, confidence: float = 0.95,
-                min_samples: int = 1) -> bool:
+                min_samples: int = 1, answers: Sequence | None = None, last_round: int | None = None) -> bool:
     """Whether a prompt with these parsed-answer vote counts after `drawn` of at most `k` samples is settled."""
     if drawn >= k:
         return True
@@ -35,7 +35,7 @@ def should_stop(counts: Sequence[int], drawn: int, k: int, rule: str, confidence
         return False
     if top_two(counts)[0] == 0:
         return False
-    return RULES.get(rule)().settled(counts, drawn, k, confidence)
+    return RULES.get(rule)().settled(counts, drawn, k, confidence, answers, last_round)
 
 
 __all__ = ["RULES", "StoppingRule", "beta_leader_probability", "check_rule", "dirichlet_leader_probability",

@@ -12,11 +12,16 @@ from typing import ClassVar, Sequence
 
 
 class StoppingRule:
-    """A rule for `adaptive: <name>`: whether a prompt's vote counts after `drawn` of at most `k` samples are settled."""
+    """A rule for `adaptive: <name>`: whether a prompt's vote counts after `drawn` of at most `k` samples are settled.
+
+    `answers` are the drawn samples' answer keys in order (None: no answer) and `last_round` how many of
+    them the last round drew, for rules that look at a window (ESC) rather than at the counts.
+    """
 
     name: ClassVar[str]
 
-    def settled(self, counts: Sequence[int], drawn: int, k: int, confidence: float) -> bool:
+    def settled(self, counts: Sequence[int], drawn: int, k: int, confidence: float,
+                answers: Sequence | None = None, last_round: int | None = None) -> bool:
         raise NotImplementedError
 
 

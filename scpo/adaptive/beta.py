@@ -23,5 +23,5 @@ def beta_leader_probability(v1: int, v2: int) -> float:
 class Beta(StoppingRule):
     name = "beta"
 
-    def settled(self, counts, drawn, k, confidence):
+    def settled(self, counts, drawn, k, confidence, answers=None, last_round=None):
         return beta_leader_probability(*top_two(counts)) >= confidence

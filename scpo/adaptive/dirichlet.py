@@ -34,5 +34,5 @@ def _dirichlet(counts: tuple[int, ...], draws: int) -> float:
 class Dirichlet(StoppingRule):
     name = "dirichlet"
 
-    def settled(self, counts, drawn, k, confidence):
+    def settled(self, counts, drawn, k, confidence, answers=None, last_round=None):
         return dirichlet_leader_probability(counts) >= confidence

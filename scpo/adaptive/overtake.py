@@ -12,6 +12,6 @@ from scpo.adaptive._base import StoppingRule, top_two
 class Overtake(StoppingRule):
     name = "overtake"
 
-    def settled(self, counts, drawn, k, confidence):
+    def settled(self, counts, drawn, k, confidence, answers=None, last_round=None):
         leader, runner_up = top_two(counts)
         return leader - runner_up > k - drawn

@@ -28,8 +28,13 @@ def _format(path: Path) -> str:
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """Yields (line number, row); blank lines are skipped. Malformed lines raise with file:line."""
     path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ScpoError(f"{path}:{lineno}: not UTF-8 text (byte {e.start + 1} of the line); "
+                                "re-encode the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
@@ -41,25 +46,32 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             yield lineno, row
 
 
-def read_rows(path: str | os.PathLike, required: dict[str, type | tuple] | None = None,
-              allow_empty: bool = False) -> list[dict]:
-    """Reads every row of a jsonl/json/parquet file and checks required fields and their types.
+def read_numbered(path: str | os.PathLike, required: dict[str, type | tuple] | None = None,
+                  allow_empty: bool = False) -> list[tuple[int, dict]]:
+    """(line, row) for every row of a jsonl/json/parquet file, with required fields and their types checked.
 
     `required` maps a field name to the accepted type(s). Errors name the file and line (row
-    number for parquet, 1-based).
+    number for parquet and json lists, 1-based).
     """
     path = Path(path)
     if not path.exists():
         raise ScpoError(f"{path}: file not found")
+    if path.is_dir():
+        raise ScpoError(f"{path}: is a folder, expected a {', '.join(FORMATS)} file")
     fmt = _format(path)
     if fmt == ".parquet":
         import pyarrow.parquet as pq
 
-        rows = pq.read_table(path).to_pylist()
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except Exception as e:  # pyarrow raises ArrowInvalid / OSError for a file that is not parquet
+            raise ScpoError(f"{path}: not a readable parquet file ({type(e).__name__}: {e})") from None
         numbered: Iterable[tuple[int, dict]] = enumerate(rows, 1)
     elif fmt == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8") or "[]")
+        except UnicodeDecodeError:
+            raise ScpoError(f"{path}: not UTF-8 text; re-encode the file as UTF-8") from None
         except json.JSONDecodeError as e:
             raise ScpoError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
         if not isinstance(data, list):
@@ -71,10 +83,16 @@ def read_rows(path: str | os.PathLike, required: dict[str, type | tuple] | None 
     for lineno, row in numbered:
         if required:
             check_row(row, required, f"{path}:{lineno}")
-        out.append(row)
+        out.append((lineno, row))
     if not out and not allow_empty:
         raise ScpoError(f"{path}: file is empty (no rows)")
     return out
+
+
+def read_rows(path: str | os.PathLike, required: dict[str, type | tuple] | None = None,
+              allow_empty: bool = False) -> list[dict]:
+    """Every row of a jsonl/json/parquet file, checked as `read_numbered` does."""
+    return [row for _, row in read_numbered(path, required, allow_empty)]
 
 
 def check_row(row: Any, required: dict[str, type | tuple], where: str) -> None:
@@ -92,16 +110,51 @@ def _as_tuple(typ) -> tuple:
     return typ if isinstance(typ, tuple) else (typ,)
 
 
+def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
+    """A named error now, before any work, for an output that could not be written at the end: the folder is
+    created and a probe file written and removed there."""
+    path = Path(path)
+    if path.is_dir():
+        raise ScpoError(f"{what} {path}: is a folder; give a file path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ScpoError(f"{what} {path}: cannot write there ({e.strerror or e}); choose another folder") from None
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def stale_temp_files(path: Path) -> list[Path]:
+    """Temp files a killed writer of `path` left behind (`.<name>.<random>.tmp`)."""
+    return sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yields a temp path next to `path`; renames it onto `path` only if the block succeeds."""
+    """Yields a temp path next to `path`; renames it onto `path` only if the block succeeds.
+
+    Temp files of earlier, killed writes of the same path are removed first; the file gets the
+    permissions the umask gives new files (mkstemp's 0600 would hide outputs from a team).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in stale_temp_files(path):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from scpo.core.errors import ScpoError
 from scpo.core.io import config_digest, file_digest, write_json
 
 
@@ -86,3 +87,12 @@ def run_once(stage: str, output: str, config: dict, inputs: list[str], body: Cal
     started = time.time()
     counts = body()
     return write_manifest(output, stage, config, inputs, counts, started)
+
+
+def check_distinct(outputs: dict[str, str], inputs: dict[str, str]) -> None:
+    """An output that is also an input would replace the input: refused, naming both settings."""
+    for out_name, out in outputs.items():
+        for in_name, path in inputs.items():
+            if path and out and Path(out).resolve() == Path(path).resolve():
+                raise ScpoError(f"settings {out_name} and {in_name} are the same file ({out}): the stage would "
+                                f"replace its own input; write {out_name} elsewhere")

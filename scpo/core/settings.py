@@ -62,8 +62,23 @@ def _base_type(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+def check_bare(name: str, raw: Any, tp: Any) -> None:
+    """`--k` with no value would read as true (k = 1): only a boolean setting may be given bare."""
+    if isinstance(raw, BareFlag) and _base_type(tp)[0] is not bool:
+        raise ScpoError(f"setting {name}: --{name} needs a value (`--{name} VALUE`); only true/false settings "
+                        "can be given bare")
+
+
+def optional(tp: Any) -> bool:
+    """Whether a field type admits None (`int | None`; a string annotation from TRL counts when it says so)."""
+    if isinstance(tp, str):
+        return "None" in tp or "Optional" in tp
+    return _base_type(tp)[1]
+
+
 def _convert(name: str, raw: Any, tp: Any) -> Any:
     base, optional = _base_type(tp)
+    check_bare(name, raw, tp)
     if raw is None or (optional and isinstance(raw, str) and raw.lower() in ("none", "null")):
         return None
     origin = typing.get_origin(base)
@@ -114,8 +129,15 @@ def per_iteration(name: str, value: Any, tp: Any, iteration: int) -> Any:
     return value
 
 
+class BareFlag(str):
+    """A `--name` given without a value: true for a boolean setting, an error for any other."""
+
+
+BARE = BareFlag("true")
+
+
 def split_argv(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
-    """`--config f.yaml --a 1 --flag --b=2` -> ('f.yaml', {'a': '1', 'flag': True, 'b': '2'})."""
+    """`--config f.yaml --a 1 --flag --b=2` -> ('f.yaml', {'a': '1', 'flag': BARE, 'b': '2'})."""
     config, values, i = None, {}, 0
     while i < len(argv):
         arg = argv[i]
@@ -131,7 +153,7 @@ def split_argv(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
             if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
                 val, i = argv[i + 1], i + 1
             else:
-                val = True
+                val = BARE
         if key == "config":
             config = val
         else:
@@ -234,12 +256,14 @@ def with_extensions(base: type, registry, chosen: Any = None) -> type:
     return compose(base.__name__, (base, *blocks))
 
 
-def peek(argv: list[str], key: str, default: Any = None) -> Any:
+def peek(argv: list[str], key: str, default: Any = None, boolean: bool = False) -> Any:
     """One setting's value (the command line over the recipe, per iteration), before the stage's class is known:
     what picks the labeler, loss or rewards whose settings blocks join the stage's."""
     config, cli = split_argv([a for a in argv if a not in ("-h", "--help")])
     merged = {**load_recipe(config), **cli}
     value = merged.get(key, default)
+    if not boolean:
+        check_bare(key, value, str)
     if isinstance(value, list):
         iteration = int(merged.get("iteration", 0) or 0)
         value = value[min(iteration, len(value) - 1)] if value else default

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from scpo.core.rows import SAMPLE_FIELDS, messages_of
+from scpo.core.rows import SAMPLE_FIELDS, prompt_of
 from scpo.tasks import Task
 
 
@@ -72,8 +72,8 @@ class Labeler:
     def check(self, prompt_rows: list[dict]) -> None:
         """A named error when a prompt's labels were not made by this labeler."""
 
-    def pick(self, prompt_rows: list[dict]) -> Choice | str:
-        """One prompt's pair, or the reason there is none (counted as skipped)."""
+    def pick(self, prompt_rows: list[dict]) -> Choice | list[Choice] | str:
+        """One prompt's pair (or pairs), or the reason there is none (counted as skipped)."""
         raise NotImplementedError
 
     def finish(self, pairs: list[dict], choices: list[Choice], counts: dict) -> list[dict]:
@@ -85,14 +85,17 @@ class Labeler:
 
 
 def pair_row(rows: list[dict], choice: Choice, task: Task) -> dict:
-    """The pair in TRL's preference format: prompt (chat), chosen / rejected (assistant turns), the labeler's
-    columns, gold correctness of chosen (reporting only), origin, and the sampler's reference columns."""
+    """The pair in TRL's preference format: prompt (chat), chosen / rejected (assistant turns), or all three as
+    plain text for a task without a chat template; the labeler's columns, gold correctness of chosen (reporting
+    only), origin, and the sampler's reference columns."""
     c, r = rows[choice.chosen], rows[choice.rejected]
+    prompt = prompt_of(c, task)
+    turn = (lambda text: text) if isinstance(prompt, str) else (lambda text: [{"role": "assistant", "content": text}])
     pair = {
         "id": c["id"],
-        "prompt": messages_of(c, task),
-        "chosen": [{"role": "assistant", "content": c["completion"]}],
-        "rejected": [{"role": "assistant", "content": r["completion"]}],
+        "prompt": prompt,
+        "chosen": turn(c["completion"]),
+        "rejected": turn(r["completion"]),
         **choice.columns,
     }
     if c.get("correct") is not None:  # a parquet file has every column in every row: None is "no gold"

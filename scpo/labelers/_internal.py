@@ -34,7 +34,7 @@ from scpo.consistency import CORRELATIONS
 from scpo.core.errors import ScpoError
 from scpo.core.io import config_digest, file_digest, write_rows
 from scpo.core.models import model_fingerprint, resolve_model
-from scpo.core.rows import SAMPLE_FIELDS, group_by_prompt, messages_of
+from scpo.core.rows import SAMPLE_FIELDS, group_by_prompt, prompt_of
 from scpo.core.settings import Block
 from scpo.core.shards import ShardSet, shard_bounds
 from scpo.judge import (
@@ -106,7 +106,10 @@ JUDGE_KEYS = ("judge_template", "judge_pairwise", "judge_pairwise_template", "ju
 
 def instruction_of(row: dict, task: Task) -> str:
     """What the judge sees as the user's question: the last user turn that was sampled."""
-    users = [m["content"] for m in messages_of(row, task) if m.get("role") == "user"]
+    prompt = prompt_of(row, task)
+    if isinstance(prompt, str):  # a plain-text prompt: the problem as the user wrote it
+        return row["prompt"] if isinstance(row["prompt"], str) else prompt
+    users = [m["content"] for m in prompt if m.get("role") == "user"]
     return users[-1] if users else str(row["prompt"])
 
 
@@ -229,7 +232,7 @@ def forward_logps(model_path: str, rows: list[dict], s, task: Task) -> list[floa
 
     t0 = time.time()
     scorer = SequenceScorer(model_path, dtype=s.dtype, batch_size=s.score_batch_size)
-    logps = scorer.logps(rows, lambda r: messages_of(r, task))
+    logps = scorer.logps(rows, lambda r: prompt_of(r, task))
     del scorer
     gc.collect()
     print(f"[label] log-probs of {len(rows)} responses under {model_path}: {time.time() - t0:.1f}s")

@@ -68,9 +68,13 @@ def label_rows(rows: list[dict], task: Task, progress: bool = True) -> tuple[lis
     by_id = group_by_prompt(rows)
     out: list[dict] = []
     unparsed = all_unparsed = majority_correct = with_gold = 0
+    gold_unparsed: list = []
     for prompt_rows in tqdm(by_id.values(), desc="label", unit="prompt", disable=not progress or None):
         labeled = label_prompt(prompt_rows, task)
         out.extend(labeled)
+        gold = next((r["gold"] for r in prompt_rows if r.get("gold") is not None), None)
+        if gold is not None and task.extract_gold(str(gold)) is None:
+            gold_unparsed.append(prompt_rows[0]["id"])
         unparsed += sum(r["answer_group"] == UNPARSED for r in labeled)
         all_unparsed += all(r["answer_group"] == UNPARSED for r in labeled)
         if "correct" in labeled[0]:
@@ -81,6 +85,10 @@ def label_rows(rows: list[dict], task: Task, progress: bool = True) -> tuple[lis
     if with_gold:
         counts["majority_accuracy"] = round(majority_correct / with_gold, 4)
         counts["prompts_with_gold"] = with_gold
+    if gold_unparsed:  # their samples all count as wrong: say so instead of reporting a silent 0
+        counts["gold_unparsed"] = len(gold_unparsed)
+        print(f"[label] warning: {len(gold_unparsed)} prompt(s) have a gold answer the task cannot parse "
+              f"(first: {gold_unparsed[0]!r}); every sample of theirs counts as wrong", file=sys.stderr)
     return out, counts
 
 
@@ -170,5 +178,19 @@ class Votes(Labeler):
         return pairs
 
     def no_pairs_advice(self, counts: dict) -> str:
-        return (f"lower tau (now {self.s.tau}), raise k, or raise the sampling temperature so answers "
-                "disagree more")
+        """What to change, for each reason prompts gave no pair (most frequent first)."""
+        advice = {
+            "all_unparsed": "no completion had an answer the task could parse: check the answer format the task asks "
+                            "for (task_options.instruction) and raise max_tokens (cut-off completions do not vote)",
+            "below_tau": f"the top answer had fewer than tau={self.s.tau} of the votes: lower tau or raise k",
+            "top_tie": "two answers tied for the most votes: raise k, or set top_tie: random",
+            "tie": "every answer had the same votes: raise k or the sampling temperature",
+            "unanimous": "all samples agreed, so nothing can be rejected: raise the sampling temperature or set "
+                         "resample_n (ScPO's extra samples at T=1.2)",
+            "no_gold": f"mode={self.s.mode} pairs need gold answers and these prompts have none",
+            "no_correct": "no sample was correct for the prompts with gold",
+            "no_incorrect": "every sample was correct for the prompts with gold",
+        }
+        skipped = sorted(dict(counts.get("skipped", {})).items(), key=lambda kv: -kv[1])
+        return "; ".join(f"{n} prompts: {advice.get(reason, reason)}" for reason, n in skipped) or \
+            "the labels file has no prompt"

@@ -4,7 +4,7 @@ For t = 0 .. iterations-1, model M_t (optionally after writing new problems) sam
 problem, the labeler labels them, pairs are built, and M_{t+1} is trained with M_t as the
 reference; every model is evaluated on held-out problems, and the report comes last:
 
-    eval M_0
+    [sft (M_0 = the model fine-tuned on sft_file) ->] eval M_0
     for t: [generate-problems ->] sample -> label -> pairs -> train (M_t -> M_{t+1}) -> eval M_{t+1}
     report
 
@@ -36,6 +36,8 @@ class LoopSettings(Block):
     output_root: str = "runs"  # where runs go
     iterations: int = 2  # T: models M_1 .. M_T are trained
     model: str = "embedded"  # M_0: `embedded` or a local Hugging Face folder
+    initial_reference_model: str | None = None  # the model M_0 was fine-tuned from (CREAM's M_0 before SFT): M_0's reference
+    sft_file: str | None = None  # seed SFT data: the loop first fine-tunes `model` on it (scpo sft) and that is M_0
     iteration: int = 0  # (per stage; the plan sets it)
     dry_run: bool = False  # print the plan (or the Slurm submission) instead of running it
     verbose: bool = False  # keep third-party log noise (vLLM, Triton, transformers, FutureWarnings) in every stage
@@ -72,11 +74,18 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
         """The run's settings plus where iteration t works and its model M_t."""
         return [*argv, "--iteration", str(t), "--iter_dir", f"{run_dir}/iter_{t}", "--model", model]
 
-    model, lineage = loop.model, []  # lineage: M_{t-1}, M_{t-2}, ... (the labelers' reference models)
-    steps = [Step("eval", at(0, model), 0, "eval-0")]
+    model, lineage = loop.model, [loop.initial_reference_model] if loop.initial_reference_model else []
+    steps = []
+    if loop.sft_file:  # M_0 = `model` fine-tuned on the seed data (CREAM's first step); `model` is its reference
+        sft_output = f"{run_dir}/sft/model"
+        steps.append(Step("sft", [*argv, "--iter_dir", f"{run_dir}/sft", "--model", model, "--output_dir", sft_output],
+                          0, "sft"))
+        model, lineage = sft_output, [loop.initial_reference_model or loop.model]
+    after_sft = ["sft"] if loop.sft_file else []
+    steps.append(Step("eval", at(0, model), 0, "eval-0", after_sft))
     for t in range(loop.iterations):
         args = at(t, model)
-        after = [f"train-{t - 1}"] if t else []
+        after = [f"train-{t - 1}"] if t else after_sft
         if int(peek(args, "new_problems", 0) or 0) > 0:  # M_t writes new problems before it samples
             steps.append(Step("generate-problems", args, t, f"generate-{t}", after))
             after = [f"generate-{t}"]

@@ -131,14 +131,14 @@ def slurm_jobs(argv: list[str]) -> tuple[SlurmSettings, list[Job]]:
             if not contains(args, merge.args):
                 raise ScpoError(f"job {name}: merges {merge.job} but runs with other settings")
             stages, merge = [merge.stage, *stages], None
-        if head.stage == "train":
+        if head.stage in ("train", "sft"):
             train = parse_settings(TrainSettings, args)
             if s.nodes > 1 and not train.accelerate_config:
                 raise ScpoError(f"setting nodes={s.nodes}: training on several nodes needs accelerate_config "
                                 "(zero3, zero2 or ddp)")
             port = ["--main_process_port", str(train.main_process_port or DEFAULT_PORT)]  # the same on every node
             jobs.append(Job(name, "train", opts(name, s.time_train, gpus=s.gpus_per_node, nodes=s.nodes),
-                            [*args, *port], after))
+                            [*args, *port], after, [head.stage]))
         elif head.stage == "eval":
             jobs.append(Job(name, "stages", opts(name, s.time_eval, gpus=engine_gpus(args)), args, after, stages))
         elif head.stage == "generate-problems":
@@ -186,7 +186,7 @@ def job_env(s: SlurmSettings) -> dict[str, str]:
 
 def sbatch_command(job: Job, ids: dict[str, str]) -> list[str]:
     deps = ["--dependency=afterok:" + ":".join(ids[name] for name in job.after)] if job.after else []
-    stages = [",".join(job.stages)] if job.kind == "stages" else []
+    stages = [",".join(job.stages)] if job.kind in ("stages", "train") else []
     return ["sbatch", "--parsable", *job.options, *deps, f"slurm/{job.kind}.sbatch", *stages, *job.args]
 
 

@@ -69,18 +69,25 @@ def _metric(ev: dict | None, key: str) -> str:
     return f"{ev[key]['mean']:.3f} ± {ev[key]['stderr']:.3f}"
 
 
+def _d(ev: dict | None, key: str) -> str:
+    return "-" if not ev or ev.get(key) is None else f"{ev[key]:.2f}"
+
+
 def markdown(rows: list[dict], run_dir: Path) -> str:
     k = next((r["eval"]["k"] for r in rows if r["eval"]), 8)
     lines = [f"# scpo run {run_dir.name}", "",
-             "Held-out evaluation of M_t (mean ± standard error over problems), and the step that trained M_t+1 from it.",
-             "", f"| t | greedy | pass@1 | maj@{k} | pass@{k} | Somers' D | pairs | mean weight | chosen acc. | "
-             "sample s | train s | train loss |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Held-out evaluation of M_t (mean ± standard error over problems), and the step that trained M_t+1 from it. "
+             f"maj@{k}: a tie for the most votes scores the share of correct tied answers; strict: a tie is wrong. "
+             "Somers' D: ScPO's (Acc given V over each problem's most- and least-voted response) and per completion "
+             "(vote share given correctness).",
+             "", f"| t | greedy | pass@1 | maj@{k} | maj@{k} strict | pass@{k} | Somers' D (ScPO) | Somers' D "
+             "(completions) | pairs | mean weight | chosen acc. | sample s | train s | train loss |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ev, pairs, train, sample = r["eval"], (r["pairs"] or {}).get("counts", {}), r["train"] or {}, r["sample"] or {}
         lines.append("| " + " | ".join([
             str(r["iteration"]), _metric(ev, "greedy"), _metric(ev, "pass@1"), _metric(ev, f"maj@{k}"),
-            _metric(ev, f"pass@{k}"), "-" if not ev or ev.get("somers_d") is None else f"{ev['somers_d']:.2f}",
+            _metric(ev, f"maj@{k}_strict"), _metric(ev, f"pass@{k}"), _d(ev, "somers_d_scpo"), _d(ev, "somers_d"),
             str(pairs.get("pairs", "-")), str(pairs.get("mean_weight", "-")), str(pairs.get("chosen_accuracy", "-")),
             str(sample.get("seconds", "-")), str(train.get("seconds", "-")),
             str(train.get("counts", {}).get("train_loss", "-"))]) + " |")
@@ -101,8 +108,32 @@ def markdown(rows: list[dict], run_dir: Path) -> str:
                       f"M_{last['iteration']} {b:.3f} ({gain * 100:+.1f} points; {how})."]
     lines += sampling_table(rows)
     lines += labeler_table(rows)
+    lines += selection_table(rows)
     lines += ["", "![metrics](metrics.png)", "", "![calibration](calibration.png)", ""]
+    if any(dev_curve(r) for r in rows):
+        lines += ["![checkpoint selection](selection.png)", ""]
     return "\n".join(lines)
+
+
+def dev_curve(row: dict) -> list[dict]:
+    return ((row["train"] or {}).get("counts") or {}).get("dev_curve") or []
+
+
+def selection_table(rows: list[dict]) -> list[str]:
+    """Checkpoint selection on the dev split (ScPO §3): each epoch's dev metric, and the epoch kept, per iteration."""
+    out = []
+    for r in rows:
+        curve = dev_curve(r)
+        if not curve:
+            continue
+        counts = r["train"]["counts"]
+        cells = ", ".join(f"{e['epoch']}: {e['value']:.3f}" for e in curve)
+        out.append(f"| {r['iteration']} | {counts.get('select_metric', '-')} | {cells} | {counts.get('selected_epoch')} |")
+    if not out:
+        return []
+    return ["", "Checkpoint selection on the dev split: the dev metric after each epoch of the step that trained "
+            "M_t+1, and the epoch kept as M_t+1.", "", "| t | metric | dev by epoch | kept |", "|---|---|---|---|",
+            *out]
 
 
 def sampling_table(rows: list[dict]) -> list[str]:
@@ -202,7 +233,25 @@ def plot(rows: list[dict], run_dir: Path) -> list[Path]:
     fig.tight_layout()
     fig.savefig(run_dir / "calibration.png", dpi=120)
     plt.close(fig)
-    return [run_dir / "metrics.png", run_dir / "calibration.png"]
+    written = [run_dir / "metrics.png", run_dir / "calibration.png"]
+    selected = [r for r in rows if dev_curve(r)]
+    if selected:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for r in selected:
+            curve, counts = dev_curve(r), r["train"]["counts"]
+            line, = ax.plot([e["epoch"] for e in curve], [e["value"] for e in curve], marker="o",
+                            label=f"M_{r['iteration']} -> M_{r['iteration'] + 1}")
+            kept = next(e for e in curve if e["epoch"] == counts["selected_epoch"])
+            ax.plot([kept["epoch"]], [kept["value"]], marker="*", markersize=16, color=line.get_color())
+        ax.set(xlabel="epoch", ylabel=f"dev {selected[0]['train']['counts'].get('select_metric', '')}",
+               title="checkpoint selection on dev (star: kept)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(run_dir / "selection.png", dpi=120)
+        plt.close(fig)
+        written.append(run_dir / "selection.png")
+    return written
 
 
 def write_report(run_dir: Path, text: str) -> str:

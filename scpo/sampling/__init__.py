@@ -33,10 +33,20 @@ def request_seed(seed: int, key: str) -> int:
     return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:8], 16) % (2**31 - 1)
 
 
-def prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
-    """A chat's token ids with the generation prompt: what the sampler is given and the trainer scores."""
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+def prompt_ids(tokenizer, prompt: list[dict] | str) -> list[int]:
+    """A prompt's token ids: chat messages with the generation prompt, or plain text with the tokenizer's special
+    tokens (BOS). What the sampler is given and the trainer scores."""
+    if isinstance(prompt, str):
+        return list(tokenizer(prompt)["input_ids"])
+    ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
     return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+
+def prompt_text(tokenizer, prompt: list[dict] | str) -> str:
+    """A prompt as the text the model reads (the chat template applied to messages)."""
+    if isinstance(prompt, str):
+        return prompt
+    return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
 
 
 def make_sampler(model_path: str, engine, *, top_p: float, top_k: int | None, max_tokens: int,

@@ -16,10 +16,10 @@ from dataclasses import replace
 from tqdm import tqdm
 
 from scpo.adaptive import leader, same_majority, should_stop
-from scpo.core.rows import messages_of
+from scpo.core.rows import prompt_of
 from scpo.sampling import Request, prompt_ids, request_seed
 from scpo.tasks import Task
-from scpo.voting import vote
+from scpo.voting import UNPARSED, vote
 
 
 def sample_shard(problems: list[dict], sampler, task: Task, s, sampler_id: str | None = None) -> tuple[list[dict], dict]:
@@ -33,7 +33,7 @@ def sample_shard(problems: list[dict], sampler, task: Task, s, sampler_id: str |
     requests, kept = [], []
     too_long = 0
     for p in problems:
-        messages = messages_of(p, task)
+        messages = prompt_of(p, task)
         ids = prompt_ids(tok, messages)
         if len(ids) >= sampler.max_model_len:
             too_long += 1
@@ -101,14 +101,22 @@ def draw_adaptively(sampler, requests: list[Request], task: Task, s) -> list[lis
             batch = [replace(requests[j], n=min(s.adaptive_round if gens[j] else s.adaptive_min_samples,
                                                 s.k - len(gens[j])), seed=requests[j].seed + len(gens[j]))
                      for j in active]
+            drawn_now = {}
             for j, out in zip(active, sampler.generate(batch)):
                 gens[j].extend(out)
-            still = [j for j in active if not should_stop(
-                [g.votes for g in vote([_answer(x, task) for x in gens[j]], task).groups], len(gens[j]), s.k,
-                s.adaptive, s.adaptive_confidence)]
+                drawn_now[j] = len(out)
+            still = [j for j in active if not settled(gens[j], drawn_now[j], task, s)]
             bar.update(len(active) - len(still))
             active = still
     return gens
+
+
+def settled(gens: list, last_round: int, task: Task, s) -> bool:
+    """The stopping rule on one prompt's samples so far (counts for the count rules, the answers in order for ESC)."""
+    votes = vote([_answer(g, task) for g in gens], task)
+    groups = [None if g == UNPARSED else g for g in votes.group_of]  # equivalent answers share a group
+    return should_stop([g.votes for g in votes.groups], len(gens), s.k, s.adaptive, s.adaptive_confidence,
+                       answers=groups, last_round=last_round)
 
 
 def audit_adaptive(sampler, requests: list[Request], gens: list[list], task: Task, s) -> dict:
@@ -134,6 +142,8 @@ def sample_rows(problem: dict, messages: list[dict], gens, temperature: float, r
         base["sampler"] = sampler_id
     if problem.get("gold") is not None:
         base["gold"] = problem["gold"]
+    if problem.get("solution") is not None:  # a gold rationale (IRPO's chosen response when no sample is correct)
+        base["solution"] = problem["solution"]
     if problem.get("origin"):  # "generated": written by the model (scpo generate-problems)
         base["origin"] = problem["origin"]
     rows = []

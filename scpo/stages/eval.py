@@ -7,17 +7,18 @@ and correctness, accuracy per vote-share bin) and `eval_samples.jsonl` (every gr
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from scpo.core.blocks import DecodingBlock, EngineBlock, ModelBlock, StageBlock, TaskBlock
 from scpo.core.errors import ScpoError
-from scpo.core.io import read_rows, write_json, write_rows
-from scpo.core.manifest import iter_file, run_once
+from scpo.core.io import check_writable, read_rows, write_json, write_rows
+from scpo.core.manifest import check_distinct, iter_file, run_once
 from scpo.core.models import model_fingerprint, resolve_model
-from scpo.core.rows import EVAL_FIELDS, messages_of
+from scpo.core.rows import EVAL_FIELDS, prompt_of
 from scpo.core.settings import parse_settings
-from scpo.metrics import calibration, mean_and_stderr, pass_at_k, somers_d
+from scpo.metrics import calibration, majority_accuracy, mean_and_stderr, pass_at_k, somers_d, somers_d_given
 from scpo.sampling import Request, make_sampler, prompt_ids, request_seed
 from scpo.tasks import Task, get_task
 from scpo.voting import UNPARSED, vote
@@ -29,15 +30,16 @@ class EvalSettings(StageBlock, EngineBlock, DecodingBlock, TaskBlock, ModelBlock
 
     eval_file: str | None = None  # held-out problems with gold answers; default <iter_dir>/eval_problems.jsonl
     eval_output: str | None = None  # default <iter_dir>/eval.json (and eval_samples.jsonl beside it)
-    eval_k: int = 8  # samples per problem for pass@k and maj@k
+    eval_k: int = 8  # samples per problem for pass@k and maj@k (0: greedy only, e.g. dev checkpoint selection)
     eval_temperature: float = 0.7  # their temperature
+    eval_top_p: float | None = None  # their nucleus sampling (default: top_p); TTRL's eval: T 0.6, top_p 0.95
     greedy: bool = True  # also one greedy completion per problem
     max_eval_problems: int | None = None  # only the first N problems
 
     def __post_init__(self):
         super().__post_init__()
-        if self.eval_k < 1:
-            raise ScpoError(f"setting eval_k={self.eval_k}: need at least one sample per problem")
+        if self.eval_k < 0 or (self.eval_k == 0 and not self.greedy):
+            raise ScpoError(f"setting eval_k={self.eval_k}: need samples per problem (>= 1), or 0 with greedy: true")
 
 
 SETTINGS = EvalSettings
@@ -53,8 +55,11 @@ def grade_problem(problem: dict, sampled: list[str], greedy: str | None, task: T
     k = len(sampled)
     rows = [{"id": problem["id"], "sample_index": i, "completion": text, "answer": answers[i], "correct": correct[i],
              "vote_share": votes.votes_of(i) / k} for i, text in enumerate(sampled)]
-    result = {"c": sum(correct), "n": k, "maj": bool(votes.groups) and group_ok[0] and
-              (len(votes.groups) == 1 or votes.groups[1].votes < votes.groups[0].votes)}
+    result = {"c": sum(correct), "n": k, "gold_parsed": gold is not None}
+    if k:
+        top = [group_ok[gi] for gi, g in enumerate(votes.groups) if g.votes == votes.top_votes and g.votes > 0]
+        result["maj"], result["maj_strict"] = majority_accuracy(top)
+        result["extremes"] = extremes(votes, group_ok)
     if greedy is not None:
         answer = task.extract(greedy)
         result["greedy"] = answer is not None and gold is not None and task.equivalent(answer, gold)
@@ -63,28 +68,49 @@ def grade_problem(problem: dict, sampled: list[str], greedy: str | None, task: T
     return result, rows
 
 
+def extremes(votes, group_ok: list[bool]) -> list[tuple[int, bool]]:
+    """(V, Acc) of the most- and the least-voted response (ScPO's y+ and y-; the unparseable group can be y-)."""
+    if not votes.groups or votes.top_votes == 0:
+        return []
+    candidates = [(g.votes, ok) for g, ok in zip(votes.groups, group_ok)]
+    if votes.unparsed_votes:
+        candidates.append((votes.unparsed_votes, False))
+    return [candidates[0], min(candidates[1:] or candidates[:1], key=lambda c: c[0])]
+
+
 def summarize(results: list[dict], rows: list[dict], k: int) -> dict:
     def stat(values):
         mean, se = mean_and_stderr([float(v) for v in values])
         return {"mean": round(mean, 4), "stderr": round(se, 4)}
 
-    metrics = {"problems": len(results), "k": k,
-               "pass@1": stat(pass_at_k(r["n"], r["c"], 1) for r in results),
-               f"pass@{k}": stat(pass_at_k(r["n"], r["c"], k) for r in results),
-               f"maj@{k}": stat(r["maj"] for r in results)}
+    metrics: dict = {"problems": len(results), "k": k}
+    if k:
+        metrics.update({"pass@1": stat(pass_at_k(r["n"], r["c"], 1) for r in results),
+                        f"pass@{k}": stat(pass_at_k(r["n"], r["c"], k) for r in results),
+                        f"maj@{k}": stat(r["maj"] for r in results),
+                        f"maj@{k}_strict": stat(r["maj_strict"] for r in results)})
     if results and "greedy" in results[0]:
         metrics["greedy"] = stat(r["greedy"] for r in results)
-    sampled = [r for r in rows if r["vote_share"] is not None]
-    shares, correct = [r["vote_share"] for r in sampled], [r["correct"] for r in sampled]
-    d = somers_d(shares, correct)
-    metrics["somers_d"] = None if d is None else round(d, 4)
-    metrics["calibration"] = calibration(shares, correct)
+    if k:
+        sampled = [r for r in rows if r["vote_share"] is not None]
+        shares, correct = [r["vote_share"] for r in sampled], [r["correct"] for r in sampled]
+        d = somers_d(shares, correct)
+        metrics["somers_d"] = None if d is None else round(d, 4)
+        points = [p for r in results for p in r["extremes"]]
+        d = somers_d_given([v for v, _ in points], [ok for _, ok in points])
+        metrics["somers_d_scpo"] = None if d is None else round(d, 4)
+        metrics["calibration"] = calibration(shares, correct)
+    unparsed_gold = sum(not r["gold_parsed"] for r in results)
+    if unparsed_gold:
+        metrics["gold_unparsed"] = unparsed_gold
     return metrics
 
 
 def run(s: EvalSettings) -> dict:
     eval_file = iter_file(s.iter_dir, s.eval_file, "eval_problems.jsonl")
     output = iter_file(s.iter_dir, s.eval_output, "eval.json")
+    check_distinct({"eval_output": output}, {"eval_file": eval_file})
+    check_writable(output, "eval_output")
     problems = read_rows(eval_file, required=EVAL_FIELDS)
     if s.max_eval_problems:
         problems = problems[: s.max_eval_problems]
@@ -94,25 +120,27 @@ def run(s: EvalSettings) -> dict:
     config.update(model=model_path, model_weights=model_fingerprint(model_path))
 
     def body() -> dict:
-        sampler = make_sampler(model_path, s, top_p=s.top_p, top_k=s.top_k, max_tokens=s.max_tokens, stop=s.stop)
+        top_p = s.top_p if s.eval_top_p is None else s.eval_top_p
+        sampler = make_sampler(model_path, s, top_p=top_p, top_k=s.top_k, max_tokens=s.max_tokens, stop=s.stop)
         tok = sampler.tokenizer()
         requests, kept = [], []
         for p in problems:
-            ids = prompt_ids(tok, messages_of(p, task))
+            ids = prompt_ids(tok, prompt_of(p, task))
             if len(ids) >= sampler.max_model_len:
                 print(f"[eval] warning: problem {p['id']!r} is longer than max_model_len; not evaluated")
                 continue
             kept.append(p)
             key = f"eval:{p['id']}"
-            requests.append(Request(key, ids, s.eval_k, s.eval_temperature, request_seed(s.seed, key)))
+            if s.eval_k:
+                requests.append(Request(key, ids, s.eval_k, s.eval_temperature, request_seed(s.seed, key)))
             if s.greedy:
                 requests.append(Request(key + ":greedy", ids, 1, 0.0, request_seed(s.seed, key + ":greedy")))
         outputs = sampler.generate(requests)
-        step = 2 if s.greedy else 1
+        step = bool(s.eval_k) + bool(s.greedy)
         results, rows = [], []
         for j, p in enumerate(kept):
-            sampled = [g.text for g in outputs[step * j]]
-            greedy = outputs[step * j + 1][0].text if s.greedy else None
+            sampled = [g.text for g in outputs[step * j]] if s.eval_k else []
+            greedy = outputs[step * j + step - 1][0].text if s.greedy else None
             result, graded = grade_problem(p, sampled, greedy, task)
             results.append(result)
             rows.extend(graded)
@@ -120,6 +148,9 @@ def run(s: EvalSettings) -> dict:
             raise ScpoError(f"{eval_file}: no problem fits max_model_len; nothing was evaluated")
         metrics = summarize(results, rows, s.eval_k)
         metrics["skipped_too_long"] = len(problems) - len(kept)
+        if metrics.get("gold_unparsed"):
+            print(f"[eval] warning: {metrics['gold_unparsed']} problem(s) of {eval_file} have a gold answer the task "
+                  "cannot parse; they count as wrong", file=sys.stderr)
         write_rows(Path(output).with_name("eval_samples.jsonl"), rows)
         write_json(output, {**metrics, "model": model_path, "eval_file": eval_file})
         print(f"[eval] {output}: " + ", ".join(

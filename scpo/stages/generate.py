@@ -16,13 +16,18 @@ from dataclasses import dataclass
 
 from scpo.core.blocks import DecodingBlock, EngineBlock, ModelBlock, StageBlock
 from scpo.core.errors import ScpoError
-from scpo.core.io import read_rows, write_rows
-from scpo.core.manifest import iter_file, run_once
+from scpo.core.io import check_writable, read_rows, write_rows
+from scpo.core.manifest import check_distinct, iter_file, run_once
 from scpo.core.models import model_fingerprint, resolve_model
 from scpo.core.rows import PROBLEM_FIELDS, problem_text
 from scpo.core.settings import asdict, parse_settings
-from scpo.problems import DEFAULT_PROMPT, NearDuplicates, few_shot_prompt, parse_problem, pick_seeds
+from scpo.problems import (DEFAULT_EXAMPLE, DEFAULT_PROMPT, SCPO_EXAMPLE, SCPO_PROMPT, NearDuplicates,
+                           few_shot_prompt, parse_problem, pick_seeds)
 from scpo.sampling import Request, make_sampler, prompt_ids, request_seed
+
+
+# Named prompts: (template with {examples}, how one example is written, what joins the examples)
+GENERATION_PROMPTS = {"scpo": (SCPO_PROMPT, SCPO_EXAMPLE, "\n")}
 
 
 @dataclass
@@ -32,7 +37,8 @@ class GenerateSettings(StageBlock, EngineBlock, DecodingBlock, ModelBlock):
     problems_file: str | None = None  # the seed problems; default <iter_dir>/problems.jsonl
     new_problems: int = 0  # candidates to write (0: the stage does nothing)
     lora_path: str | None = None  # generate with base model + this PEFT adapter
-    generation_prompt: str = DEFAULT_PROMPT  # a template with {examples}
+    generation_prompt: str = DEFAULT_PROMPT  # a template with {examples}, or `scpo` (ScPO Appendix D, "Q:" lines)
+    generation_model: str | None = None  # who writes the problems (ScPO §3: Llama-3 8B Instruct); default M_t
     generation_shots: int = 4  # seed problems shown per candidate (ScPO: 4)
     generation_temperature: float = 1.0  # sampling temperature of the candidates
     generation_max_tokens: int = 256  # tokens per candidate; a cut-off candidate is dropped
@@ -42,7 +48,7 @@ class GenerateSettings(StageBlock, EngineBlock, DecodingBlock, ModelBlock):
 
     def __post_init__(self):
         super().__post_init__()
-        if "{examples}" not in self.generation_prompt:
+        if self.generation_prompt not in GENERATION_PROMPTS and "{examples}" not in self.generation_prompt:
             raise ScpoError("setting generation_prompt: the template needs an {examples} placeholder")
         if self.new_problems < 0 or self.generation_shots < 1 or not 0 < self.dedupe_threshold <= 1:
             raise ScpoError("settings new_problems >= 0, generation_shots >= 1 and 0 < dedupe_threshold <= 1 "
@@ -55,8 +61,11 @@ def generate(seeds: list[dict], held_out: list[dict], sampler, s: GenerateSettin
     picks = [pick_seeds(s.seed, s.iteration, i, len(seeds), s.generation_shots) for i in range(s.new_problems)]
     tok = sampler.tokenizer()
     requests = []
+    template, example, separator = GENERATION_PROMPTS.get(s.generation_prompt,
+                                                         (s.generation_prompt, DEFAULT_EXAMPLE, "\n\n"))
     for i, chosen in enumerate(picks):
-        messages = [{"role": "user", "content": few_shot_prompt(s.generation_prompt, [texts[j] for j in chosen])}]
+        prompt = few_shot_prompt(template, [texts[j] for j in chosen], example, separator)
+        messages = [{"role": "user", "content": prompt}]
         ids = prompt_ids(tok, messages)
         requests.append(Request(key=f"generate:{s.iteration}:{i}", prompt_token_ids=ids, n=1,
                                 temperature=s.generation_temperature,
@@ -95,9 +104,11 @@ def run(s: GenerateSettings) -> dict | None:
         return None
     seeds_file = iter_file(s.iter_dir, s.problems_file, "problems.jsonl")
     out = iter_file(s.iter_dir, None, "generated_problems.jsonl")
+    check_distinct({"generated problems": out}, {"problems_file": seeds_file})
+    check_writable(out, "generated problems")
     seeds = read_rows(seeds_file, required=PROBLEM_FIELDS)
     held_out = read_rows(s.eval_file, required=PROBLEM_FIELDS) if s.eval_file else []
-    model_path = resolve_model(s.model)
+    model_path = resolve_model(s.generation_model or s.model)  # the writer; M_t's votes filter the problems later
     keys = ("new_problems", "generation_prompt", "generation_shots", "generation_temperature",
             "generation_max_tokens", "dedupe_ngram", "dedupe_threshold", "seed", "top_p", "top_k", "iteration")
     config = {key: v for key, v in asdict(s).items() if key in keys} | {"model": model_path,

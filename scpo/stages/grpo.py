@@ -26,7 +26,7 @@ from scpo.core.blocks import LaunchBlock, ModelBlock, StageBlock, TaskBlock
 from scpo.core.errors import ScpoError
 from scpo.core.io import read_rows
 from scpo.core.manifest import iter_file
-from scpo.core.rows import EVAL_FIELDS, load_problems, messages_of
+from scpo.core.rows import EVAL_FIELDS, load_problems, prompt_of
 from scpo.core import trl_keys
 from scpo.core.settings import peek, wants_help, with_extensions
 from scpo.reporting.grpo import LOG_NAME
@@ -124,7 +124,7 @@ def load_prompts(path: str, task, max_problems: int | None):
         raise ScpoError(f"{path}: no problems to train on")
     datasets.disable_progress_bars()
     return datasets.Dataset.from_list([
-        {"prompt": messages_of(p, task), "id": str(p["id"]),
+        {"prompt": prompt_of(p, task), "id": str(p["id"]),
          "gold": None if p.get("gold") is None else str(p["gold"])} for p in problems])
 
 

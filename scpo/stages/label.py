@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from scpo.core.blocks import EngineBlock, ModelBlock, ShardBlock, StageBlock, TaskBlock
 from scpo.core.errors import ScpoError
-from scpo.core.io import read_rows, write_rows
-from scpo.core.manifest import iter_file, run_once
+from scpo.core.io import check_writable, read_numbered, write_rows
+from scpo.core.manifest import check_distinct, iter_file, run_once
+from scpo.core.rows import check_sample_rows
 from scpo.core.settings import parse_settings, peek, with_extensions
 from scpo.labelers import LABELERS, LabelFiles
 from scpo.tasks import get_task
@@ -45,19 +46,25 @@ def settings_class(argv: list[str]) -> type:
     return with_extensions(LabelSettings, LABELERS, peek(argv, "labeler"))
 
 
+def read_samples(path: str, required: dict) -> list[dict]:
+    return check_sample_rows(read_numbered(path, required=required), path)
+
+
 def run(s) -> dict | None:
     files = LabelFiles(samples=iter_file(s.iter_dir, s.samples_file, "samples.jsonl"),
                        labels=iter_file(s.iter_dir, s.labels_file, "labels.jsonl"))
+    check_distinct({"labels_file": files.labels}, {"samples_file": files.samples})
+    check_writable(files.labels, "labels_file")
     labeler = LABELERS.get(s.labeler)(s, get_task(s.task, **s.task_options))
     config = labeler.label_config()
     if s.shard_index is not None:  # one shard of the work (a Slurm array task); the labels come from a full run
         if not labeler.shardable:
             raise ScpoError(f"setting shard_index: labeler={s.labeler} is not sharded (only the judge labelers are)")
-        labeler.label_shard(read_rows(files.samples, required=labeler.sample_fields), files)
+        labeler.label_shard(read_samples(files.samples, labeler.sample_fields), files)
         return None
 
     def body() -> dict:
-        rows = read_rows(files.samples, required=labeler.sample_fields)
+        rows = read_samples(files.samples, labeler.sample_fields)
         labeled, counts = labeler.label(rows, files)
         write_rows(files.labels, labeled)
         print(f"[label] {files.labels}: {counts}")

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from scpo.core.blocks import StageBlock, TaskBlock
 from scpo.core.errors import ScpoError
-from scpo.core.io import read_rows, write_rows
-from scpo.core.manifest import iter_file, run_once
-from scpo.core.rows import group_by_prompt
+from scpo.core.io import check_writable, read_numbered, write_rows
+from scpo.core.manifest import check_distinct, iter_file, run_once
+from scpo.core.rows import check_sample_rows, group_by_prompt
 from scpo.core.settings import parse_settings, peek, with_extensions
 from scpo.labelers import LABELERS, pair_row
 from scpo.tasks import get_task
@@ -52,13 +52,15 @@ def build_pairs(rows: list[dict], labeler) -> tuple[list[dict], dict]:
     pairs, choices, skipped = [], [], Counter()
     for prompt_rows in by_prompt.values():
         labeler.check(prompt_rows)
-        choice = labeler.pick(prompt_rows)
-        if isinstance(choice, str):
-            skipped[choice] += 1
+        picked = labeler.pick(prompt_rows)
+        if isinstance(picked, str):
+            skipped[picked] += 1
             continue
-        pairs.append(pair_row(prompt_rows, choice, labeler.task))
-        choices.append(choice)
-    counts: dict = {"prompts": len(by_prompt), "skipped": skipped}
+        for choice in picked if isinstance(picked, list) else [picked]:  # a labeler may give several pairs (IRPO)
+            pairs.append(pair_row(prompt_rows, choice, labeler.task))
+            choices.append(choice)
+    counts: dict = {"prompts": len(by_prompt), "skipped": skipped,
+                    "prompts_with_pairs": len({str(p["id"]) for p in pairs})}
     pairs = labeler.finish(pairs, choices, counts)
     counts.update(pairs=len(pairs), skipped=dict(skipped))
     generated = sum(r[0].get("origin") == "generated" for r in by_prompt.values())
@@ -76,10 +78,12 @@ def build_pairs(rows: list[dict], labeler) -> tuple[list[dict], dict]:
 def run(s) -> dict:
     labels = iter_file(s.iter_dir, s.labels_file, "labels.jsonl")
     out = iter_file(s.iter_dir, s.pairs_file, "pairs.jsonl")
+    check_distinct({"pairs_file": out}, {"labels_file": labels})
+    check_writable(out, "pairs_file")
     labeler = LABELERS.get(s.labeler)(s, get_task(s.task, **s.task_options))
 
     def body() -> dict:
-        rows = read_rows(labels, required=labeler.label_fields)
+        rows = check_sample_rows(read_numbered(labels, required=labeler.label_fields), labels)
         pairs, counts = build_pairs(rows, labeler)
         if not pairs:
             raise ScpoError(f"{labels}: 0 pairs from {counts['prompts']} prompts (skipped: {counts['skipped']}); "

@@ -21,8 +21,8 @@ from pathlib import Path
 from scpo.adaptive import check_rule
 from scpo.core.blocks import DecodingBlock, EngineBlock, ModelBlock, ShardBlock, StageBlock, TaskBlock
 from scpo.core.errors import ScpoError
-from scpo.core.io import config_digest, file_digest, read_rows, write_json, write_rows
-from scpo.core.manifest import is_done, iter_file, write_manifest
+from scpo.core.io import check_writable, config_digest, file_digest, read_rows, write_json, write_rows
+from scpo.core.manifest import check_distinct, is_done, iter_file, write_manifest
 from scpo.core.models import model_fingerprint, resolve_model
 from scpo.core.rows import PROBLEM_FIELDS, load_problems
 from scpo.core.settings import parse_settings
@@ -50,7 +50,7 @@ class SampleSettings(StageBlock, ShardBlock, EngineBlock, DecodingBlock, TaskBlo
     new_problems: int = 0  # > 0: also sample <iter_dir>/generated_problems.jsonl (scpo generate-problems)
     save_token_ids: bool = False  # also keep completion_token_ids and token_logprobs per row
     # Adaptive sampling (scpo/adaptive/): draw a prompt's samples in rounds, stop once its vote is settled.
-    adaptive: str = "none"  # none | overtake (exact) | beta | dirichlet (posterior at adaptive_confidence)
+    adaptive: str = "none"  # none | overtake (exact) | beta | dirichlet (posterior at adaptive_confidence) | esc (windows)
     adaptive_min_samples: int = 4  # the first round
     adaptive_round: int = 2  # samples per later round
     adaptive_confidence: float = 0.95  # beta / dirichlet: stop when P(leader stays ahead) reaches this
@@ -147,6 +147,9 @@ def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
                             "run `scpo generate-problems` with the same settings first")
         problems += read_rows(generated, required=PROBLEM_FIELDS, allow_empty=True)
     model_path = resolve_model(s.model)
+    samples_file = iter_file(s.iter_dir, s.samples_file, "samples.jsonl")
+    check_distinct({"samples_file": samples_file}, {"problems_file": problems_file})
+    check_writable(samples_file, "samples_file")  # before the engine starts, not after all generation
     workers = worker_count(s) if s.worker_index is None and s.shard_index is None else 1
     s.num_shards = max(s.num_shards, workers)  # every data-parallel worker gets at least one shard
     plan = Plan(s, model_path)

@@ -18,15 +18,27 @@ class Task:
     # Appended to the problem in the user turn; the model's chat template is applied by the sampler.
     instruction: str = ""
     system_prompt: str | None = None
+    # The whole prompt, with {problem} where the problem goes (instead of problem + instruction), e.g. ScPO's
+    # zero-shot prompts for base models: "... Q: {problem}\nA: Let's think step by step."
+    prompt_template: str | None = None
+    # False: the prompt is plain text, sent without a chat template (base models such as Llama-3 8B); pairs are
+    # then TRL's plain preference format (prompt, chosen and rejected as strings).
+    chat: bool = True
     # Whether length-truncated completions vote (their answer is often cut off).
     truncated_completions_vote: bool = False
     keys_are_exact: bool = False
 
-    def build_messages(self, problem: str) -> list[dict]:
+    def build_prompt(self, problem: str) -> list[dict] | str:
+        """What the model is given for a problem: chat messages, or plain text when `chat` is false."""
+        if self.prompt_template:
+            content = self.prompt_template.replace("{problem}", problem)
+        else:
+            content = f"{problem}\n\n{self.instruction}" if self.instruction else problem
+        if not self.chat:
+            return content
         messages = []
         if self.system_prompt:
             messages.append({"role": "system", "content": self.system_prompt})
-        content = f"{problem}\n\n{self.instruction}" if self.instruction else problem
         messages.append({"role": "user", "content": content})
         return messages
 

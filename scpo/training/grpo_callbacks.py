@@ -7,7 +7,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from scpo.core.rows import messages_of
+from scpo.core.rows import prompt_of
+from scpo.sampling import prompt_text
 from scpo.rewards import gold_answer, is_correct
 from scpo.tasks import Task
 
@@ -52,9 +53,10 @@ class HeldoutEval(TrainerCallback):
             model.eval()
             for start in range(0, len(mine), self.batch_size):
                 batch = mine[start:start + self.batch_size]
-                texts = [tok.apply_chat_template(messages_of(p, self.task), add_generation_prompt=True, tokenize=False)
+                texts = [prompt_text(tok, prompt_of(p, self.task))
                          for p in batch]
-                enc = tok(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+                enc = tok(texts, return_tensors="pt", padding=True, padding_side="left",
+                          add_special_tokens=not self.task.chat)  # a chat template writes its own BOS
                 out = model.generate(**enc.to(acc.device), max_new_tokens=self.max_new_tokens, do_sample=False,
                                      pad_token_id=tok.pad_token_id)
                 for p, ids in zip(batch, out[:, enc["input_ids"].size(1):]):

@@ -37,12 +37,14 @@ from scpo.core.errors import HelpRequested, ScpoError
 from scpo.core.io import config_digest
 from scpo.core.manifest import is_done, write_manifest
 from scpo.core.models import resolve_model
-from scpo.core.settings import accepts_list, check_keys, help_text, load_recipe, per_iteration, split_argv
+from scpo.core.settings import (accepts_list, check_bare, check_keys, help_text, load_recipe, optional,
+                                 per_iteration, split_argv)
 
 ACCELERATE_DIR = Path(__file__).resolve().parents[2] / "recipes" / "accelerate"
 LAUNCHED_ENV = "SCPO_UNDER_ACCELERATE"
 # Settings that say where or how to run, not what is trained: left out of the stage's config hash.
 NOT_HASHED = ("iter_dir", "pairs_file", "overwrite", *LAUNCH_KEYS)
+STAMP = ".scpo-train-config"  # in an output folder: scpo wrote it, for the configuration whose hash it holds
 
 
 def has_gpu() -> bool:
@@ -91,10 +93,13 @@ def trl_help(settings: type, trl_fields: dict[str, frozenset]) -> HelpRequested:
     return HelpRequested(text)
 
 
-def parse_with_trl(argv: list[str], classes: tuple, adjust=None, stage: str = "train") -> tuple:
+def parse_with_trl(argv: list[str], classes: tuple, adjust=None, stage: str = "train",
+                   prefix: str | None = None) -> tuple:
     """Our settings dataclass and TRL's config classes from a recipe and overrides, through TRL's own parser.
 
-    `adjust(values)` may edit the merged values (recipe and command line) before TRL's classes see them.
+    `adjust(values)` may edit the merged values (recipe and command line) before TRL's classes see them. With
+    `prefix` ("sft_"), a key `<prefix><name>` sets TRL's `<name>` for this stage only, over a plain `<name>`
+    (one flat recipe holds the DPO and the SFT learning rates: learning_rate and sft_learning_rate).
     """
     from trl import TrlParser
 
@@ -123,10 +128,24 @@ def parse_with_trl(argv: list[str], classes: tuple, adjust=None, stage: str = "t
     for key, value in cli.items():
         if key not in mine:
             continue
+        check_bare(key, value, hints[key])
         value = per_iteration(key, value, hints[key], iteration)
         if isinstance(value, str) and "," in value and accepts_list(hints[key]):
             value = [v for v in value.split(",") if v]
         ours[key] = value
+    if prefix:
+        for source in (recipe, cli):  # the command line wins over the recipe, a prefixed key over a plain one
+            for key, value in source.items():
+                name = key[len(prefix):]
+                if key.startswith(prefix) and name in mine and key not in mine:
+                    check_bare(key, value, hints[name])
+                    if source is recipe and name in cli:
+                        continue
+                    ours[name] = per_iteration(key, value, hints[name], iteration)
+    own = {f.name for f in dataclasses.fields(classes[0])}
+    for key, value in ours.items():  # "none" for one of our optional settings is None, as in every other stage
+        if key in own and isinstance(value, str) and value.lower() in ("none", "null") and optional(hints[key]):
+            ours[key] = None
     if adjust is not None:
         adjust(ours)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
@@ -170,36 +189,59 @@ class TrlJob:
             self.log(f"{self.output_dir} is up to date ({done['counts']}); skipping")
         return done
 
-    def relaunch(self) -> bool:
-        """Under `accelerate_config`, runs this stage again under accelerate / torchrun; True once it has."""
-        s = self.settings
-        if not s.accelerate_config or os.environ.get(LAUNCHED_ENV):
-            return False
-        accelerate_config_path(s.accelerate_config)
-        cmd = launch_command(s, self.argv, command=self.stage)
-        self.log(" ".join(cmd))
-        torchrun = "torch.distributed.run" in cmd  # several CPU processes: tell accelerate they are CPU (gloo)
-        code = subprocess.call(cmd, env={**os.environ, LAUNCHED_ENV: "1",
-                                         **({"ACCELERATE_USE_CPU": "true"} if torchrun else {})})
-        if code:
-            raise ScpoError(f"{self.stage} exited with code {code}; re-run to resume from the last checkpoint")
-        return True
-
-    def claim(self) -> None:
-        """The output folder is this configuration's: checkpoints of another configuration are removed (rank 0).
-
-        Called after the inputs were validated, so a bad input never costs a checkpoint.
-        """
+    def check_output(self) -> None:
+        """The output folder may be written: not the model being trained, and not a folder of someone else's files
+        (scpo marks its own with a config stamp; `--overwrite` takes any folder)."""
         if self.output_dir.resolve() == Path(self.model_path).resolve():
             raise ScpoError(f"setting output_dir={self.output_dir}: it is the model being trained ({self.model_path}); "
                             "write the trained model to another folder")
+        if self.settings.overwrite or not self.output_dir.is_dir() or (self.output_dir / STAMP).exists():
+            return
+        foreign = sorted(p.name for p in self.output_dir.iterdir() if not p.name.startswith("."))
+        if foreign:
+            raise ScpoError(f"setting output_dir={self.output_dir}: the folder holds files scpo did not write "
+                            f"({', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''}); choose an empty or new "
+                            "folder, or pass --overwrite to replace them")
+
+    def relaunch(self, env: dict[str, str] | None = None) -> bool:
+        """Checks the output folder; under `accelerate_config`, runs this stage again under accelerate / torchrun
+        (with `env` added: what the first process decided), and returns True once it has."""
+        self.check_output()
+        if not self.settings.accelerate_config or os.environ.get(LAUNCHED_ENV):
+            return False
+        self.run_child(env or {})
+        return True
+
+    def run_child(self, env: dict[str, str]) -> None:
+        """This stage again in child processes (under accelerate / torchrun when `accelerate_config` is set, else
+        one plain process), with `env` added; a named error if they fail."""
+        s = self.settings
+        if s.accelerate_config:
+            accelerate_config_path(s.accelerate_config)
+            cmd = launch_command(s, self.argv, command=self.stage)
+        else:
+            cmd = [sys.executable, "-m", "scpo.cli", self.stage, *self.argv]
+        torchrun = "torch.distributed.run" in cmd  # several CPU processes: tell accelerate they are CPU (gloo)
+        self.log(" ".join(cmd))
+        code = subprocess.call(cmd, env={**os.environ, **env, LAUNCHED_ENV: "1",
+                                         **({"ACCELERATE_USE_CPU": "true"} if torchrun else {})})
+        if code:
+            raise ScpoError(f"{self.stage} exited with code {code}; re-run to resume from the last checkpoint")
+
+    def claim(self) -> None:
+        """The output folder is this configuration's (rank 0): checkpoints this stage wrote for another configuration
+        are removed, those of this one kept for resuming.
+
+        Called after the inputs and the folder were checked, so a bad input never costs a checkpoint.
+        """
         if int(os.environ.get("RANK", "0")) != 0:
             return
         import shutil
 
-        stamp = self.output_dir / ".scpo-train-config"
+        stamp = self.output_dir / STAMP
         digest = config_digest(self.config)
-        if self.settings.overwrite or not stamp.exists() or stamp.read_text().strip() != digest:
+        ours = stamp.exists()
+        if self.settings.overwrite or (ours and stamp.read_text().strip() != digest):
             for old in self.output_dir.glob("checkpoint-*"):
                 shutil.rmtree(old, ignore_errors=True)
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -266,12 +308,21 @@ def save(trainer, tokenizer, output_dir: str, merge: bool, base_model: str) -> N
     adapter_dir = str(Path(output_dir) / "adapter")
     trainer.save_model(adapter_dir)  # gathers the adapter under ZeRO-3
     if trainer.accelerator.is_main_process:
-        # Merge from the saved adapter into a fresh CPU copy of the base: the training copy may be sharded.
-        from peft import PeftModel
-        from transformers import AutoModelForCausalLM
-
-        base = AutoModelForCausalLM.from_pretrained(base_model, dtype=trainer.model.dtype)
-        merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
-        merged.save_pretrained(output_dir, safe_serialization=True)
+        merge_lora(base_model, adapter_dir, output_dir, trainer.model.dtype)
         tokenizer.save_pretrained(output_dir)
     trainer.accelerator.wait_for_everyone()
+
+
+def merge_lora(base_model: str, adapter_dir: str, output_dir: str, dtype=None) -> None:
+    """The base model with a saved adapter merged in, saved as a full model folder (what vLLM loads).
+
+    Merged from the saved adapter into a fresh CPU copy of the base: the training copy may be sharded.
+    """
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype or "auto")
+    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    merged.save_pretrained(output_dir, safe_serialization=True)
+    AutoTokenizer.from_pretrained(adapter_dir if (Path(adapter_dir) / "tokenizer_config.json").exists()
+                                  else base_model).save_pretrained(output_dir)

@@ -55,6 +55,18 @@ def test_overtake_on_constructed_counts(counts, drawn, k, stops):
     assert should_stop(counts, drawn, k, "overtake") is stops
 
 
+@pytest.mark.parametrize("answers, last_round, stops", [
+    ([0, 0, 0, 0, 0], 5, True),            # the first window is unanimous
+    ([0, 1, 0, 0, 0], 5, False),
+    ([0, 1, 0, 0, 0, 1, 1, 1, 1, 1], 5, True),  # only the last window counts (ESC's reference code)
+    ([1, 1, 1, 1, 1, 0, 0, 0, 0, 1], 5, False),
+    ([0, 0, None, 0, 0], 5, False),        # a sample without an answer: not unanimous
+])
+def test_esc_stops_after_a_unanimous_window(answers, last_round, stops):
+    counts = counts_of([None if a is None else str(a) for a in answers])
+    assert should_stop(counts, len(answers), 40, "esc", answers=answers, last_round=last_round) is stops
+
+
 def beta_tail_by_integration(v1: int, v2: int, steps: int = 20000) -> float:
     a, b = v1 + 1, v2 + 1
     norm = math.gamma(a + b) / (math.gamma(a) * math.gamma(b))
@@ -103,7 +115,7 @@ def hf_sampler(tiny_model):
 PROBLEMS = [{"id": f"q{i}", "prompt": f"What is {i} + 1?"} for i in range(3)]
 
 
-@pytest.mark.parametrize("rule, drawn", [("beta", 4), ("overtake", 6), ("none", 8)])
+@pytest.mark.parametrize("rule, drawn", [("beta", 4), ("overtake", 6), ("esc", 4), ("none", 8)])
 def test_sample_stage_stops_when_settled_and_records_the_count(hf_sampler, rule, drawn):
     from scpo.labelers.votes import label_rows
     from scpo.sampling.draw import sample_shard

@@ -15,14 +15,14 @@ from scpo.core.errors import ScpoError
 
 
 def test_trl_keys_kept_as_data_are_the_installed_trl_fields():
-    from trl import DPOConfig, GRPOConfig, ModelConfig
+    from trl import DPOConfig, GRPOConfig, ModelConfig, SFTConfig
 
     import trl
     from scpo.core import trl_keys
 
     assert trl.__version__ == trl_keys.TRL_VERSION
     for data, cls in ((trl_keys.DPO_CONFIG, DPOConfig), (trl_keys.GRPO_CONFIG, GRPOConfig),
-                      (trl_keys.MODEL_CONFIG, ModelConfig)):
+                      (trl_keys.MODEL_CONFIG, ModelConfig), (trl_keys.SFT_CONFIG, SFTConfig)):
         assert data == {f.name for f in dataclasses.fields(cls)}, cls.__name__
 
 
@@ -115,11 +115,11 @@ def test_every_builtin_registry_lists_its_files():
     from scpo.rewards import REWARDS
     from scpo.tasks import TASKS
 
-    assert LABELERS.names() == ["cream", "implicit", "judge", "scir", "votes"]
+    assert LABELERS.names() == ["cream", "implicit", "irpo", "judge", "scir", "votes"]
     assert LOSSES.names() == ["cream", "dpo", "irpo", "scpo"]
     assert REWARDS.names() == ["format", "gold", "majority", "vote_share"]
     assert TASKS.names() == ["gsm8k", "math", "multiple_choice", "numeric"]
-    assert RULES.names() == ["beta", "dirichlet", "overtake"]
+    assert RULES.names() == ["beta", "dirichlet", "esc", "overtake"]
     for registry in (LABELERS, LOSSES, REWARDS, TASKS, RULES):
         for name in registry.names():
             assert registry.get(name).name == name

@@ -302,3 +302,31 @@ def test_extras_that_agree_with_a_unanimous_vote_are_never_chosen():
 def test_pair_rule_rejects_bad_settings(kwargs, match):
     with pytest.raises(ScpoError, match=match):
         PairRule(**kwargs)
+
+
+def test_irpo_pairs_walk_both_sets_and_add_the_gold_rationale():
+    """Pang et al. 2024 §2: K pairs by iterating G^w and G^l at once, restarting at their ends; the gold solution
+    joins G^w when no sample is correct; a problem with an empty set gives no pair."""
+    from scpo.labelers import LABELERS
+    from scpo.labelers.irpo import irpo_pairs
+    from scpo.stages.pairs import build_pairs, settings_class
+    from scpo.tasks import get_task
+
+    assert irpo_pairs([0, 1], [2, 3, 4], 5) == [(0, 2), (1, 3), (0, 4), (1, 2), (0, 3)]
+    assert irpo_pairs([], [1], 3) == [] and irpo_pairs([1], [], 3) == []
+
+    def row(pid, i, correct, **extra):
+        return {"id": pid, "prompt": f"q{pid}", "completion": f"{pid}{i}", "answer": str(i), "answer_group": 0,
+                "correct": correct, "sample_index": i, **extra}
+
+    rows = ([row("a", i, i < 2) for i in range(5)] + [row("b", i, False, solution="gold b") for i in range(3)]
+            + [row("c", i, True) for i in range(3)] + [row("d", i, False) for i in range(2)])
+    irpo = LABELERS.get("irpo")(settings_class([])(labeler="irpo", irpo_pairs_per_problem=4), get_task("numeric"))
+    pairs, counts = build_pairs(rows, irpo)
+    by_prompt = {}
+    for p in pairs:
+        by_prompt.setdefault(p["id"], []).append((p["chosen"][0]["content"], p["rejected"][0]["content"]))
+    assert by_prompt["a"] == [("a0", "a2"), ("a1", "a3"), ("a0", "a4"), ("a1", "a2")]
+    assert by_prompt["b"] == [("gold b", "b0"), ("gold b", "b1"), ("gold b", "b2"), ("gold b", "b0")]
+    assert all(p["weight"] == 1.0 and p["source"] == "gold" for p in pairs)
+    assert counts["skipped"] == {"no_incorrect": 1, "no_correct": 1} and counts["prompts_with_pairs"] == 2

@@ -111,3 +111,50 @@ def test_setting_resolves_recipe_and_overrides(tmp_path):
     assert run_scpo("setting", "iterations", "--config", str(recipe), "--iterations", "1").stdout.strip() == "1"
     bad = run_scpo("setting", "run_name", "--config", str(recipe), "--iteratons", "1", check=False)
     assert bad.returncode == 1 and "did you mean 'iterations'" in bad.stderr
+
+
+def test_majority_vote_ties_score_the_share_of_correct_tied_answers():
+    from scpo.metrics import majority_accuracy
+    from scpo.stages.eval import grade_problem
+    from scpo.tasks import get_task
+
+    assert majority_accuracy([True]) == (1.0, True) and majority_accuracy([]) == (0.0, False)
+    assert majority_accuracy([True, False]) == (0.5, False)  # standard: a uniform choice among the tied answers
+    assert majority_accuracy([False, True, False]) == (pytest.approx(1 / 3), False)
+    task = get_task("numeric")
+    result, _ = grade_problem({"id": "p", "gold": "2"}, ["1", "1", "2", "2", "3", "x"], None, task)
+    assert result["maj"] == 0.5 and result["maj_strict"] is False
+    # ScPO's y+ and y- (Appendix A): the most-voted answer (1 and 2 tie; "1" comes first) and the least-voted
+    assert result["extremes"] == [(2, False), (1, False)]
+    result, _ = grade_problem({"id": "p", "gold": "2"}, ["2", "2", "2", "x", "x"], None, task)
+    assert result["maj"] == 1.0 and result["extremes"] == [(3, True), (2, False)]  # the unparseable group is y-
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 8), st.booleans()), min_size=2, max_size=60))
+def test_scpo_somers_d_is_scipys_somersd_of_accuracy_given_votes(points):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    from scpo.metrics import somers_d_given
+
+    votes, acc = [v for v, _ in points], [a for _, a in points]
+    got = somers_d_given(votes, acc)
+    if len(set(votes)) < 2:
+        assert got is None
+        return
+    if len(set(acc)) < 2:  # scipy says nan for a constant y; no pair is concordant or discordant: 0
+        assert got == 0.0
+        return
+    want = scipy_stats.somersd(votes, [int(a) for a in acc]).statistic
+    assert got == pytest.approx(want, abs=1e-12)
+
+
+def test_report_shows_the_dev_selection_per_iteration(tmp_path):
+    run = _fake_run(tmp_path)
+    curve = [{"epoch": 1, "step": 5, "value": 0.4}, {"epoch": 2, "step": 10, "value": 0.55},
+             {"epoch": 3, "step": 15, "value": 0.5}]
+    (run / "iter_0" / "model.manifest.json").write_text(json.dumps({"counts": {
+        "dev_curve": curve, "selected_epoch": 2, "select_metric": "greedy"}}))
+    run_scpo("report", str(run))
+    text = (run / "report.md").read_text()
+    assert "| 0 | greedy | 1: 0.400, 2: 0.550, 3: 0.500 | 2 |" in text and "selection.png" in text
+    assert (run / "selection.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from helpers import DATA, read_jsonl, run_scpo, write_jsonl
+from helpers import data_file, read_jsonl, run_scpo, write_jsonl
 from scpo.core.errors import ScpoError
 from scpo.pairs import mix_sources
 from scpo.problems import NearDuplicates, jaccard, normalize, parse_problem, shingles
@@ -155,8 +155,21 @@ def test_gold_ratio_needs_semi_supervised_mode(tmp_path):
 
 
 def test_real_gsm8k_problem_is_its_own_duplicate():
-    rows = [json.loads(line) for line in (DATA / "gsm8k" / "train.jsonl").read_text().splitlines()[:200]]
+    rows = [json.loads(line) for line in data_file("gsm8k/train.jsonl").read_text().splitlines()[:200]]
     index = NearDuplicates([(str(i), r["question"]) for i, r in enumerate(rows)])
     assert all(index.match(r["question"])[0] == str(i) for i, r in enumerate(rows[:50]))
     with pytest.raises(ScpoError):
         mix_sources([], 1.5)
+
+
+def test_scpo_generation_prompt_is_the_papers_four_shot_query_prompt():
+    from scpo.problems import SCPO_EXAMPLE, SCPO_PROMPT, few_shot_prompt
+    from scpo.stages.generate import GENERATION_PROMPTS
+
+    prompt = few_shot_prompt(*GENERATION_PROMPTS["scpo"][:1], ["A?", "B?", "C?", "D?"], SCPO_EXAMPLE, "\n")
+    assert prompt == ("Q: A?\nQ: B?\nQ: C?\nQ: D?\nPrompt: Based on the examples above, generate ONE solvable math "
+                      "word problem with similar difficulty. Note that all the information needed to solve the "
+                      "problem should be included in the question. Output the question and nothing else.\nQ:")
+    assert GENERATION_PROMPTS["scpo"][0] == SCPO_PROMPT
+    assert parse_problem(" Tom has 3 apples. How many?") == "Tom has 3 apples. How many?"
+    assert parse_problem("Q: Tom has 3 apples.") == "Tom has 3 apples."

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
 
-from helpers import run_scpo, write_jsonl
+from helpers import PARITY_TASK, run_scpo, write_jsonl
 
 FAST = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--report_to", "none", "--logging_steps", "1",
         "--beta", "0.5", "--save_strategy", "no"]
@@ -91,10 +92,26 @@ def test_sampler_reference_skips_reference_pass_and_loss_is_exact(tmp_path, tiny
              "--max_steps", "1", "--per_device_train_batch_size", "8", "--report_to", "none", "--beta", "0.5",
              "--alpha", "1.0", "--check_ref_logps", "4", "--save_strategy", "no")
     counts = manifest(out)["counts"]
-    assert counts["reference"] == "sampler"
-    assert counts["ref_logps_max_abs_diff"] < 1e-3  # the sampler's log-probs are the model's own
+    assert counts["reference"] == "sampler" and "reference_fallback" not in counts
+    check = counts["ref_logps_check"]
+    assert check["pairs"] == 4 and check["sequences"] == 8 and check["tokens"] > 8
+    assert check["max_gap_per_token"] < 1e-5  # the sampler's log-probs are the model's own
     expected = sum(r["weight"] * (math.log(2) - r["ref_chosen_logps"] / len(r["chosen_token_ids"])) for r in rows)
     assert counts["train_loss"] == pytest.approx(expected / len(rows), rel=1e-4)
+
+
+def test_sampler_log_probs_that_are_not_the_models_fall_back_to_a_reference_pass(tmp_path, tiny_model):
+    """A reference that is off by more than ref_logps_tolerance per token is not trained on: TRL's pass runs."""
+    rows = sampler_pairs(tiny_model, 4)
+    write_jsonl(tmp_path / "pairs.jsonl", [{**r, "ref_chosen_logps": r["ref_chosen_logps"] - 0.1 * len(r["chosen_token_ids"])}
+                                           for r in rows])
+    out = tmp_path / "model"
+    proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir",
+                    str(out), *FAST)
+    counts = manifest(out)["counts"]
+    assert counts["reference"] == "model" and counts["reference_fallback"] is True
+    assert counts["ref_logps_check"]["max_gap_per_token"] == pytest.approx(0.1, rel=1e-3)
+    assert "falling back to TRL's reference pass" in proc.stderr
 
 
 def test_pairs_sampled_by_another_model_use_a_reference_pass(tmp_path, tiny_model):
@@ -154,12 +171,15 @@ def test_lora_saves_adapter_and_merged_copy(tmp_path, tiny_model):
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["zero2", "zero3"])
 def test_deepspeed_zero_one_process_on_cpu(tmp_path, tiny_model, config):
-    write_jsonl(tmp_path / "pairs.jsonl", text_pairs())
+    write_jsonl(tmp_path / "pairs.jsonl", sampler_pairs(tiny_model))
     out = tmp_path / "model"
     proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"),
                     "--output_dir", str(out), "--accelerate_config", config, "--num_processes", "1", *FAST)
     assert "accelerate.commands.launch" in proc.stdout and f"{config}.yaml" in proc.stdout
-    assert manifest(out)["counts"]["deepspeed"] is True  # trained by DeepSpeed's engine, not plain torch
+    counts = manifest(out)["counts"]
+    assert counts["deepspeed"] is True  # trained by DeepSpeed's engine, not plain torch
+    # the reference check ran before the launch, and the training ranks trained on the sampler's log-probs
+    assert counts["reference"] == "sampler" and counts["ref_logps_check"]["max_gap_per_token"] < 1e-5
     assert weights_changed(tiny_model, out)  # ZeRO-3: full 16-bit weights gathered on save
     loads_in_transformers(out)
 
@@ -221,3 +241,86 @@ def test_accelerate_commands_for_multi_node(monkeypatch):
                    str(launch.ACCELERATE_DIR / "zero3.yaml"), "--num_processes", "16", "--num_machines", "2",
                    "--machine_rank", "1", "--main_process_ip", "node0", "--main_process_port", "29500",
                    "-m", "scpo.cli", "train", "--config", "r.yaml"]
+
+
+PARITY_DEV = [{"id": f"d{i}", "prompt": f"Say something about {i}.", "gold": str(i % 2)} for i in range(6)]
+
+
+def selection_args(tmp_path, tiny_model, out, *extra):
+    (tmp_path / "parity_task.py").write_text(PARITY_TASK)
+    write_jsonl(tmp_path / "pairs.jsonl", text_pairs())
+    write_jsonl(tmp_path / "dev.jsonl", PARITY_DEV)
+    return ["--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir", str(out),
+            "--select_checkpoint", "dev", "--dev_file", str(tmp_path / "dev.jsonl"), "--num_train_epochs", "3",
+            "--per_device_train_batch_size", "4", "--learning_rate", "5e-3", "--report_to", "none", "--beta", "0.5",
+            "--task", "parity_task:WordParity", "--backend", "hf", "--max_tokens", "8", "--dtype", "float32", *extra]
+
+
+@pytest.mark.slow
+def test_dev_selection_keeps_the_best_epoch_and_resumes_without_redoing_work(tmp_path, tiny_model):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}"}
+    out = tmp_path / "model"
+    args = selection_args(tmp_path, tiny_model, out, "--keep_checkpoints", "true")
+    proc = subprocess.Popen([sys.executable, "-m", "scpo.cli", "train", *args], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first_eval = out / "selection" / "epoch-1" / "eval.json"
+    deadline = time.time() + 600
+    while not first_eval.with_name("eval.json.manifest.json").exists():  # epoch 1's evaluation is finished
+        assert proc.poll() is None and time.time() < deadline, "the selection ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # during the dev evaluations
+    proc.wait()
+    trained = (out / "selection" / "trained.json").stat().st_mtime_ns
+    weights = {p: p.stat().st_mtime_ns for p in out.glob("checkpoint-*/model.safetensors")}
+    evaluated = first_eval.stat().st_mtime_ns
+    assert len(weights) == 3 and not Path(str(out) + ".manifest.json").exists()
+
+    again = run_scpo("train", *args, env=env)
+    assert "resuming" not in again.stdout  # the epochs were not trained again ...
+    assert (out / "selection" / "trained.json").stat().st_mtime_ns == trained
+    assert {p: p.stat().st_mtime_ns for p in out.glob("checkpoint-*/model.safetensors")} == weights
+    assert first_eval.stat().st_mtime_ns == evaluated  # ... nor the first epoch evaluated again
+    counts = manifest(out)["counts"]
+    curve = counts["dev_curve"]
+    assert [e["epoch"] for e in curve] == [1, 2, 3] and counts["select_metric"] == "greedy"
+    values = [e["value"] for e in curve]
+    assert counts["selected_epoch"] == 1 + values.index(max(values))  # the best, the earliest among equals
+    for e in curve:  # each value is that epoch's dev evaluation
+        assert json.loads((out / "selection" / f"epoch-{e['epoch']}" / "eval.json").read_text())["greedy"]["mean"] \
+            == e["value"]
+    from safetensors.torch import load_file
+
+    chosen = load_file(out / f"checkpoint-{counts['selected_step']}" / "model.safetensors")
+    installed = load_file(out / "model.safetensors")
+    assert chosen.keys() == installed.keys() and all(chosen[k].equal(installed[k]) for k in chosen)
+    assert not (out / f"checkpoint-{curve[0]['step']}" / "optimizer.pt").exists()  # older epochs: weights only
+    assert "up to date" in run_scpo("train", *args, env=env).stdout
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--dev_file", "none"], "select_checkpoint=dev needs dev_file"),
+    (["--num_train_epochs", "0"], "needs num_train_epochs >= 1"),
+    (["--select_metric", "pass@1"], "select_metric='pass@1'"),
+])
+def test_dev_selection_bad_settings_are_named_errors(tmp_path, tiny_model, extra, message):
+    from scpo.core.errors import ScpoError
+    from scpo.stages import train
+
+    with pytest.raises(ScpoError, match=re.escape(message)):
+        train.main(selection_args(tmp_path, tiny_model, tmp_path / "m", *extra))
+
+
+def test_dev_selection_needs_gold_in_the_dev_file(tmp_path, tiny_model):
+    from scpo.core.errors import ScpoError
+    from scpo.stages import train
+
+    args = selection_args(tmp_path, tiny_model, tmp_path / "m")
+    write_jsonl(tmp_path / "dev.jsonl", [{"id": "d0", "prompt": "no gold here"}])
+    with pytest.raises(ScpoError, match="missing required field 'gold'"):
+        train.main(args)

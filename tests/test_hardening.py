@@ -1,0 +1,182 @@
+"""A new user's mistakes and a model's degenerate output cost no data: inputs refused with the file and line, outputs
+checked before any work, nothing of the user's deleted or overwritten, one run per run directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT, read_jsonl, run_scpo, write_jsonl
+
+SAMPLES = [{"id": "a", "prompt": "q a", "completion": f"The answer is {n}.", "sample_index": i, "gold": "1"}
+           for i, n in enumerate([1, 1, 2, 3])]
+
+
+def label(tmp_path: Path, rows: list[dict], *extra: str) -> subprocess.CompletedProcess:
+    write_jsonl(tmp_path / "samples.jsonl", rows)
+    return run_scpo("label", "--task", "numeric", "--samples_file", str(tmp_path / "samples.jsonl"), "--labels_file",
+                    str(tmp_path / "labels.jsonl"), *extra, check=False)
+
+
+@pytest.mark.parametrize("rows, message", [
+    (SAMPLES + SAMPLES[:1], "samples.jsonl:5: prompt 'a' sample 0 is also on line 1"),  # a file concatenated twice
+    ([{**r, "id": 1} for r in SAMPLES[:2]] + [{**SAMPLES[2], "id": "1"}], "samples.jsonl:3: id '1' (str) and the id on line 1"),
+    (SAMPLES[:2] + [{**SAMPLES[2], "prompt": "another question"}], "samples.jsonl:3: prompt 'a' has another prompt text"),
+    (SAMPLES[:3] + [{**SAMPLES[3], "resampled": "false"}], "samples.jsonl:4: field 'resampled' must be true or false"),
+])
+def test_sample_rows_that_would_corrupt_the_votes_are_refused(tmp_path, rows, message):
+    proc = label(tmp_path, rows)
+    assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "labels.jsonl").exists()
+
+
+def test_a_gold_answer_that_does_not_parse_is_a_counted_warning(tmp_path):
+    proc = label(tmp_path, [{**r, "gold": "about four"} for r in SAMPLES])
+    assert proc.returncode == 0
+    assert "1 prompt(s) have a gold answer the task cannot parse (first: 'a')" in proc.stderr
+    counts = json.loads((tmp_path / "labels.jsonl.manifest.json").read_text())["counts"]
+    assert counts["gold_unparsed"] == 1
+
+
+def test_a_bare_flag_is_refused_unless_the_setting_is_boolean(tmp_path):
+    proc = label(tmp_path, SAMPLES, "--labeler")
+    assert proc.returncode == 1 and "--labeler needs a value" in proc.stderr
+    proc = run_scpo("sample", "--k", "--problems_file", "x.jsonl", check=False)
+    assert proc.returncode == 1 and "--k needs a value" in proc.stderr
+    assert label(tmp_path, SAMPLES, "--overwrite").returncode == 0  # a true/false setting may be bare
+
+
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path):
+    assert label(tmp_path, SAMPLES).returncode == 0
+    labels = tmp_path / "labels.jsonl"
+    before = labels.read_bytes()
+    proc = run_scpo("pairs", "--labels_file", str(labels), "--pairs_file", str(labels), "--task", "numeric",
+                    check=False)
+    assert proc.returncode == 1 and "settings pairs_file and labels_file are the same file" in proc.stderr
+    assert labels.read_bytes() == before
+    proc = run_scpo("label", "--samples_file", str(tmp_path / "samples.jsonl"), "--labels_file",
+                    str(tmp_path / "samples.jsonl"), check=False)
+    assert proc.returncode == 1 and "labels_file and samples_file are the same file" in proc.stderr
+
+
+def test_outputs_are_checked_before_any_work(tmp_path):
+    write_jsonl(tmp_path / "problems.jsonl", [{"id": "p", "prompt": "q"}])
+    (tmp_path / "afile").write_text("not a folder")
+    proc = run_scpo("sample", "--problems_file", str(tmp_path / "problems.jsonl"), "--samples_file",
+                    str(tmp_path / "afile" / "samples.jsonl"), "--model", str(tmp_path / "no-model"), check=False)
+    assert proc.returncode == 1 and "does not exist" in proc.stderr  # the model is checked first
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    proc = run_scpo("sample", "--problems_file", str(tmp_path / "problems.jsonl"), "--samples_file",
+                    str(tmp_path / "afile" / "samples.jsonl"), "--model", str(tmp_path / "model"), check=False)
+    assert proc.returncode == 1 and "samples_file" in proc.stderr and "cannot write there" in proc.stderr
+    (tmp_path / "adir.jsonl").mkdir()
+    proc = run_scpo("sample", "--problems_file", str(tmp_path / "problems.jsonl"), "--samples_file",
+                    str(tmp_path / "adir.jsonl"), "--model", str(tmp_path / "model"), check=False)
+    assert proc.returncode == 1 and "is a folder; give a file path" in proc.stderr
+
+
+def test_unreadable_inputs_are_named_errors(tmp_path):
+    (tmp_path / "latin1.jsonl").write_bytes('{"id": "a", "prompt": "caf\xe9", "completion": "x"}\n'.encode("latin-1"))
+    proc = run_scpo("label", "--samples_file", str(tmp_path / "latin1.jsonl"), check=False)
+    assert proc.returncode == 1 and "latin1.jsonl:1: not UTF-8 text" in proc.stderr
+    (tmp_path / "fake.parquet").write_text("id,prompt\n1,q\n")
+    proc = run_scpo("label", "--samples_file", str(tmp_path / "fake.parquet"), check=False)
+    assert proc.returncode == 1 and "fake.parquet: not a readable parquet file" in proc.stderr
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    from scpo.core.io import write_rows
+
+    old = os.umask(0o022)
+    try:
+        write_rows(tmp_path / "rows.jsonl", [{"a": 1}])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "rows.jsonl").stat().st_mode) == 0o644  # readable by a team, as `touch` makes it
+
+
+def test_temp_files_of_a_killed_write_are_removed_by_the_next_write(tmp_path):
+    from scpo.core.io import write_rows
+
+    stale = tmp_path / ".rows.jsonl.abc123.tmp"
+    stale.write_text("half a file")
+    write_rows(tmp_path / "rows.jsonl", [{"a": 1}])
+    assert not stale.exists() and read_jsonl(tmp_path / "rows.jsonl") == [{"a": 1}]
+
+
+def test_data_splits_that_leave_no_train_split_are_refused(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", [{"question": f"q{i}", "answer": str(i)} for i in range(5)])
+    for extra, message in ((["--dev_fraction", "1.5"], "dev_fraction=1.5: must be in [0, 1)"),
+                           (["--dev_size", "5"], "dev_size=5: must be in [0, 5)"),
+                           (["--split_preset", "scpo_gsm9k"], "split_preset='scpo_gsm9k'")):
+        proc = run_scpo("data", "--input", str(tmp_path / "in.jsonl"), "--output_dir", str(tmp_path / "out"), *extra,
+                        check=False)
+        assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+        assert not (tmp_path / "out" / "train.jsonl").exists()
+
+
+@pytest.mark.parametrize("prepare, message", [
+    ("foreign", "the folder holds files scpo did not write"),
+    ("model", "it is the model being trained"),
+])
+def test_training_never_overwrites_a_folder_it_did_not_write(tmp_path, tiny_model, prepare, message):
+    write_jsonl(tmp_path / "pairs.jsonl", [{"prompt": "q", "chosen": "a", "rejected": "b", "weight": 1.0}])
+    out = Path(tiny_model) if prepare == "model" else tmp_path / "someone_elses_model"
+    if prepare == "foreign":
+        out.mkdir()
+        (out / "config.json").write_text("{}")
+        (out / "checkpoint-5").mkdir()
+    before = sorted(p.name for p in out.iterdir())
+    proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir",
+                    str(out), "--max_steps", "1", "--report_to", "none", check=False)
+    assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_a_missing_pairs_file_costs_no_checkpoint(tmp_path, tiny_model):
+    out = tmp_path / "model"
+    (out / "checkpoint-7").mkdir(parents=True)
+    (out / ".scpo-train-config").write_text("a-configuration-of-an-earlier-run\n")
+    proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "missing.jsonl"), "--output_dir",
+                    str(out), "--report_to", "none", check=False)
+    assert proc.returncode == 1 and "missing.jsonl: file not found" in proc.stderr
+    assert (out / "checkpoint-7").is_dir()
+
+
+def iterate(recipe: Path, **popen) -> subprocess.Popen:
+    env = {**os.environ, "SCPO_VENV": str(ROOT / ".venv")}
+    return subprocess.Popen(["bash", str(ROOT / "recipes" / "iterate.sh"), str(recipe)], cwd=ROOT, env=env, text=True,
+                            **popen)
+
+
+def test_one_run_per_run_directory_and_a_killed_run_leaves_no_lock(tmp_path):
+    run_dir = tmp_path / "runs" / "locked"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"run_name: locked\noutput_root: {tmp_path / 'runs'}\niterations: 0\n")
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import time
+from scpo.core.lock import run_lock
+with run_lock({str(run_dir)!r}, "a test"):
+    print("locked", flush=True)
+    time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert holder.stdout.readline().strip() == "locked"
+    proc = iterate(recipe, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "is in use by pid" in err and "a test" in err
+    stage = run_scpo("eval", "--iter_dir", str(run_dir / "iter_0"), "--eval_file", "x.jsonl", check=False)
+    assert stage.returncode == 1 and "is in use by pid" in stage.stderr  # a stage run by hand waits its turn too
+    holder.kill()  # a killed holder: the kernel drops its lock
+    holder.wait()
+    time.sleep(0.2)
+    stage = run_scpo("eval", "--iter_dir", str(run_dir / "iter_0"), "--eval_file", str(tmp_path / "x.jsonl"),
+                     check=False)
+    assert "in use" not in stage.stderr and "x.jsonl: file not found" in stage.stderr
