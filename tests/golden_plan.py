@@ -46,18 +46,23 @@ def fake_model(path: Path) -> None:
     os.utime(path / "config.json", (FIXED_MTIME, FIXED_MTIME))
 
 
-def inputs(tmp: Path) -> list[str]:
+def inputs(tmp: Path, recipe: Path) -> list[str]:
     """Overrides that point a recipe at files that exist here (its data and models may not)."""
+    import yaml
+
     problems = tmp / "problems.jsonl"
     problems.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"{i} + 1?", "gold": str(i + 1)}) + "\n"
                                 for i in range(4)))
     fake_model(tmp / "m0")
+    generator = ["--generation_model", str(tmp / "m0")] if (yaml.safe_load(recipe.read_text()) or {}).get(
+        "generation_model") else []
     return ["--output_root", str(tmp / "runs"), "--model", str(tmp / "m0"), "--problems_file", str(problems),
-            "--eval_file", str(problems)]
+            "--eval_file", str(problems), *generator]
 
 
 def prepare_run_dir(tmp: Path, run_name: str, iterations: int) -> None:
-    """The models each iteration trains, and the new problems file sampling reads (both faked)."""
+    """The models each iteration (and an SFT first step) trains, and the new problems file sampling reads (faked)."""
+    fake_model(tmp / "runs" / run_name / "sft" / "model")
     for t in range(iterations + 1):
         fake_model(tmp / "runs" / run_name / f"iter_{t}" / "model")
         generated = tmp / "runs" / run_name / f"iter_{t}" / "generated_problems.jsonl"
@@ -146,7 +151,7 @@ def plans(recipe: Path) -> dict:
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        overrides = inputs(tmp)
+        overrides = inputs(tmp, recipe)
         loop = parse_settings(LoopSettings, ["--config", str(recipe), *overrides])
         prepare_run_dir(tmp, loop.run_name, loop.iterations)
         configs: dict[str, object] = {}
@@ -168,7 +173,7 @@ def grpo_config(recipe: Path) -> dict:
     """`scpo grpo` runs on its own (not in the loop): its config."""
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        overrides = inputs(tmp)
+        overrides = inputs(tmp, recipe)
         return normalise(stage_config("grpo", ["--config", str(recipe), *overrides]), tmp)
 
 

@@ -47,10 +47,30 @@ def known_keys() -> set[str]:
 
 
 class Block:
-    """The root of every settings block: blocks check their own fields in __post_init__ and call super()."""
+    """The root of every settings block: blocks check their own fields in __post_init__ and call super().
+
+    A stage hashes its settings into its manifest (`hashed`). Two class attributes shape that hash:
+    `NOT_HASHED` names settings that say how a stage runs or checks, not what it makes; `HASHED_WHEN_SET`
+    names settings added after runs began: at their default they stay out of the hash, so a run begun with
+    an older scpo keeps its finished stages after an upgrade (tests/loop/test_plan_golden.py holds the hashes).
+    """
+
+    NOT_HASHED: typing.ClassVar[tuple[str, ...]] = ()
+    HASHED_WHEN_SET: typing.ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self):
         pass
+
+    def hashed(self, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The settings as the stage's manifest config: without NOT_HASHED, `leave_out` and unset HASHED_WHEN_SET."""
+        drop = set(self.NOT_HASHED) | set(leave_out)
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in drop or (f.name in self.HASHED_WHEN_SET and value == f.default):
+                continue
+            out[f.name] = value
+        return out
 
 
 def _base_type(tp: Any) -> tuple[Any, bool]:

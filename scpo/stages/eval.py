@@ -36,6 +36,8 @@ class EvalSettings(StageBlock, EngineBlock, DecodingBlock, TaskBlock, ModelBlock
     greedy: bool = True  # also one greedy completion per problem
     max_eval_problems: int | None = None  # only the first N problems
 
+    HASHED_WHEN_SET = ("eval_top_p",)  # joined later: unset, the manifests of earlier runs still match
+
     def __post_init__(self):
         super().__post_init__()
         if self.eval_k < 0 or (self.eval_k == 0 and not self.greedy):
@@ -116,7 +118,7 @@ def run(s: EvalSettings) -> dict:
         problems = problems[: s.max_eval_problems]
     model_path = resolve_model(s.model)
     task = get_task(s.task, **s.task_options)
-    config = {k: v for k, v in vars(s).items() if k not in ("iter_dir", "eval_output", "overwrite", "iteration")}
+    config = s.hashed(leave_out=("iter_dir", "eval_output", "overwrite", "iteration"))
     config.update(model=model_path, model_weights=model_fingerprint(model_path))
 
     def body() -> dict:

@@ -53,6 +53,10 @@ class TrainSettings(StageBlock, LaunchBlock, ModelBlock):
     select_metric: str = "greedy"  # greedy | maj@k: the dev metric that picks the epoch (scpo eval's)
     keep_checkpoints: bool = False  # keep the epoch checkpoints (weights) after the selection
 
+    # the check and what is kept on disk do not change the trained model; dev selection joined later
+    NOT_HASHED = ("check_ref_logps", "ref_logps_tolerance", "keep_checkpoints")
+    HASHED_WHEN_SET = ("select_checkpoint", "dev_file", "select_metric")
+
     def __post_init__(self):
         super().__post_init__()
         LOSSES.get(self.loss)  # a named error for an unknown loss

@@ -170,8 +170,7 @@ class TrlJob:
             args.output_dir = str(Path(settings.iter_dir) / "model")
         self.output_dir = Path(args.output_dir)
         self.model_path = resolve_model(settings.model)
-        hashed = {k: v for k, v in dataclasses.asdict(settings).items() if k not in NOT_HASHED}
-        self.config = {"settings": hashed, "model": self.model_path,
+        self.config = {"settings": settings.hashed(leave_out=NOT_HASHED), "model": self.model_path,
                        "training": {k: v for k, v in args.to_dict().items() if "dir" not in k and "token" not in k},
                        "model_args": dataclasses.asdict(model_args)}
         self.started = time.time()

@@ -56,13 +56,13 @@ def iterate(recipe_path: Path, **popen) -> subprocess.Popen:
 
 
 def digests(run: Path) -> dict[str, str]:
-    """Content hashes of every file a user reads. Manifests and shard counts carry timings, and eval.json
-    the paths of this run's folder; those parts are left out."""
+    """Content hashes of every file a user reads. Manifests and shard counts carry timings, eval.json the paths
+    of this run's folder and the run lock the pid of its last holder; those parts are left out."""
     out = {}
     for path in sorted(run.rglob("*")):
         name = path.name
-        if not path.is_file() or name.endswith((".manifest.json", ".counts.json", "report.md", ".png",
-                                                "training_args.bin")) or "/runs/" in str(path.relative_to(run.parent)):
+        if not path.is_file() or name == ".scpo.lock" or name.endswith((
+                ".manifest.json", ".counts.json", "report.md", ".png", "training_args.bin")) or "/runs/" in str(path.relative_to(run.parent)):
             continue
         data = path.read_bytes()
         if name == "eval.json":

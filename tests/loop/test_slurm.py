@@ -73,7 +73,7 @@ def test_train_job_on_two_nodes_of_eight_gpus(tmp_path, monkeypatch):
     recipe.write_text("accelerate_config: zero3\nnodes: 2\n")
     args = ["--config", str(recipe), "--iteration", "0", "--iter_dir", "runs/x/iter_0", "--model", "m",
             "--output_dir", "runs/x/iter_0/model", "--main_process_port", "29500"]
-    (cmd,) = job_prints("train", args, fake_allocation(tmp_path, TORCH_NCCL_ASYNC_ERROR_HANDLING="3"))
+    (cmd,) = job_prints("train", ["train", *args], fake_allocation(tmp_path, TORCH_NCCL_ASYNC_ERROR_HANDLING="3"))
     per_node = 'exec "$@" --machine_rank "$SLURM_NODEID"'
     stage = ["python", "-m", "scpo.cli", "train", *args, "--num_machines", "2", "--num_processes", "16",
              "--main_process_ip", "gpu-001"]
@@ -81,7 +81,7 @@ def test_train_job_on_two_nodes_of_eight_gpus(tmp_path, monkeypatch):
                    "srun", "--kill-on-bad-exit=1", "--nodes=2", "--ntasks-per-node=1",
                    "--container-image=scpo.sqsh", "--container-mounts=/data", "bash", "-c", per_node, "scpo-train",
                    *stage]
-    (cmd,) = job_prints("train", args, fake_allocation(tmp_path / "default"))
+    (cmd,) = job_prints("train", ["train", *args], fake_allocation(tmp_path / "default"))
     assert cmd[1] == "TORCH_NCCL_ASYNC_ERROR_HANDLING=1"
 
     # What srun runs on the node with SLURM_NODEID=1: that node's `scpo train`, with machine rank 1 ...
@@ -136,7 +136,7 @@ def test_dry_run_prints_the_chain_of_jobs(tmp_path):
         "sbatch", "--parsable", "--job-name=big-train-1", f"--output={slurm_dir}/%x-%j.out", *common,
         "--time=1-00:00:00", "--nodes=2", "--ntasks-per-node=1", "--requeue", "--kill-on-invalid-dep=yes",
         "--partition=h100", "--account=lab", "--gres=gpu:8", "--exclusive", "--constraint=ib",
-        "--dependency=afterok:$label_1", "slurm/train.sbatch", *run_args, "--iteration", "1", "--iter_dir",
+        "--dependency=afterok:$label_1", "slurm/train.sbatch", "train", *run_args, "--iteration", "1", "--iter_dir",
         "runs/big/iter_1", "--model", "runs/big/iter_0/model", "--output_dir", "runs/big/iter_1/model",
         "--main_process_port", "29500"]
     assert lines["sample_1"][2:4] == ["--job-name=big-sample-1", f"--output={slurm_dir}/%x-%A_%a.out"]
@@ -205,7 +205,7 @@ iterations: 1
 backend: hf
 k: 4
 temperature: 1.0
-max_tokens: 32             # about 3 s of generation per shard: the window for the requeue
+max_tokens: 32             # about 3 s of generation per prompt: the window for the requeue
 num_shards: 2
 save_token_ids: true
 tau: 0.01
@@ -248,19 +248,26 @@ def test_run_on_slurm_survives_a_requeue_and_a_failure(tmp_path, tiny_model, slu
     ids = submit(slurm, recipe)
     assert list(ids) == ["eval-0", "sample-0", "label-0", "train-0", "eval-1", "report"]
 
-    # 1. Preemption: requeue the sampling array while task 1 is generating; task 0 is done by then.
+    # 1. Preemption: requeue the sampling array while its second task is generating, the first one done by then
+    # (Slurm starts the array's tasks in either order).
     sample = ids["sample-0"]
-    task1_log = run / "slurm" / f"tiny-sample-0-{sample}_1.out"
     shards = run / "iter_0" / "samples.jsonl.shards"
 
-    def task1_generating():
-        return task1_log.exists() and "generate (hf)" in task1_log.read_text() and list(shards.glob("*/00000-*"))
+    def task_log(i: int) -> Path:
+        return run / "slurm" / f"tiny-sample-0-{sample}_{i}.out"
 
-    wait_for("sampling task 1 to generate", task1_generating, slurm)
-    (shard0,) = shards.glob("*/00000-of-00002.jsonl")
+    def second_task_generating():
+        done = [i for i in (0, 1) if list(shards.glob(f"*/0000{i}-of-00002.jsonl"))]
+        if len(done) != 1:
+            return None
+        other = 1 - done[0]
+        return (done[0], other) if task_log(other).exists() and "generate (hf)" in task_log(other).read_text() else None
+
+    first, second = wait_for("the second sampling task to generate", second_task_generating, slurm)
+    (shard0,) = shards.glob(f"*/0000{first}-of-00002.jsonl")
     shard0_mtime = shard0.stat().st_mtime_ns
     slurm.slurm("scontrol", "requeue", sample)
-    assert not shard0.with_name("00001-of-00002.jsonl").exists()  # killed mid-shard
+    assert not shard0.with_name(f"0000{second}-of-00002.jsonl").exists()  # killed mid-shard
 
     # 2. A failure: training is cancelled mid-run; the jobs after it are cancelled (afterok never satisfied).
     train_log = run / "slurm" / f"tiny-train-0-{ids['train-0']}.out"
@@ -270,10 +277,10 @@ def test_run_on_slurm_survives_a_requeue_and_a_failure(tmp_path, tiny_model, slu
     assert {states[ids[n]] for n in ("train-0", "eval-1", "report")} == {"CANCELLED"}, states
     assert {s for i, s in states.items() if i.startswith(sample)} == {"COMPLETED"}
     assert states[ids["label-0"]] == states[ids["eval-0"]] == "COMPLETED"
-    log = task1_log.read_text()
+    log = task_log(second).read_text()
     assert "DUE TO JOB REQUEUE" in log and "(restart 1)" in log
-    task0_log = (run / "slurm" / f"tiny-sample-0-{sample}_0.out").read_text()
-    assert "(restart 1)" in task0_log and "shard 1/2 is done" in task0_log  # the whole array was requeued
+    first_log = task_log(first).read_text()
+    assert "(restart 1)" in first_log and f"shard {first + 1}/2 is done" in first_log  # the whole array was requeued
     assert shard0.stat().st_mtime_ns == shard0_mtime  # a finished shard is not redone
     samples = run / "iter_0" / "samples.jsonl"
     done_before = {p.name: p.stat().st_mtime_ns for p in [samples, *shard0.parent.glob("*.jsonl")]}

@@ -150,9 +150,11 @@ def test_zero_pairs_raises_and_writes_nothing(tmp_path):
                           completions("a", ["The answer is 3."] * 4) + completions("b", ["no"] * 2))
     labels_path, pairs_path = tmp_path / "labels.jsonl", tmp_path / "pairs.jsonl"
     run_label(samples, labels_path)
-    with pytest.raises(ScpoError, match="lower tau") as info:
+    with pytest.raises(ScpoError, match="0 pairs from 2 prompts") as info:
         run_pairs(labels_path, pairs_path)
-    assert "unanimous" in str(info.value) and "all_unparsed" in str(info.value)
+    message = str(info.value)  # the advice follows the cause of each skip
+    assert "all samples agreed" in message and "raise the sampling temperature or set resample_n" in message
+    assert "no completion had an answer the task could parse" in message and "lower tau" not in message
     assert not pairs_path.exists()
     assert not Path(str(pairs_path) + ".manifest.json").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".pairs")] == []  # no temp file left
@@ -160,7 +162,7 @@ def test_zero_pairs_raises_and_writes_nothing(tmp_path):
 
 def test_below_tau_everywhere_raises(tmp_path, samples):
     run_label(samples, tmp_path / "labels.jsonl")
-    with pytest.raises(ScpoError, match=r"lower tau \(now 0.9\)"):
+    with pytest.raises(ScpoError, match=r"fewer than tau=0\.9 of the votes: lower tau or raise k"):
         run_pairs(tmp_path / "labels.jsonl", tmp_path / "pairs.jsonl", "--tau", "0.9")
 
 

@@ -103,14 +103,14 @@ def test_sampler_reference_skips_reference_pass_and_loss_is_exact(tmp_path, tiny
 def test_sampler_log_probs_that_are_not_the_models_fall_back_to_a_reference_pass(tmp_path, tiny_model):
     """A reference that is off by more than ref_logps_tolerance per token is not trained on: TRL's pass runs."""
     rows = sampler_pairs(tiny_model, 4)
-    write_jsonl(tmp_path / "pairs.jsonl", [{**r, "ref_chosen_logps": r["ref_chosen_logps"] - 0.1 * len(r["chosen_token_ids"])}
+    write_jsonl(tmp_path / "pairs.jsonl", [{**r, "ref_chosen_logps": r["ref_chosen_logps"] - 0.3 * len(r["chosen_token_ids"])}
                                            for r in rows])
     out = tmp_path / "model"
     proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir",
                     str(out), *FAST)
     counts = manifest(out)["counts"]
     assert counts["reference"] == "model" and counts["reference_fallback"] is True
-    assert counts["ref_logps_check"]["max_gap_per_token"] == pytest.approx(0.1, rel=1e-3)
+    assert counts["ref_logps_check"]["max_gap_per_token"] == pytest.approx(0.3, abs=0.01)  # tolerance 0.1
     assert "falling back to TRL's reference pass" in proc.stderr
 
 
