@@ -181,13 +181,15 @@ def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
         for i in pending:
             lo, hi = shard_bounds(len(problems), s.num_shards, i)
             t0 = time.time()
+            # flush: under srun a progress bar reaches the job log only at its end; this line shows the shard started
+            print(f"[sample] shard {i + 1}/{s.num_shards}: sampling problems {lo}-{hi - 1}", flush=True)
             # A LoRA sampler is not the base model: mark it so training does not take it as the base's reference.
             sampler_id = model_path if not s.lora_path else f"{model_path}+lora:{s.lora_path}"
             rows, counts = sample_shard(problems[lo:hi], sampler, task, s, sampler_id)
             counts["seconds"] = round(time.time() - t0, 2)
             _write_counts(plan.shards.file(i), counts)  # before the shard: a shard file means both exist
             write_rows(plan.shards.file(i), rows)
-            print(f"[sample] shard {i + 1}/{s.num_shards}: {counts}")
+            print(f"[sample] shard {i + 1}/{s.num_shards}: {counts}", flush=True)
     if s.shard_index is not None or s.worker_index is not None:
         return None
     return merge(plan, merge_config, started)

@@ -261,7 +261,8 @@ def test_run_on_slurm_survives_a_requeue_and_a_failure(tmp_path, tiny_model, slu
         if len(done) != 1:
             return None
         other = 1 - done[0]
-        return (done[0], other) if task_log(other).exists() and "generate (hf)" in task_log(other).read_text() else None
+        started = task_log(other).exists() and f"shard {other + 1}/2: sampling" in task_log(other).read_text()
+        return (done[0], other) if started else None
 
     first, second = wait_for("the second sampling task to generate", second_task_generating, slurm)
     (shard0,) = shards.glob(f"*/0000{first}-of-00002.jsonl")

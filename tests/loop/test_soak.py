@@ -37,13 +37,14 @@ def run_to_completion(recipe_path: Path, timeout: float = 900) -> tuple[float, s
 
 
 def kill_at_random(command, duration: float, kills: int, rng: random.Random, log: Path) -> Counter:
-    """Starts `command()` and SIGKILLs its process group after a random part of `duration`, `kills` times; counts the
+    """Starts `command()` and SIGKILLs its process group at a random moment, `kills` times; counts the
     stage each kill landed in (the last `[loop] scpo <stage>` line, or the stage's own log)."""
     landed: Counter = Counter()
+    window = max(4.0, 2 * duration / kills)  # each attempt gets about its share of the run: kills land in every stage
     for _ in range(kills):
         with open(log, "w") as out:
             proc = command(stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-            time.sleep(rng.uniform(0.5, duration))
+            time.sleep(rng.uniform(0.5, window))
             finished = proc.poll() is not None
             if not finished:
                 os.killpg(proc.pid, signal.SIGKILL)
