@@ -28,30 +28,58 @@ from test_loop import digests, iterate, recipe
 KILLS = int(os.environ.get("SCPO_SOAK_KILLS", "3"))
 
 
-def run_to_completion(recipe_path: Path, timeout: float = 900) -> tuple[float, str]:
+def run_to_completion(recipe_path: Path, timeout: float = 900) -> list[float]:
+    """Runs the loop to the end; returns when each `[loop] scpo <stage>` step started, in seconds from the start,
+    and when the run ended (the last entry)."""
     started = time.time()
     proc = iterate(recipe_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, out[-4000:]
-    return time.time() - started, out
+    steps, out = [], []
+    for line in proc.stdout:
+        out.append(line)
+        if line.startswith("[loop] scpo "):
+            steps.append(time.time() - started)
+    assert proc.wait(timeout=timeout) == 0, "".join(out)[-4000:]
+    return [*steps, time.time() - started]
 
 
-def kill_at_random(command, duration: float, kills: int, rng: random.Random, log: Path) -> Counter:
-    """Starts `command()` and SIGKILLs its process group at a random moment, `kills` times; counts the
-    stage each kill landed in (the last `[loop] scpo <stage>` line, or the stage's own log)."""
+def steps_started(log: Path) -> list[str]:
+    return re.findall(r"^\[loop\] scpo (\S+)", log.read_text(), re.MULTILINE)
+
+
+def kill_in_steps(command, timeline: list[float], kills: int, rng: random.Random, log: Path) -> Counter:
+    """Starts `command()` and SIGKILLs its process group `kills` times, each at a moment drawn uniformly over the
+    uninterrupted run's `timeline`: the attempt runs until it reaches that moment's step (steps done before are
+    skipped quickly) and is killed as far into the step as the moment was. Kills land in each stage in proportion
+    to its running time, whatever an attempt's start-up costs. Counts the stage each kill landed in."""
     landed: Counter = Counter()
-    window = max(4.0, 2 * duration / kills)  # each attempt gets about its share of the run: kills land in every stage
     for _ in range(kills):
+        moment = rng.uniform(0, timeline[-1])
+        step = max(i for i, t in enumerate(timeline[:-1]) if t <= moment) if moment >= timeline[0] else -1
+        into = moment - (timeline[step] if step >= 0 else 0)
         with open(log, "w") as out:
             proc = command(stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-            time.sleep(rng.uniform(0.5, window))
+            while proc.poll() is None and len(steps_started(log)) <= step:
+                time.sleep(0.02)
+            time.sleep(into)
             finished = proc.poll() is not None
             if not finished:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        stages = re.findall(r"\[loop\] scpo (\S+)", log.read_text())
+        stages = steps_started(log)
         landed["finished before the kill" if finished else (stages[-1] if stages else "start")] += 1
     return landed
+
+
+def kill_at_random(command, duration: float, kills: int, rng: random.Random, log: Path) -> None:
+    """Starts `command()` (one stage) and SIGKILLs its process group after a random part of `duration`, `kills`
+    times."""
+    for _ in range(kills):
+        with open(log, "w") as out:
+            proc = command(stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            time.sleep(rng.uniform(0.5, duration))
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def leftover_temp_files(folder: Path) -> list[Path]:
@@ -63,11 +91,12 @@ def test_loop_killed_at_random_moments_ends_with_the_uninterrupted_files(tmp_pat
     clean_dir, soak_dir = tmp_path / "clean", tmp_path / "soak"
     clean_dir.mkdir()
     soak_dir.mkdir()
-    duration, _ = run_to_completion(recipe(clean_dir, tiny_model))
+    timeline = run_to_completion(recipe(clean_dir, tiny_model))
     soak_recipe = recipe(soak_dir, tiny_model)
-    landed = kill_at_random(lambda **popen: iterate(soak_recipe, **popen), duration, KILLS, random.Random(0),
-                            tmp_path / "killed.log")
+    landed = kill_in_steps(lambda **popen: iterate(soak_recipe, **popen), timeline, KILLS, random.Random(0),
+                           tmp_path / "killed.log")
     run_to_completion(soak_recipe)
+    assert landed["finished before the kill"] < KILLS, landed  # a soak that killed nothing proves nothing
     clean, soaked = digests(clean_dir / "runs" / "tiny"), digests(soak_dir / "runs" / "tiny")
     assert clean.keys() == soaked.keys()
     assert {k for k in clean if clean[k] != soaked[k]} == set(), landed
