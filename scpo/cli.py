@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 def end_process_group() -> None:
     """A torch.distributed group left alive can abort the interpreter at exit ("terminate called without an
     active exception"), turning a finished multi-process run into a failed one."""
+    if (vllm_engine := sys.modules.get("scpo.sampling.vllm_engine")) is not None:
+        vllm_engine.close_all()  # an in-process engine's groups go with it, before the default group
     dist = sys.modules.get("torch.distributed")
     if dist is not None and dist.is_available() and dist.is_initialized():
         dist.barrier()  # no rank leaves while another still talks to it (rank 0 saving the model)

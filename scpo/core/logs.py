@@ -2,21 +2,25 @@
 
 Measured on the CPU demo: Triton's "installed, but doesn't include CPU backend" (vLLM, once per
 process), a NUMA-binding notice from vLLM's CPU worker (C++), FutureWarnings from vLLM's Triton
-shims, transformers' tokenizer notices. They are set off through the environment, so the engine's
+shims, transformers' tokenizer notices, torch's DataLoader saying once per epoch that `pin_memory` does
+nothing without an accelerator. They are set off through the environment, so the engine's
 worker processes and accelerate's children inherit it; a value the user set wins. scpo's own
 progress bars and summaries stay. `verbose: true` (or SCPO_VERBOSE=1) keeps everything.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
+
+PIN_MEMORY = "'pin_memory' argument is set as true but no accelerator is found"
 
 QUIET_ENV = {
     "VLLM_LOGGING_LEVEL": "ERROR",
     "TRANSFORMERS_VERBOSITY": "error",
     "TORCH_CPP_LOG_LEVEL": "ERROR",  # C++ warnings such as vLLM CPU's NUMA binding notice
-    "PYTHONWARNINGS": "ignore::FutureWarning,ignore::DeprecationWarning",
+    "PYTHONWARNINGS": "ignore::FutureWarning,ignore::DeprecationWarning,ignore:" + PIN_MEMORY + ":UserWarning",
     "TOKENIZERS_PARALLELISM": "false",
 }
 
@@ -29,3 +33,6 @@ def quiet_third_party(verbose: bool = False) -> None:
         os.environ.setdefault(key, value)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=PIN_MEMORY, category=UserWarning)
+    # printed when vLLM is imported, before its log level applies (the logger has no handler yet)
+    logging.getLogger("vllm.triton_utils.importing").setLevel(logging.ERROR)

@@ -245,6 +245,7 @@ def plot(rows: list[dict], run_dir: Path) -> list[Path]:
             ax.plot([kept["epoch"]], [kept["value"]], marker="*", markersize=16, color=line.get_color())
         ax.set(xlabel="epoch", ylabel=f"dev {selected[0]['train']['counts'].get('select_metric', '')}",
                title="checkpoint selection on dev (star: kept)")
+        ax.set_xticks(sorted({e["epoch"] for r in selected for e in dev_curve(r)}))
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()

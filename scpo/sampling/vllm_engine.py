@@ -8,6 +8,7 @@ sampler is the reference model.
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any
 
 from scpo.core.errors import ScpoError
@@ -24,6 +25,17 @@ def on_cpu() -> bool:
         return not torch.cuda.is_available()
     except ImportError:
         return True
+
+
+# Samplers not yet collected. An in-process engine (CPU) owns torch.distributed groups; the CLI closes these
+# before it ends the default group, or vLLM's teardown at exit finds its groups gone and prints a ValueError
+# traceback after every stage.
+LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+def close_all() -> None:
+    for sampler in list(LIVE):
+        sampler.close()
 
 
 class VllmSampler:
@@ -53,6 +65,7 @@ class VllmSampler:
             if _is_oom(e):
                 raise ScpoError(f"vLLM engine for {model}: {OOM_HINT} ({e})") from None
             raise ScpoError(f"vLLM could not load the model {model}: {type(e).__name__}: {e}") from None
+        LIVE.add(self)
         self.lora = None
         if lora_path:
             from vllm.lora.request import LoRARequest
@@ -60,6 +73,11 @@ class VllmSampler:
             self.lora = LoRARequest("adapter", 1, lora_path)
         self.top_p, self.top_k, self.max_tokens, self.stop = top_p, top_k, max_tokens, stop or []
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
+
+    def close(self) -> None:
+        """Releases the engine (its memory and process groups); the sampler is unusable afterwards."""
+        LIVE.discard(self)
+        self.llm.llm_engine.engine_core.shutdown()
 
     def tokenizer(self):
         return self.llm.get_tokenizer()

@@ -164,11 +164,11 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
                                          settings.eval_batch_size))
     counts = {"prompts": len(dataset), "reward_funcs": settings.reward_funcs, "n_votes": trainer.num_generations,
               "n_samples": trainer.n_samples}
-    job.train(trainer, counts)
+    job.train(trainer, counts, metric="reward")
     held = [e["heldout/accuracy"] for e in trainer.state.log_history if "heldout/accuracy" in e]
     if held:
         counts["heldout_accuracy_first"], counts["heldout_accuracy_last"] = round(held[0], 6), round(held[-1], 6)
-    return job.finish(trainer, tokenizer, counts, metric="reward")
+    return job.finish(trainer, tokenizer, counts)
 
 
 def main(argv: list[str]) -> dict | None:

@@ -270,8 +270,9 @@ class TrlJob:
 
         return get_last_checkpoint(str(self.output_dir)) if self.output_dir.is_dir() else None
 
-    def train(self, trainer, counts: dict):
-        """Trains, from the last checkpoint of this configuration if there is one; adds the run's numbers to counts."""
+    def train(self, trainer, counts: dict, metric: str = "loss"):
+        """Trains, from the last checkpoint of this configuration if there is one; adds the run's numbers (the
+        trainer's result and the last logged entry that has `metric`) to counts."""
         trainer.accelerator.wait_for_everyone()  # rank 0 has cleared checkpoints of another configuration
         last = self.resumed_from = self.last_checkpoint()
         if last:
@@ -279,15 +280,14 @@ class TrlJob:
         counts["resumed_from_step"] = int(last.rsplit("-", 1)[-1]) if last else 0
         result = trainer.train(resume_from_checkpoint=last)
         counts["global_step"] = trainer.state.global_step
-        self.result = result
-        return result
-
-    def finish(self, trainer, tokenizer, counts: dict, metric: str = "loss") -> dict | None:
-        """Saves the model (LoRA: merged) and, on the main process, the manifest; the last logged metrics join counts."""
         last_logged = next((e for e in reversed(trainer.state.log_history) if metric in e), {})
-        for key, value in {**last_logged, **self.result.metrics}.items():
+        for key, value in {**last_logged, **result.metrics}.items():
             if isinstance(value, (int, float)):
                 counts[key] = round(value, 6)
+        return result
+
+    def finish(self, trainer, tokenizer, counts: dict) -> dict | None:
+        """Saves the model (LoRA: merged) and, on the main process, the manifest."""
         save(trainer, tokenizer, str(self.output_dir), self.model_args.use_peft and self.settings.merge_lora,
              self.model_path)
         if not trainer.accelerator.is_main_process:

@@ -289,6 +289,7 @@ def test_dev_selection_keeps_the_best_epoch_and_resumes_without_redoing_work(tmp
     counts = manifest(out)["counts"]
     curve = counts["dev_curve"]
     assert [e["epoch"] for e in curve] == [1, 2, 3] and counts["select_metric"] == "greedy"
+    assert counts["train_loss"] > 0 and counts["global_step"] == curve[-1]["step"]  # the report's train columns
     values = [e["value"] for e in curve]
     assert counts["selected_epoch"] == 1 + values.index(max(values))  # the best, the earliest among equals
     for e in curve:  # each value is that epoch's dev evaluation
