@@ -32,6 +32,7 @@ def generate(model_path: str, prompts: list[dict], task, k: int, max_new_tokens:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from scpo.core.rows import prompt_of
+    from scpo.sampling import prompt_text
 
     tok = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()

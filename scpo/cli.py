@@ -112,17 +112,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: scpo {name} [--config recipe.yaml] [--setting value ...]\n\n{e}")
         return 0
     except ScpoError as e:
+        close_samplers()
         print(f"scpo {name}: error: {e}", file=sys.stderr)
         return 1  # torchrun ends the other ranks
     end_process_group()
     return 0
 
 
+def close_samplers() -> None:
+    """An in-process vLLM engine's process groups go with it, before the default group (or its teardown at exit
+    prints a traceback)."""
+    if (vllm_engine := sys.modules.get("scpo.sampling.vllm_engine")) is not None:
+        vllm_engine.close_all()
+
+
 def end_process_group() -> None:
     """A torch.distributed group left alive can abort the interpreter at exit ("terminate called without an
     active exception"), turning a finished multi-process run into a failed one."""
-    if (vllm_engine := sys.modules.get("scpo.sampling.vllm_engine")) is not None:
-        vllm_engine.close_all()  # an in-process engine's groups go with it, before the default group
+    close_samplers()
     dist = sys.modules.get("torch.distributed")
     if dist is not None and dist.is_available() and dist.is_initialized():
         dist.barrier()  # no rank leaves while another still talks to it (rank 0 saving the model)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, read_jsonl, run_scpo, write_jsonl
+from scpo.core.errors import ScpoError
 
 SAMPLES = [{"id": "a", "prompt": "q a", "completion": f"The answer is {n}.", "sample_index": i, "gold": "1"}
            for i, n in enumerate([1, 1, 2, 3])]
@@ -180,3 +181,14 @@ with run_lock({str(run_dir)!r}, "a test"):
     stage = run_scpo("eval", "--iter_dir", str(run_dir / "iter_0"), "--eval_file", str(tmp_path / "x.jsonl"),
                      check=False)
     assert "in use" not in stage.stderr and "x.jsonl: file not found" in stage.stderr
+
+
+def test_a_bare_boolean_flag_reaches_trl_as_true():
+    """TRL stages pass the command line through a YAML file to TrlParser: a bare flag must be a plain value there."""
+    from scpo.stages import train
+
+    settings, dpo, model_args = train.parse(["--model", "m", "--pairs_file", "p.jsonl", "--overwrite",
+                                             "--gradient_checkpointing", "--use_peft"])
+    assert settings.overwrite is True and dpo.gradient_checkpointing is True and model_args.use_peft is True
+    with pytest.raises(ScpoError, match="--learning_rate needs a value"):
+        train.parse(["--model", "m", "--learning_rate"])

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -133,8 +134,12 @@ def _umask() -> int:
 
 
 def stale_temp_files(path: Path) -> list[Path]:
-    """Temp files a killed writer of `path` left behind (`.<name>.<random>.tmp`)."""
-    return sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+    """Temp files a killed writer of `path` left behind (`.<name>.<random>.tmp`, mkstemp's names):
+    not those of `<name>.manifest.json` or `<name>.counts.json`, which share the prefix."""
+    if not path.parent.is_dir():
+        return []
+    own = re.compile(re.escape(f".{path.name}.") + r"[A-Za-z0-9_]+\.tmp")
+    return sorted(p for p in path.parent.iterdir() if own.fullmatch(p.name))
 
 
 @contextlib.contextmanager

@@ -30,7 +30,15 @@ def run_lock(run_dir: str | os.PathLike, what: str) -> Iterator[None]:
     folder = Path(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
-    with open(path, "a+") as f:
+    try:
+        f = open(path, "a+")
+    except OSError as e:  # a read-only run folder (a shared finished run): nothing there can be changed by us
+        if e.errno not in (errno.EACCES, errno.EROFS, errno.EPERM):
+            raise
+        print(f"[lock] warning: {path} cannot be created ({e.strerror}); running unlocked", file=sys.stderr)
+        yield
+        return
+    with f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

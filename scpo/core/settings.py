@@ -82,11 +82,15 @@ def _base_type(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def check_bare(name: str, raw: Any, tp: Any) -> None:
-    """`--k` with no value would read as true (k = 1): only a boolean setting may be given bare."""
-    if isinstance(raw, BareFlag) and _base_type(tp)[0] is not bool:
+def check_bare(name: str, raw: Any, tp: Any) -> Any:
+    """`--k` with no value would read as true (k = 1): only a boolean setting may be given bare. Returns the value,
+    a bare flag as the plain string "true" (a str subclass would not survive yaml.safe_dump)."""
+    if not isinstance(raw, BareFlag):
+        return raw
+    if not (_base_type(tp)[0] is bool or (isinstance(tp, str) and "bool" in tp)):  # TRL's string annotations
         raise ScpoError(f"setting {name}: --{name} needs a value (`--{name} VALUE`); only true/false settings "
                         "can be given bare")
+    return "true"
 
 
 def optional(tp: Any) -> bool:

@@ -7,7 +7,8 @@ over G^w_i and G^l_i simultaneously to produce K pairs" (footnote 2: "If the ite
 it restarts from the first element. If one of the sets is empty, then that input will be ignored"), K =
 `irpo_pairs_per_problem` (GSM8K: K = 10, with N = 30 samples). "Since some problems might not have any
 model-generated correct solution, we include the gold human written solution (c_i, y_i) in the winning set G^w_i
-so it is not empty" (`irpo_gold_rationale`; the problems' `solution` field, written by `scpo data` for GSM8K and
+so it is not empty" (`irpo_gold_rationale`; added only where G^w would be empty, the purpose the quote gives: the
+paper does not say whether it joins non-empty sets too; the problems' `solution` field, written by `scpo data` for GSM8K and
 MATH). Weight 1; train with `loss: irpo` (Eq. 1). Pairs with the gold rationale have no sampler log-probs for
 it, so such a file trains with TRL's reference pass.
 

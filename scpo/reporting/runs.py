@@ -92,7 +92,7 @@ def markdown(rows: list[dict], run_dir: Path) -> str:
             str(sample.get("seconds", "-")), str(train.get("seconds", "-")),
             str(train.get("counts", {}).get("train_loss", "-"))]) + " |")
     evals = [r for r in rows if r["eval"]]
-    if len(evals) >= 2:
+    if len(evals) >= 2 and all("pass@1" in r["eval"] for r in (evals[0], evals[-1])):  # eval_k 0: greedy only
         first, last = evals[0], evals[-1]
         a, b = first["eval"]["pass@1"]["mean"], last["eval"]["pass@1"]["mean"]
         paired = paired_gain(run_dir / f"iter_{first['iteration']}", run_dir / f"iter_{last['iteration']}")

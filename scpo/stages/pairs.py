@@ -59,10 +59,9 @@ def build_pairs(rows: list[dict], labeler) -> tuple[list[dict], dict]:
         for choice in picked if isinstance(picked, list) else [picked]:  # a labeler may give several pairs (IRPO)
             pairs.append(pair_row(prompt_rows, choice, labeler.task))
             choices.append(choice)
-    counts: dict = {"prompts": len(by_prompt), "skipped": skipped,
-                    "prompts_with_pairs": len({str(p["id"]) for p in pairs})}
-    pairs = labeler.finish(pairs, choices, counts)
-    counts.update(pairs=len(pairs), skipped=dict(skipped))
+    counts: dict = {"prompts": len(by_prompt), "skipped": skipped}
+    pairs = labeler.finish(pairs, choices, counts)  # may drop pairs (the semi-supervised mix, SCIR's filter)
+    counts.update(prompts_with_pairs=len({str(p["id"]) for p in pairs}), pairs=len(pairs), skipped=dict(skipped))
     generated = sum(r[0].get("origin") == "generated" for r in by_prompt.values())
     if generated:  # new problems enter like seed problems; only those whose vote reaches tau give a pair
         counts["generated_prompts"] = generated

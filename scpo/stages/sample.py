@@ -65,6 +65,9 @@ class SampleSettings(StageBlock, ShardBlock, EngineBlock, DecodingBlock, TaskBlo
         check_rule(self.adaptive)
         if self.adaptive_min_samples < 1 or self.adaptive_round < 1:
             raise ScpoError("settings adaptive_min_samples and adaptive_round must be >= 1")
+        if self.adaptive == "esc" and self.adaptive_min_samples != self.adaptive_round:
+            raise ScpoError(f"adaptive=esc draws windows of w samples: set adaptive_min_samples = adaptive_round = w "
+                            f"(now {self.adaptive_min_samples} and {self.adaptive_round}; ESC's default w is 5)")
         if not 0 < self.adaptive_confidence < 1 or not 0 <= self.adaptive_audit <= 1:
             raise ScpoError("settings 0 < adaptive_confidence < 1 and 0 <= adaptive_audit <= 1 are required")
 

@@ -167,8 +167,9 @@ def run(settings, training_args, model_args, argv: list[str]) -> dict | None:
     check_pairs(pairs_file, loss)  # before any checkpoint is touched or a process started
     if selecting:
         check_dev_file(settings.dev_file)
-        if not training_args.num_train_epochs >= 1 or training_args.max_steps > 0:
-            raise ScpoError(f"select_checkpoint=dev picks an epoch: needs num_train_epochs >= 1 (now "
+        epochs = training_args.num_train_epochs
+        if not (epochs >= 1 and float(epochs).is_integer()) or training_args.max_steps > 0:
+            raise ScpoError(f"select_checkpoint=dev picks an epoch: needs a whole num_train_epochs >= 1 (now "
                             f"{training_args.num_train_epochs}) and no max_steps (now {training_args.max_steps})")
     reference = choose_reference(settings, model_args, pairs_file, job)
     if selecting and not os.environ.get(TRAIN_PHASE_ENV):
@@ -203,8 +204,8 @@ def run(settings, training_args, model_args, argv: list[str]) -> dict | None:
     counts["deepspeed"] = trainer.is_deepspeed_enabled
     if selecting:  # the training phase of a selection: the first process evaluates the epochs and finishes
         if trainer.accelerator.is_main_process:
-            mark_trained(job.output_dir, trainer.state.global_step)
             write_json(selection_dir(job.output_dir) / "train_counts.json", counts)
+            mark_trained(job.output_dir, trainer.state.global_step)  # last: marked means both exist
         return None
     return job.finish(trainer, tokenizer, counts)
 
@@ -226,13 +227,18 @@ def select_on_dev(job: TrlJob, reference: dict) -> dict | None:
 
     s = job.settings
     job.check_output()
+    first_node = int(s.machine_rank or 0) == 0
+    if first_node:
+        job.claim()  # another configuration's (or, with --overwrite, any) checkpoints and selection go
+        if is_trained(job.output_dir) and not checkpoints(job.output_dir):  # a finished selection, inputs changed
+            (selection_dir(job.output_dir) / "trained.json").unlink()
     if not is_trained(job.output_dir):
         job.run_child({REFERENCE_ENV: json.dumps(reference), TRAIN_PHASE_ENV: "1"})
-    if int(s.machine_rank or 0) != 0:
+    if not first_node:
         return None  # the first node evaluates and finishes
     found = checkpoints(job.output_dir)
     if not found:
-        raise ScpoError(f"{job.output_dir}: training saved no epoch checkpoint; re-run with --overwrite")
+        raise ScpoError(f"{job.output_dir}: training saved no epoch checkpoint (num_train_epochs, save settings?)")
     curve = []
     for checkpoint in found:
         folder = selection_dir(job.output_dir) / f"epoch-{checkpoint['epoch']}"
@@ -242,7 +248,8 @@ def select_on_dev(job: TrlJob, reference: dict) -> dict | None:
             if not (model / "config.json").exists():
                 merge_lora(job.model_path, checkpoint["path"], str(model))
         cmd = [sys.executable, "-m", "scpo.cli", "eval", *job.argv, "--model", str(model), "--eval_file", s.dev_file,
-               "--eval_output", str(folder / "eval.json"), "--max_eval_problems", "none", "--greedy", "true"]
+               "--eval_output", str(folder / "eval.json"), "--max_eval_problems", "none", "--greedy", "true",
+               "--overwrite", "false"]  # --overwrite redid the training; a finished epoch's evaluation stays
         if s.select_metric == "greedy":
             cmd += ["--eval_k", "0"]  # greedy accuracy needs no samples
         job.log(f"dev evaluation of epoch {checkpoint['epoch']}: {' '.join(cmd[3:])}")
@@ -265,6 +272,7 @@ def select_on_dev(job: TrlJob, reference: dict) -> dict | None:
     if not s.keep_checkpoints:  # after the manifest: a kill here leaves extra files, never a lost selection
         for checkpoint in found:
             shutil.rmtree(checkpoint["path"], ignore_errors=True)
+            shutil.rmtree(selection_dir(job.output_dir) / f"epoch-{checkpoint['epoch']}" / "merged", ignore_errors=True)
     return manifest
 
 

@@ -128,7 +128,7 @@ def parse_with_trl(argv: list[str], classes: tuple, adjust=None, stage: str = "t
     for key, value in cli.items():
         if key not in mine:
             continue
-        check_bare(key, value, hints[key])
+        value = check_bare(key, value, hints[key])
         value = per_iteration(key, value, hints[key], iteration)
         if isinstance(value, str) and "," in value and accepts_list(hints[key]):
             value = [v for v in value.split(",") if v]
@@ -138,7 +138,7 @@ def parse_with_trl(argv: list[str], classes: tuple, adjust=None, stage: str = "t
             for key, value in source.items():
                 name = key[len(prefix):]
                 if key.startswith(prefix) and name in mine and key not in mine:
-                    check_bare(key, value, hints[name])
+                    value = check_bare(key, value, hints[name])
                     if source is recipe and name in cli:
                         continue
                     ours[name] = per_iteration(key, value, hints[name], iteration)
@@ -241,7 +241,7 @@ class TrlJob:
         digest = config_digest(self.config)
         ours = stamp.exists()
         if self.settings.overwrite or (ours and stamp.read_text().strip() != digest):
-            for old in self.output_dir.glob("checkpoint-*"):
+            for old in [*self.output_dir.glob("checkpoint-*"), self.output_dir / "selection"]:  # dev selection's too
                 shutil.rmtree(old, ignore_errors=True)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         stamp.write_text(digest + "\n")

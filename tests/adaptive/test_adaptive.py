@@ -121,7 +121,7 @@ def test_sample_stage_stops_when_settled_and_records_the_count(hf_sampler, rule,
     from scpo.sampling.draw import sample_shard
     from scpo.stages.sample import SampleSettings
 
-    s = SampleSettings(k=8, max_tokens=4, adaptive=rule, adaptive_min_samples=4, adaptive_round=2,
+    s = SampleSettings(k=8, max_tokens=4, adaptive=rule, adaptive_min_samples=4, adaptive_round=4 if rule == "esc" else 2,
                        adaptive_audit=1.0 if rule != "none" else 0.0)
     rows, counts = sample_shard(PROBLEMS, hf_sampler, ConstantTask(), s)
     assert len(rows) == drawn * len(PROBLEMS)

@@ -306,7 +306,8 @@ def test_dev_selection_keeps_the_best_epoch_and_resumes_without_redoing_work(tmp
 
 @pytest.mark.parametrize("extra, message", [
     (["--dev_file", "none"], "select_checkpoint=dev needs dev_file"),
-    (["--num_train_epochs", "0"], "needs num_train_epochs >= 1"),
+    (["--num_train_epochs", "0"], "needs a whole num_train_epochs >= 1"),
+    (["--num_train_epochs", "2.5"], "needs a whole num_train_epochs >= 1 (now 2.5)"),
     (["--select_metric", "pass@1"], "select_metric='pass@1'"),
 ])
 def test_dev_selection_bad_settings_are_named_errors(tmp_path, tiny_model, extra, message):
