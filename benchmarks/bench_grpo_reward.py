@@ -10,6 +10,9 @@ the timing is stable. Prints both per rollout and their ratio. A second line tim
 math-verify with a fresh cache per batch), the expensive case, against the generation time of that many
 tokens at the per-token cost measured in the first line.
 
+A third line times the label-free token rewards (self_certainty, negative_entropy): the extra no-grad forward
+of the policy over prompt + completion that their statistics need, against the same generation time.
+
 Measured on the shared 2-core CPU box (OMP_NUM_THREADS=1, other jobs running): numeric 46 us vs 763 ms
 per rollout (ratio 6e-5); math 8 ms vs ~14 s per rollout (ratio 6e-4). Each process votes on the whole
 generation batch (the gathered groups), so with P processes the reward work is P-fold redundant, still
@@ -27,7 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def generate(model_path: str, prompts: list[dict], task, k: int, max_new_tokens: int) -> tuple[list[str], float]:
+def generate(model_path: str, prompts: list[dict], task, k: int, max_new_tokens: int):
+    """(completions, seconds, the model, prompt ids per rollout, completion ids per rollout up to its EOS)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -45,7 +49,31 @@ def generate(model_path: str, prompts: list[dict], task, k: int, max_new_tokens:
         out = model.generate(**enc, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
                              max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
     seconds = time.perf_counter() - started
-    return tok.batch_decode(out[:, enc["input_ids"].size(1):], skip_special_tokens=True), seconds
+    new = out[:, enc["input_ids"].size(1):]
+    prompt_ids = [row[mask.bool()].tolist() for row, mask in zip(enc["input_ids"], enc["attention_mask"])]
+    completion_ids = []
+    for row in new.tolist():
+        end = next((i + 1 for i, t in enumerate(row) if t == tok.eos_token_id), len(row))
+        completion_ids.append(row[:end])
+    return tok.batch_decode(new, skip_special_tokens=True), seconds, model, prompt_ids, completion_ids
+
+
+def time_token_rewards(model, prompt_ids, completion_ids, min_seconds: float = 1.0) -> float:
+    """Seconds per rollout of the label-free token rewards: the policy forward (scpo/training/token_stats.py) and
+    self_certainty + negative_entropy on its statistics."""
+    from scpo.rewards import REWARDS, RolloutBatch
+    from scpo.training.token_stats import token_stats
+
+    runs, started = 0, time.perf_counter()
+    while time.perf_counter() - started < min_seconds:
+        stats = token_stats(model, prompt_ids, completion_ids, 1.0, batch_size=16)
+        batch = RolloutBatch(texts=[], answers=[], groups=[], group_golds=[], group_answers=[], local=slice(0, 0),
+                             task=None, token_stats=stats)
+        for name in ("self_certainty", "negative_entropy"):
+            cls = REWARDS.get(name)
+            cls(cls.settings() if cls.settings else None)(batch)
+        runs += 1
+    return (time.perf_counter() - started) / runs / len(completion_ids)
 
 
 def time_rewards(make_task, prompts: list[dict], completions: list[str], k: int, min_seconds: float = 1.0) -> float:
@@ -97,12 +125,16 @@ def main() -> None:
     task = get_task("numeric", instruction="Answer with just the final number.")
     rows = [json.loads(line) for line in (ROOT / "recipes" / "cpu_demo" / "train.jsonl").read_text().splitlines()]
     prompts = rows[: args.prompts]
-    completions, gen_seconds = generate(resolve_model(args.model), prompts, task, args.k, args.max_new_tokens)
+    completions, gen_seconds, model, prompt_ids, completion_ids = generate(resolve_model(args.model), prompts, task,
+                                                                           args.k, args.max_new_tokens)
     gen_per_rollout = gen_seconds / len(completions)
     reward_per_rollout = time_rewards(lambda: task, prompts, completions, args.k)
     print(f"numeric, {args.model}, {len(completions)} rollouts x {args.max_new_tokens} new tokens (transformers, CPU): "
           f"generation {gen_per_rollout * 1e3:.1f} ms/rollout, rewards {reward_per_rollout * 1e6:.1f} us/rollout, "
           f"ratio reward/generation {reward_per_rollout / gen_per_rollout:.2e}")
+    token_per_rollout = time_token_rewards(model, prompt_ids, completion_ids)
+    print(f"label-free token rewards (self_certainty, negative_entropy: one policy forward over prompt + completion): "
+          f"{token_per_rollout * 1e3:.2f} ms/rollout, ratio to generation {token_per_rollout / gen_per_rollout:.3f}")
     from transformers import AutoTokenizer
 
     math_problems, math_completions = long_math_rollouts(args.prompts, args.k)

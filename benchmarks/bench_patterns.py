@@ -34,6 +34,7 @@ CALLS = {
     "math.extract": ("task", "math"),
     "numeric.extract": ("task", "numeric"),
     "multiple_choice.extract": ("task", "multiple_choice"),
+    "zebra.extract": ("task", "zebra"),
     "judge.parse_score": ("judge", "parse_score"),
     "judge.parse_winner": ("judge", "parse_winner"),
     "problems.parse_problem": ("problems", "parse_problem"),

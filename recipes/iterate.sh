@@ -37,5 +37,13 @@ export SCPO_RUN_LOCK="$run_dir"  # the stages below run under this lock
 mapfile -t steps <<< "$plan"
 for step in "${steps[@]}"; do
   echo "[loop] $step" >&2
-  eval "$step"
+  status=0
+  eval "$step" || status=$?
+  if [[ $status -eq 3 ]]; then  # the collapse guard (scpo guard) stopped the loop: only the report is left
+    echo "[loop] stopped by the collapse guard; the report follows" >&2
+    eval "${steps[-1]}"
+    exit 0
+  elif [[ $status -ne 0 ]]; then
+    exit "$status"
+  fi
 done

@@ -11,7 +11,7 @@ import dataclasses
 import importlib
 import sys
 
-from scpo.core.errors import HelpRequested, ScpoError
+from scpo.core.errors import STOP_EXIT, HelpRequested, LoopStop, ScpoError
 
 COMMANDS = {
     "generate-problems": ("scpo.stages.generate", "the model writes new problems from seed problems (ScPO)"),
@@ -23,8 +23,10 @@ COMMANDS = {
     "grpo": ("scpo.stages.grpo", "online RL with majority-vote rewards (TTRL) on TRL's GRPOTrainer"),
     "eval": ("scpo.stages.eval", "greedy accuracy, pass@k, maj@k on held-out problems"),
     "model": ("scpo.stages.model", "prepare | show the embedded model; tiny --output DIR for tests"),
+    "guard": ("scpo.stages.guard", "the loop's collapse guard: stop when held-out results stop improving, keep the best"),
     "report": ("scpo.stages.report", "tables and plots of a run: scpo report runs/<run>"),
     "data": ("data_tools.convert", "convert data sets into the problems format"),
+    "puzzles": ("data_tools.zebra", "generate zebra logic puzzles with proved-unique solutions (ZebraLogic-style)"),
     "plan": ("scpo.loop.plan", "print the loop's stage commands, one per line (what recipes/iterate.sh runs)"),
     "setting": ("scpo.loop.plan:setting_main", "print one resolved loop setting (for scripts)"),
     "slurm": ("scpo.loop.slurm", "submit a run as a chain of Slurm jobs: scpo slurm submit [--dry_run]"),
@@ -115,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         close_samplers()
         print(f"scpo {name}: error: {e}", file=sys.stderr)
         return 1  # torchrun ends the other ranks
+    except LoopStop as e:
+        print(f"scpo {name}: {e}", file=sys.stderr)
+        return STOP_EXIT
     end_process_group()
     return 0
 

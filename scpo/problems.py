@@ -28,6 +28,15 @@ SCPO_PROMPT = (
     "Output the question and nothing else.\nQ:"
 )
 SCPO_EXAMPLE = "Q: {problem}"
+# ZebraLogic (ScPO §3: "the model rewrites a puzzle with perturbed attributes"; the paper's prompt text is not
+# reproduced here, so this wording is scpo's): one seed puzzle, rewritten with other attributes and clues.
+ZEBRA_REWRITE_PROMPT = (
+    "Here is a logic grid puzzle:\n\n{examples}\n\nWrite ONE new puzzle of the same kind and size by changing its "
+    "attributes: other names, other values, other characteristics, and clues rewritten for them, so that the new "
+    "puzzle has exactly one solution. Keep the layout: the 'There are N houses' sentence, one line per "
+    "characteristic starting with ' - ' and listing its values in backticks, then '## Clues:' and the numbered "
+    "clues. Write only the puzzle, not its solution."
+)
 
 _TOKEN = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*|[^\s\w]")
 # Linear on degenerate text: possessive quantifiers, and a line's leading punctuation scanned within its line.
@@ -94,12 +103,15 @@ class NearDuplicates:
         return best
 
 
-def parse_problem(completion: str) -> str:
-    """The problem a model wrote: a leading "Problem:" label and anything from "Answer"/"Solution" on removed."""
+def parse_problem(completion: str, keep_lines: bool = False) -> str:
+    """The problem a model wrote: a leading "Problem:" label and anything from "Answer"/"Solution" on removed;
+    whitespace collapsed (within each line when `keep_lines`: a zebra puzzle's layout is its lines)."""
     text = _LABEL.sub("", completion.strip())
     end = _END.search(text)
     if end:
         text = text[: end.start()]
+    if keep_lines:
+        return "\n".join(" ".join(line.split()) for line in text.strip().splitlines()).strip()
     return " ".join(text.split())
 
 

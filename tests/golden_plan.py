@@ -50,12 +50,17 @@ def inputs(tmp: Path, recipe: Path) -> list[str]:
     """Overrides that point a recipe at files that exist here (its data and models may not)."""
     import yaml
 
+    recipe_settings = yaml.safe_load(recipe.read_text()) or {}
     problems = tmp / "problems.jsonl"
-    problems.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"{i} + 1?", "gold": str(i + 1)}) + "\n"
-                                for i in range(4)))
+    rows = [{"id": f"p{i}", "prompt": f"{i} + 1?", "gold": str(i + 1)} for i in range(4)]
+    if recipe_settings.get("task") == "zebra":  # a fixed 2x2 puzzle: the zebra task checks gold against the puzzle
+        rows = [{"id": f"p{i}", "prompt": "There are 2 houses.\n - Each person has a unique name: `A`, `B`\n"
+                 " - Each person has a unique favorite drink: `tea`, `milk`\n\n## Clues:\n1. A is in the first house.",
+                 "gold": {"House 1": {"Name": "A", "Drink": "tea"}, "House 2": {"Name": "B", "Drink": "milk"}}}
+                for i in range(4)]
+    problems.write_text("".join(json.dumps(row) + "\n" for row in rows))
     fake_model(tmp / "m0")
-    generator = ["--generation_model", str(tmp / "m0")] if (yaml.safe_load(recipe.read_text()) or {}).get(
-        "generation_model") else []
+    generator = ["--generation_model", str(tmp / "m0")] if recipe_settings.get("generation_model") else []
     return ["--output_root", str(tmp / "runs"), "--model", str(tmp / "m0"), "--problems_file", str(problems),
             "--eval_file", str(problems), *generator]
 

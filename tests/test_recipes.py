@@ -19,6 +19,13 @@ CASES = {
                                           "answer_format": "#### < number >"},
     "llama3_8b/math/config_scpo.yaml": {**SCPO, "tau": [0.5, 0.6], "new_problems": [4000, 8000],
                                          "mode": "unsupervised", "answer_format": "The final answer is $\\boxed{"},
+    "llama3_8b/zebra/config_scpo.yaml": {"k": 16, "temperature": 0.7, "top_p": 0.9, "resample_n": 8,
+                                          "resample_temperature": 1.2, "loss": "scpo", "beta": 0.5, "alpha": 1.0,
+                                          "learning_rate": 5e-6, "lr_scheduler_type": "cosine", "effective_batch": 16,
+                                          "tau": [2, 0.5], "new_problems": [6000, 6000], "mode": "unsupervised",
+                                          "generation_prompt": "zebra", "generation_shots": 1,
+                                          "generation_temperature": 0.7, "chat": True, "iterations": 2,
+                                          "select_checkpoint": "none", "answer_format": "zebra"},
     "llama3_8b/gsm8k/config_scpo_semi_supervised.yaml": {**SCPO, "tau": [0.5, 0.7], "mode": "semi_supervised",
                                                           "gold_ratio": None, "answer_format": "#### < number >"},
     "llama3_8b/gsm8k/config_irpo_gold.yaml": {"k": 8, "mode": "supervised", "loss": "irpo", "beta": 0.5, "alpha": 1.0,
@@ -59,7 +66,8 @@ def resolve(recipe: str, iteration: int = 0) -> dict:
                num_train_epochs=args.num_train_epochs, weight_decay=args.weight_decay,
                select_checkpoint=t.select_checkpoint, generation_prompt=g.generation_prompt,
                generation_shots=g.generation_shots, generation_temperature=g.generation_temperature,
-               chat=task.chat, prompt=str(task.build_prompt("PROBLEM")), iterations=loop.iterations,
+               chat=task.chat,
+               prompt=str(task.prompt_for({"prompt": "PROBLEM", "houses": 2, "columns": ["Name", "Drink"]})), iterations=loop.iterations,
                effective_batch=args.per_device_train_batch_size * args.gradient_accumulation_steps * (t.num_processes or 1))
     if lab.labeler == "irpo":
         out.update(irpo_pairs_per_problem=lab.irpo_pairs_per_problem, irpo_gold_rationale=lab.irpo_gold_rationale)
@@ -80,7 +88,12 @@ def test_recipe_holds_the_papers_settings(recipe):
     for key, values in per_iteration.items():
         field = "temperature" if key == "temperature_by_iteration" else key
         assert [resolve(recipe, t)[field] for t in range(iterations)] == values, key
-    if answer_format:  # ScPO Appendix D's zero-shot prompt, sent as plain text to the base model
+    if answer_format == "zebra":  # ZeroEval's one-shot template (ScPO Appendix D) in the Instruct model's user turn
+        from scpo.tasks.zebra import ZEBRA_GRID
+
+        assert got["prompt"].startswith("[{'role': 'user', 'content': '\\n# Example Puzzle")
+        assert ZEBRA_GRID.split("{puzzle}")[0].strip()[-20:].replace("\n", "\\n") in got["prompt"]
+    elif answer_format:  # ScPO Appendix D's zero-shot prompt, sent as plain text to the base model
         assert answer_format in got["prompt"] and got["prompt"].endswith("A: Let's think step by step.")
         assert "Q: PROBLEM" in got["prompt"]
 

@@ -28,7 +28,7 @@ class ModelBlock(Block):
 
 @dataclass
 class TaskBlock(Block):
-    task: str = "gsm8k"  # gsm8k | math | numeric | multiple_choice, or a dotted path to a Task subclass
+    task: str = "gsm8k"  # gsm8k | math | numeric | multiple_choice | zebra, or a dotted path to a Task subclass
     task_options: dict = field(default_factory=dict)  # fields of the task (instruction, system_prompt, ...)
 
 
@@ -89,3 +89,26 @@ class LaunchBlock(Block):
 # Settings that only place or launch work: never part of what a stage's output depends on.
 LAUNCH_KEYS = ("accelerate_config", "num_processes", "num_machines", "machine_rank", "main_process_ip",
                "main_process_port")
+
+
+GUARD_MODES = ("max", "min")
+
+
+@dataclass
+class GuardBlock(Block):
+    guard_metric: str | None = None  # collapse guard: the logged metric to watch (e.g. heldout/accuracy); unset: off
+    guard_mode: str = "max"  # max: higher is better (accuracy); min: lower is better
+    guard_patience: int = 3  # stop after this many checks of the metric without an improvement
+    guard_min_delta: float = 0.0  # an improvement must beat the best by more than this
+    guard_max_drop: float | None = None  # also stop at once when the metric is this much worse than the best
+
+    HASHED_WHEN_SET = ("guard_metric", "guard_mode", "guard_patience", "guard_min_delta", "guard_max_drop")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.guard_mode not in GUARD_MODES:
+            raise ScpoError(f"setting guard_mode={self.guard_mode!r}: one of {', '.join(GUARD_MODES)}")
+        if self.guard_patience < 1:
+            raise ScpoError(f"setting guard_patience={self.guard_patience}: must be at least 1")
+        if self.guard_min_delta < 0 or (self.guard_max_drop is not None and self.guard_max_drop <= 0):
+            raise ScpoError("settings guard_min_delta >= 0 and guard_max_drop > 0 are required")

@@ -7,3 +7,11 @@ class ScpoError(Exception):
 
 class HelpRequested(Exception):
     """`-h` / `--help`: the CLI prints the text (every setting, its default and its help) and exits 0."""
+
+
+class LoopStop(Exception):
+    """A stage asks the loop to stop here (the collapse guard): `scpo` exits with STOP_EXIT and
+    recipes/iterate.sh skips to the report."""
+
+
+STOP_EXIT = 3

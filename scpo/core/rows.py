@@ -1,6 +1,6 @@
 """Row helpers every stage shares: the fields each file kind must have, problems loading, grouping by prompt.
 
-Pure Python. A task is duck-typed here (anything with `build_prompt`), so this module imports no task.
+Pure Python. A task is duck-typed here (anything with `prompt_for`), so this module imports no task.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from scpo.core.io import read_rows
 
 PROBLEM_FIELDS = {"id": (str, int), "prompt": (str, list)}
 SAMPLE_FIELDS = {**PROBLEM_FIELDS, "completion": str}
-EVAL_FIELDS = {**PROBLEM_FIELDS, "gold": (str, int, float)}
+EVAL_FIELDS = {**PROBLEM_FIELDS, "gold": (str, int, float, dict)}  # dict: a grid (zebra)
 
 
 def load_problems(path: str, max_problems: int | None = None) -> list[dict]:
@@ -39,7 +39,7 @@ def prompt_of(row: dict, task) -> list[dict] | str:
         return row["messages"]
     if isinstance(row["prompt"], list):
         return row["prompt"]
-    return task.build_prompt(row["prompt"])
+    return task.prompt_for(row)
 
 
 def problem_text(problem: dict) -> str:

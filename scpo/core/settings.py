@@ -62,12 +62,15 @@ class Block:
         pass
 
     def hashed(self, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
-        """The settings as the stage's manifest config: without NOT_HASHED, `leave_out` and unset HASHED_WHEN_SET."""
-        drop = set(self.NOT_HASHED) | set(leave_out)
+        """The settings as the stage's manifest config: without NOT_HASHED, `leave_out` and unset HASHED_WHEN_SET
+        (each block of a composed class declares its own: they are collected over the class's bases)."""
+        classes = type(self).__mro__
+        drop = {n for c in classes for n in vars(c).get("NOT_HASHED", ())} | set(leave_out)
+        when_set = {n for c in classes for n in vars(c).get("HASHED_WHEN_SET", ())}
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in drop or (f.name in self.HASHED_WHEN_SET and value == f.default):
+            if f.name in drop or (f.name in when_set and value == f.default):
                 continue
             out[f.name] = value
         return out

@@ -129,6 +129,6 @@ def gold_correctness(rows: list[dict], task: Task) -> list[bool | None]:
             out.append(None)
             continue
         answer = task.vote_answer(r["completion"], r.get("finish_reason") == "length")
-        gold = task.extract_gold(str(r["gold"]))
+        gold = task.extract_gold(r["gold"])
         out.append(answer is not None and gold is not None and task.equivalent(answer, gold))
     return out

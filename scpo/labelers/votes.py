@@ -49,7 +49,7 @@ def label_prompt(rows: list[dict], task: Task) -> list[dict]:
     gold = next((row["gold"] for row in rows if row.get("gold") is not None), None)
     group_correct = None
     if gold is not None:
-        gold_answer = task.extract_gold(str(gold))
+        gold_answer = task.extract_gold(gold)
         group_correct = [gold_answer is not None and task.equivalent(g.answer, gold_answer) for g in votes.groups]
     top_share = votes.top_votes / votes.k if votes.k else 0.0
     out = []
@@ -73,7 +73,7 @@ def label_rows(rows: list[dict], task: Task, progress: bool = True) -> tuple[lis
         labeled = label_prompt(prompt_rows, task)
         out.extend(labeled)
         gold = next((r["gold"] for r in prompt_rows if r.get("gold") is not None), None)
-        if gold is not None and task.extract_gold(str(gold)) is None:
+        if gold is not None and task.extract_gold(gold) is None:
             gold_unparsed.append(prompt_rows[0]["id"])
         unparsed += sum(r["answer_group"] == UNPARSED for r in labeled)
         all_unparsed += all(r["answer_group"] == UNPARSED for r in labeled)

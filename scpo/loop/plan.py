@@ -23,13 +23,14 @@ import dataclasses
 import shlex
 from dataclasses import dataclass, field
 
+from scpo.core.blocks import GuardBlock
 from scpo.core.errors import ScpoError
 from scpo.core.settings import Block, parse_settings, peek
 from scpo.labelers import LABELERS
 
 
 @dataclass
-class LoopSettings(Block):
+class LoopSettings(GuardBlock):
     """The loop: scpo plan / recipes/iterate.sh run every stage of every iteration."""
 
     run_name: str = "scpo"  # the run's folder: <output_root>/<run_name>/iter_<t>/
@@ -46,6 +47,29 @@ class LoopSettings(Block):
         super().__post_init__()
         if self.iterations < 0:
             raise ScpoError(f"setting iterations={self.iterations}: must be >= 0")
+
+
+def check_guard_metric(metric: str, argv: list[str]) -> None:
+    """The loop's guard watches a metric of eval.json: refused before anything runs when eval does not write it."""
+    from scpo.tasks import get_task
+
+    k = int(peek(argv, "eval_k", 8) or 0)
+    known = ["greedy", "greedy_no_answer"] + ([f"pass@1", f"pass@{k}", f"maj@{k}", f"maj@{k}_strict", "no_answer"]
+                                              if k else [])
+    options = peek(argv, "task_options", None)
+    try:
+        credit = get_task(str(peek(argv, "task", "gsm8k")), **(options if isinstance(options, dict) else {})).partial_credit
+    except ScpoError:
+        credit = None
+    if credit:
+        known += [f"greedy_{credit}"] + ([f"{credit}@1", f"maj@{k}_{credit}"] if k else [])
+    if metric not in known:
+        import difflib
+
+        close = difflib.get_close_matches(metric, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ScpoError(f"setting guard_metric={metric!r}: scpo eval does not write it{hint}; the loop's guard "
+                        f"watches one of {', '.join(known)}")
 
 
 SETTINGS = LoopSettings
@@ -68,6 +92,8 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
     """The run's steps in order, with each stage's arguments (the run's settings plus where it works)."""
     loop = parse_settings(LoopSettings, argv)
     argv = without_flag(argv, "dry_run")  # the stages get the run's settings, not the request to print
+    if loop.guard_metric:
+        check_guard_metric(loop.guard_metric, argv)
     run_dir = f"{loop.output_root}/{loop.run_name}"
 
     def at(t: int, model: str) -> list[str]:
@@ -83,9 +109,10 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
         model, lineage = sft_output, [loop.initial_reference_model or loop.model]
     after_sft = ["sft"] if loop.sft_file else []
     steps.append(Step("eval", at(0, model), 0, "eval-0", after_sft))
+    initial = model
     for t in range(loop.iterations):
         args = at(t, model)
-        after = [f"train-{t - 1}"] if t else after_sft
+        after = ([f"guard-{t}"] if loop.guard_metric else [f"train-{t - 1}"]) if t else after_sft
         if int(peek(args, "new_problems", 0) or 0) > 0:  # M_t writes new problems before it samples
             steps.append(Step("generate-problems", args, t, f"generate-{t}", after))
             after = [f"generate-{t}"]
@@ -102,6 +129,9 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
         lineage = [model, *lineage]
         model = output
         steps.append(Step("eval", at(t + 1, model), t + 1, f"eval-{t + 1}", [f"train-{t}"]))
+        if loop.guard_metric:  # after M_{t+1}'s eval: stop here when it did not improve (exit 3), keep the best
+            steps.append(Step("guard", [*at(t + 1, model), "--initial_model", initial], t + 1, f"guard-{t + 1}",
+                              [f"eval-{t + 1}"]))
     evals = [s.job for s in steps if s.stage == "eval"]
     steps.append(Step("report", [run_dir], loop.iterations, "report", evals))
     return loop, steps

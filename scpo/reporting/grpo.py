@@ -35,7 +35,7 @@ def steps(run_dir: Path) -> list[dict]:
         if line.strip():
             entry = json.loads(line)
             by_step.setdefault(int(entry["step"]), {}).update(entry)
-    return [by_step[s] for s in sorted(by_step) if any(key in by_step[s] for key, _ in COLUMNS)]
+    return [by_step[s] for s in sorted(by_step) if any(key in by_step[s] for key, _ in COLUMNS + [("guard/best_step", "")])]
 
 
 def _cell(value) -> str:
@@ -70,6 +70,12 @@ def markdown(rows: list[dict], run_dir: Path) -> str:
             a, b = _mean(first, key), _mean(last, key)
             if a is not None and b is not None:
                 lines.append(f"{name}: mean of the first {window} steps {a:.3f} -> last {window} steps {b:.3f}.")
+    guard = next((r for r in reversed(rows) if r.get("guard/best_step") is not None), None)
+    if guard is not None:
+        stop = guard.get("guard/stopped_at")
+        lines.append(f"Collapse guard: best at step {guard['guard/best_step']} ({guard['guard/best_value']:.3f}), "
+                     + (f"stopped at step {stop}; the best model is the run's model." if stop is not None
+                        else "not stopped."))
     lines += ["", "![grpo metrics](grpo_metrics.png)", ""]
     return "\n".join(lines)
 
@@ -86,6 +92,11 @@ def plot(rows: list[dict], run_dir: Path) -> Path:
         pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
         if pts:
             ax.plot([s for s, _ in pts], [v for _, v in pts], style, label=label, markersize=5)
+    guard = next((r for r in reversed(rows) if r.get("guard/best_step") is not None), None)
+    if guard is not None:
+        ax.axvline(guard["guard/best_step"], color="green", ls="--", lw=1, label="guard: best model")
+        if guard.get("guard/stopped_at") is not None:
+            ax.axvline(guard["guard/stopped_at"], color="red", ls="--", lw=1, label="guard: stopped")
     ax.set(xlabel="training step", ylabel="rate", title=f"scpo grpo {run_dir.name}", ylim=(0, 1.02))
     ax.grid(alpha=0.3)
     ax.legend()

@@ -106,6 +106,13 @@ def markdown(rows: list[dict], run_dir: Path) -> str:
             how = f"standard error of the difference {se * 100:.1f} points"
         lines += ["", f"Sampled pass@1 on held-out problems: M_{first['iteration']} {a:.3f} -> "
                       f"M_{last['iteration']} {b:.3f} ({gain * 100:+.1f} points; {how})."]
+    guard = _load(run_dir / "guard.json")
+    if guard:
+        stop = (f"stopped after M_{guard['stopped_after']} ({guard['reason']})" if guard.get("stopped_after") is not None
+                else "not stopped")
+        lines += ["", f"Collapse guard on {guard['metric']}: best M_{guard['best_iteration']} "
+                      f"({guard['best_value']:.3f}), {stop}; the run's model (final_model) is {guard['best_model']}."]
+    lines += answers_table(rows, k)
     lines += sampling_table(rows)
     lines += labeler_table(rows)
     lines += selection_table(rows)
@@ -113,6 +120,33 @@ def markdown(rows: list[dict], run_dir: Path) -> str:
     if any(dev_curve(r) for r in rows):
         lines += ["![checkpoint selection](selection.png)", ""]
     return "\n".join(lines)
+
+
+def answers_table(rows: list[dict], k: int) -> list[str]:
+    """No-answer rates, a task's partial credit (zebra: cell accuracy) and its subsets (zebra: easy / hard puzzles),
+    the columns the evals have."""
+    evals = [r for r in rows if r["eval"]]
+    columns = [(f"{name}", key) for name, key in (("no answer (greedy)", "greedy_no_answer"),
+                                                 ("no answer (sampled)", "no_answer"))]
+    credit = sorted({key[len("greedy_"):] for r in evals for key in r["eval"] if key.startswith("greedy_")
+                     and key != "greedy_no_answer"})
+    for name in credit:
+        columns += [(f"greedy {name}", f"greedy_{name}"), (f"{name}@1", f"{name}@1"), (f"maj@{k} {name}", f"maj@{k}_{name}")]
+    columns += [(f"maj@{k} by cell", f"maj@{k}_by_cell")]
+    subsets = sorted({name for r in evals for name in r["eval"].get("subsets", {})})
+    columns = [(n, key) for n, key in columns if any(key in r["eval"] for r in evals)]
+    if not columns and not subsets:
+        return []
+    header = [n for n, _ in columns] + [f"{name} {m}" for name in subsets for m in ("greedy", f"maj@{k}")]
+    lines = ["", "Answers: how often none could be read" + (", partial credit" if credit else "") +
+             (", and per subset (" + ", ".join(subsets) + ")" if subsets else "") + ".", "",
+             "| t | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+    for r in evals:
+        ev = r["eval"]
+        cells = [_metric(ev, key) for _, key in columns]
+        cells += [_metric(ev.get("subsets", {}).get(name), m) for name in subsets for m in ("greedy", f"maj@{k}")]
+        lines.append(f"| {r['iteration']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def dev_curve(row: dict) -> list[dict]:
@@ -206,7 +240,8 @@ def plot(rows: list[dict], run_dir: Path) -> list[Path]:
         return []
     k = evals[0]["eval"]["k"]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key in ("greedy", "pass@1", f"maj@{k}", f"pass@{k}"):
+    credit = [key for key in evals[0]["eval"] if key.startswith("greedy_") and key != "greedy_no_answer"]
+    for key in ["greedy", "pass@1", f"maj@{k}", f"pass@{k}"] + credit:
         pts = [(r["iteration"], r["eval"][key]) for r in evals if key in r["eval"]]
         if pts:
             ax.errorbar([t for t, _ in pts], [m["mean"] for _, m in pts], yerr=[m["stderr"] for _, m in pts],

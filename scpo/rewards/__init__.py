@@ -1,6 +1,7 @@
 """GRPO rewards, a registry: `reward_funcs: [<name>, ...]` names scpo/rewards/<name>.py (or a dotted path).
 
-majority (TTRL), vote_share, gold, format; combined with TRL's `reward_weights`. The vote
+majority (TTRL), vote_share, gold, format, and the label-free self_certainty (Intuitor), negative_entropy
+(RENT) and semantic_vote_share (EMPO); combined with TRL's `reward_weights`. The vote
 machinery they share (one prompt's group at a time, pure Python) is scpo/rewards/_votes.py.
 """
 

@@ -30,6 +30,9 @@ class RolloutBatch:
     task: Task
     completion_ids: Sequence[Sequence[int]] | None = None
     extras: dict = field(default_factory=dict)  # TRL's other reward-function keyword arguments
+    # Per local rollout, the policy's per-token `entropy` and `self_certainty` lists (scpo/training/token_stats.py);
+    # computed only when a reward declares `needs_token_stats`.
+    token_stats: Sequence[Any] | None = None
 
     def per_group(self, values_of_group) -> list:
         """Values computed per group (`values_of_group(i, group)` -> one per rollout), this process's rows."""
@@ -42,6 +45,7 @@ class RolloutBatch:
 class Reward:
     name: ClassVar[str]
     settings: ClassVar[type | None] = None
+    needs_token_stats: ClassVar[bool] = False  # the batch must carry the policy's per-token statistics
 
     def __init__(self, settings=None):
         self.s = settings

@@ -75,7 +75,7 @@ def gold_answer(gold, task: Task) -> str | None:
     """The gold final answer of a prompt, or None when it has none (unlabeled)."""
     if gold is None or (isinstance(gold, str) and not gold.strip()):
         return None
-    return task.extract_gold(str(gold))
+    return task.extract_gold(gold)
 
 
 def is_correct(answer: str | None, gold: str | None, task: Task) -> bool:

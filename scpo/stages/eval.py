@@ -49,7 +49,7 @@ SETTINGS = EvalSettings
 
 def grade_problem(problem: dict, sampled: list[str], greedy: str | None, task: Task) -> tuple[dict, list[dict]]:
     """Per-problem results and per-completion rows (answer, correct, vote share)."""
-    gold = task.extract_gold(str(problem["gold"]))
+    gold = task.extract_gold(problem["gold"])
     answers = [task.extract(text) for text in sampled]
     votes = vote(answers, task)
     group_ok = [gold is not None and task.equivalent(g.answer, gold) for g in votes.groups]
@@ -57,14 +57,27 @@ def grade_problem(problem: dict, sampled: list[str], greedy: str | None, task: T
     k = len(sampled)
     rows = [{"id": problem["id"], "sample_index": i, "completion": text, "answer": answers[i], "correct": correct[i],
              "vote_share": votes.votes_of(i) / k} for i, text in enumerate(sampled)]
-    result = {"c": sum(correct), "n": k, "gold_parsed": gold is not None}
+    result = {"id": problem["id"], "c": sum(correct), "n": k, "gold_parsed": gold is not None,
+              "no_answer": sum(a is None for a in answers), "subset": task.subset(problem)}
+    credit = task.partial_credit and gold is not None  # e.g. zebra's cell accuracy
     if k:
-        top = [group_ok[gi] for gi, g in enumerate(votes.groups) if g.votes == votes.top_votes and g.votes > 0]
-        result["maj"], result["maj_strict"] = majority_accuracy(top)
+        top = [gi for gi, g in enumerate(votes.groups) if g.votes == votes.top_votes and g.votes > 0]
+        result["maj"], result["maj_strict"] = majority_accuracy([group_ok[gi] for gi in top])
         result["extremes"] = extremes(votes, group_ok)
+        if credit:
+            result["credit@1"] = sum(task.score(a, gold) for a in answers) / k
+            result["maj_credit"] = (sum(task.score(votes.groups[gi].answer, gold) for gi in top) / len(top)
+                                    if top else 0.0)
+            if getattr(task, "cell_votes", False):
+                cellwise = task.cell_majority(answers)
+                result["cellwise"] = cellwise is not None and task.equivalent(cellwise, gold)
+                result["cellwise_credit"] = task.score(cellwise, gold)
     if greedy is not None:
         answer = task.extract(greedy)
         result["greedy"] = answer is not None and gold is not None and task.equivalent(answer, gold)
+        result["greedy_no_answer"] = answer is None
+        if credit:
+            result["greedy_credit"] = task.score(answer, gold)
         rows.append({"id": problem["id"], "sample_index": -1, "completion": greedy, "answer": answer,
                      "correct": result["greedy"], "vote_share": None})
     return result, rows
@@ -80,7 +93,10 @@ def extremes(votes, group_ok: list[bool]) -> list[tuple[int, bool]]:
     return [candidates[0], min(candidates[1:] or candidates[:1], key=lambda c: c[0])]
 
 
-def summarize(results: list[dict], rows: list[dict], k: int) -> dict:
+def summarize(results: list[dict], rows: list[dict], k: int, credit: str | None = None) -> dict:
+    """Every metric with its standard error over problems; `credit`: the task's partial-credit name (zebra:
+    cell_accuracy, reported for greedy, per sample and for the majority answer); per subset (zebra: easy / hard)
+    the accuracies again."""
     def stat(values):
         mean, se = mean_and_stderr([float(v) for v in values])
         return {"mean": round(mean, 4), "stderr": round(se, 4)}
@@ -90,9 +106,21 @@ def summarize(results: list[dict], rows: list[dict], k: int) -> dict:
         metrics.update({"pass@1": stat(pass_at_k(r["n"], r["c"], 1) for r in results),
                         f"pass@{k}": stat(pass_at_k(r["n"], r["c"], k) for r in results),
                         f"maj@{k}": stat(r["maj"] for r in results),
-                        f"maj@{k}_strict": stat(r["maj_strict"] for r in results)})
+                        f"maj@{k}_strict": stat(r["maj_strict"] for r in results),
+                        "no_answer": stat(r["no_answer"] / r["n"] for r in results)})
     if results and "greedy" in results[0]:
         metrics["greedy"] = stat(r["greedy"] for r in results)
+        metrics["greedy_no_answer"] = stat(r["greedy_no_answer"] for r in results)
+    graded = [r for r in results if r["gold_parsed"]]
+    if credit and graded:
+        if "greedy_credit" in graded[0]:
+            metrics[f"greedy_{credit}"] = stat(r["greedy_credit"] for r in graded)
+        if "credit@1" in graded[0]:
+            metrics[f"{credit}@1"] = stat(r["credit@1"] for r in graded)
+            metrics[f"maj@{k}_{credit}"] = stat(r["maj_credit"] for r in graded)
+        if "cellwise" in graded[0]:
+            metrics[f"maj@{k}_by_cell"] = stat(r["cellwise"] for r in graded)
+            metrics[f"maj@{k}_by_cell_{credit}"] = stat(r["cellwise_credit"] for r in graded)
     if k:
         sampled = [r for r in rows if r["vote_share"] is not None]
         shares, correct = [r["vote_share"] for r in sampled], [r["correct"] for r in sampled]
@@ -102,6 +130,15 @@ def summarize(results: list[dict], rows: list[dict], k: int) -> dict:
         d = somers_d_given([v for v, _ in points], [ok for _, ok in points])
         metrics["somers_d_scpo"] = None if d is None else round(d, 4)
         metrics["calibration"] = calibration(shares, correct)
+    subsets = sorted({r["subset"] for r in results if r.get("subset") is not None})
+    if subsets:
+        metrics["subsets"] = {}
+        for name in subsets:
+            part = [r for r in results if r.get("subset") == name]
+            ids = {str(r["id"]) for r in part}
+            inner = summarize([{**r, "subset": None} for r in part], [row for row in rows if str(row["id"]) in ids],
+                              k, credit)
+            metrics["subsets"][name] = {key: v for key, v in inner.items() if key != "calibration"}
     unparsed_gold = sum(not r["gold_parsed"] for r in results)
     if unparsed_gold:
         metrics["gold_unparsed"] = unparsed_gold
@@ -118,6 +155,10 @@ def run(s: EvalSettings) -> dict:
         problems = problems[: s.max_eval_problems]
     model_path = resolve_model(s.model)
     task = get_task(s.task, **s.task_options)
+    for line, p in enumerate(problems, 1):
+        why = task.check_problem(p)
+        if why:
+            raise ScpoError(f"{eval_file}:{line}: problem {p['id']!r}: {why}")
     config = s.hashed(leave_out=("iter_dir", "eval_output", "overwrite", "iteration"))
     config.update(model=model_path, model_weights=model_fingerprint(model_path))
 
@@ -148,7 +189,7 @@ def run(s: EvalSettings) -> dict:
             rows.extend(graded)
         if not results:
             raise ScpoError(f"{eval_file}: no problem fits max_model_len; nothing was evaluated")
-        metrics = summarize(results, rows, s.eval_k)
+        metrics = summarize(results, rows, s.eval_k, task.partial_credit)
         metrics["skipped_too_long"] = len(problems) - len(kept)
         if metrics.get("gold_unparsed"):
             print(f"[eval] warning: {metrics['gold_unparsed']} problem(s) of {eval_file} have a gold answer the task "
@@ -156,7 +197,8 @@ def run(s: EvalSettings) -> dict:
         write_rows(Path(output).with_name("eval_samples.jsonl"), rows)
         write_json(output, {**metrics, "model": model_path, "eval_file": eval_file})
         print(f"[eval] {output}: " + ", ".join(
-            f"{k} {v['mean']:.3f}±{v['stderr']:.3f}" for k, v in metrics.items() if isinstance(v, dict)))
+            f"{k} {v['mean']:.3f}±{v['stderr']:.3f}" for k, v in metrics.items()
+            if isinstance(v, dict) and "mean" in v))
         return {k: v for k, v in metrics.items() if k != "calibration"}
 
     return run_once("eval", output, config, [eval_file], body, s.overwrite)

@@ -20,9 +20,10 @@ log step: reward, ttrl/majority_ratio, ttrl/label_accuracy, heldout/accuracy, ..
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
-from scpo.core.blocks import LaunchBlock, ModelBlock, StageBlock, TaskBlock
+from scpo.core.blocks import GuardBlock, LaunchBlock, ModelBlock, StageBlock, TaskBlock
 from scpo.core.errors import ScpoError
 from scpo.core.io import read_rows
 from scpo.core.manifest import iter_file
@@ -34,13 +35,19 @@ from scpo.rewards import REWARDS
 from scpo.training.launch import TrlJob, parse_with_trl, trl_help
 
 
+# What `guard_metric` can watch: what this stage logs (rewards/<name>/mean for each reward as well).
+GUARD_METRICS = ("heldout/accuracy", "heldout/answered", "ttrl/majority_ratio", "ttrl/distinct_answers",
+                 "ttrl/unparsed_rollouts", "ttrl/label_accuracy", "label_free/token_entropy",
+                 "label_free/self_certainty", "completions/mean_length", "reward", "kl", "entropy")
+
+
 @dataclass
-class GrpoSettings(StageBlock, LaunchBlock, TaskBlock, ModelBlock):
+class GrpoSettings(StageBlock, LaunchBlock, TaskBlock, ModelBlock, GuardBlock):
     """scpo grpo: online RL from self-consistency (TTRL) on TRL's GRPOTrainer, with rewards by name (scpo/rewards/)."""
 
     problems_file: str | None = None  # training prompts (id, prompt, optional gold)
     max_problems: int | None = None  # only the first N problems
-    reward_funcs: list[str] = field(default_factory=lambda: ["majority"])  # majority | vote_share | gold | format
+    reward_funcs: list[str] = field(default_factory=lambda: ["majority"])  # majority | vote_share | gold | format | self_certainty | negative_entropy | semantic_vote_share
     n_votes: int | None = None  # rollouts per prompt that vote: TRL's num_generations (default: num_generations)
     n_samples: int | None = None  # the first n_samples of them are trained on (default: all)
     eval_file: str | None = None  # held-out problems with gold answers: greedy accuracy during training
@@ -63,6 +70,18 @@ class GrpoSettings(StageBlock, LaunchBlock, TaskBlock, ModelBlock):
                             "that were generated can be trained on")
         if self.eval_every_steps < 0:
             raise ScpoError(f"setting eval_every_steps={self.eval_every_steps}: must be 0 (start and end) or more")
+        if self.guard_metric is not None:
+            known = list(GUARD_METRICS) + [f"rewards/{name}/mean" for name in self.reward_funcs]
+            if self.guard_metric not in known:
+                import difflib
+
+                close = difflib.get_close_matches(self.guard_metric, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ScpoError(f"setting guard_metric={self.guard_metric!r}: scpo grpo does not log it{hint}; "
+                                f"it logs {', '.join(known)}")
+            if self.guard_metric.startswith("heldout/") and not self.eval_file:
+                raise ScpoError(f"setting guard_metric={self.guard_metric}: held-out metrics need eval_file "
+                                "(problems with gold answers, checked every eval_every_steps)")
 
 
 SETTINGS = GrpoSettings
@@ -125,7 +144,14 @@ def load_prompts(path: str, task, max_problems: int | None):
     datasets.disable_progress_bars()
     return datasets.Dataset.from_list([
         {"prompt": prompt_of(p, task), "id": str(p["id"]),
-         "gold": None if p.get("gold") is None else str(p["gold"])} for p in problems])
+         "gold": gold_text(p.get("gold"))} for p in problems])
+
+
+def gold_text(gold) -> str | None:
+    """Gold as one string column (Arrow would merge a grid's varying keys): a zebra grid as its JSON text."""
+    if gold is None:
+        return None
+    return json.dumps(gold) if isinstance(gold, (dict, list)) else str(gold)
 
 
 def run(settings, args, model_args, argv: list[str]) -> dict | None:
@@ -148,6 +174,7 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
 
     from scpo.training.grpo import GroupVoter, VoteTrainer, reward_functions
     from scpo.training.grpo_callbacks import HeldoutEval, JsonlLog
+    from scpo.training.guard import BEST_DIR, CollapseGuard, GuardRule
 
     tokenizer, model = job.load_model()
     voter = GroupVoter(task)
@@ -157,18 +184,33 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
     log_path = job.output_dir / LOG_NAME
     if trainer.accelerator.is_main_process and not job.last_checkpoint():
         log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log; a resumed one appends
+        (job.output_dir / "guard_state.json").unlink(missing_ok=True)  # and a fresh collapse guard
     trainer.add_callback(JsonlLog(log_path))
     if heldout:
         trainer.add_callback(HeldoutEval(trainer, heldout, task, settings.eval_every_steps,
                                          settings.eval_max_tokens or args.max_completion_length,
                                          settings.eval_batch_size))
+    guard = None
+    if settings.guard_metric:
+        voter.needs_token_stats |= settings.guard_metric.startswith("label_free/")
+        guard = CollapseGuard(trainer, settings.guard_metric,
+                              GuardRule(settings.guard_mode, settings.guard_patience, settings.guard_min_delta,
+                                        settings.guard_max_drop), job.output_dir)
+        trainer.add_callback(guard)
     counts = {"prompts": len(dataset), "reward_funcs": settings.reward_funcs, "n_votes": trainer.num_generations,
               "n_samples": trainer.n_samples}
     job.train(trainer, counts, metric="reward")
+    restore = None
+    if guard is not None:
+        counts["guard"] = guard.summary()
+        if guard.rule.best_step is not None and guard.rule.best_step != trainer.state.global_step:
+            restore = str(job.output_dir / BEST_DIR)  # the best model, not the last one, is the stage's output
+        trainer.log({"guard/best_step": guard.rule.best_step, "guard/best_value": guard.rule.best_value,
+                     **({"guard/stopped_at": guard.rule.stopped_at} if guard.rule.stopped_at is not None else {})})
     held = [e["heldout/accuracy"] for e in trainer.state.log_history if "heldout/accuracy" in e]
     if held:
         counts["heldout_accuracy_first"], counts["heldout_accuracy_last"] = round(held[0], 6), round(held[-1], 6)
-    return job.finish(trainer, tokenizer, counts)
+    return job.finish(trainer, tokenizer, counts, restore_from=restore)
 
 
 def main(argv: list[str]) -> dict | None:

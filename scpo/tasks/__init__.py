@@ -15,6 +15,7 @@ from scpo.tasks.gsm8k import GSM8K
 from scpo.tasks.math import Math
 from scpo.tasks.multiple_choice import MultipleChoice
 from scpo.tasks.numeric import Numeric
+from scpo.tasks.zebra import Zebra
 
 TASKS: Registry = Registry("task", __name__, Task)
 
@@ -29,4 +30,4 @@ def get_task(name: str, **options) -> Task:
     return cls(**{k: v for k, v in options.items() if v is not None})
 
 
-__all__ = ["TASKS", "Task", "get_task", "GSM8K", "Math", "Numeric", "MultipleChoice"]
+__all__ = ["TASKS", "Task", "get_task", "GSM8K", "Math", "Numeric", "MultipleChoice", "Zebra"]

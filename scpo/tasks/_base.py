@@ -27,6 +27,12 @@ class Task:
     # Whether length-truncated completions vote (their answer is often cut off).
     truncated_completions_vote: bool = False
     keys_are_exact: bool = False
+    # The name of a per-answer score in [0, 1] that `score` gives beside correctness (zebra: "cell_accuracy").
+    partial_credit: str | None = None
+
+    def prompt_for(self, row: dict) -> list[dict] | str:
+        """The prompt for a problem row; a task whose prompt needs more of the row than its text overrides it."""
+        return self.build_prompt(row["prompt"])
 
     def build_prompt(self, problem: str) -> list[dict] | str:
         """What the model is given for a problem: chat messages, or plain text when `chat` is false."""
@@ -50,8 +56,9 @@ class Task:
         """The answer a completion votes with: none when the length limit cut it off (unless such completions vote)."""
         return None if truncated and not self.truncated_completions_vote else self.extract(completion)
 
-    def extract_gold(self, gold: str) -> str | None:
+    def extract_gold(self, gold) -> str | None:
         """The final answer in a gold field (which may be a full rationale)."""
+        gold = str(gold)
         return self.extract(gold) or (gold.strip() or None)
 
     def answer_key(self, answer: str) -> Hashable:
@@ -59,3 +66,15 @@ class Task:
 
     def equivalent(self, a: str, b: str) -> bool:
         return self.answer_key(a) == self.answer_key(b)
+
+    def score(self, answer: str | None, gold: str) -> float:
+        """The `partial_credit` score of an answer against the gold answer (tasks that declare one)."""
+        raise NotImplementedError
+
+    def subset(self, problem: dict) -> str | None:
+        """The part of an eval set a problem belongs to, reported separately (zebra: easy / hard), or None."""
+        return None
+
+    def check_problem(self, problem: dict) -> str | None:
+        """Why an eval row cannot be graded, or None; `scpo eval` refuses such rows before sampling."""
+        return None

@@ -99,7 +99,8 @@ class Math(Task):
             return None  # a box that never closes: the answer was cut off
         return answer_is(completion)
 
-    def extract_gold(self, gold: str) -> str | None:
+    def extract_gold(self, gold) -> str | None:
+        gold = str(gold)
         boxed = last_boxed(gold)
         return (boxed if boxed is not None else gold).strip() or None
 

@@ -37,7 +37,7 @@ class MultipleChoice(Task):
                 return matches[-1].upper()
         return None
 
-    def extract_gold(self, gold: str) -> str | None:
+    def extract_gold(self, gold) -> str | None:
         gold = str(gold).strip()
         if len(gold) == 1 and gold.upper() in "ABCDEFGHIJ"[: self.num_choices]:
             return gold.upper()

@@ -65,12 +65,23 @@ class GroupVoter:
         self.group_size, self.n_samples, self.rank = group_size, n_samples, rank
         self.eos_token_ids = set(eos_token_ids or ())  # empty: no rollout counts as truncated
         self._last = None  # (completions object, LocalVotes): every reward function of a batch shares one vote
+        self.needs_token_stats = False  # a reward reads the policy's per-token entropy / self-certainty
+        # (prompt ids, completion ids) -> per-rollout TokenStats; bound to the trainer's policy by `bind`
+        self.score_tokens: Callable | None = None
 
     def bind(self, trainer, n_samples: int) -> None:
         self.group_size = lambda: trainer.num_generations if trainer.model.training else trainer.num_generations_eval
         self.n_samples = lambda: n_samples if trainer.model.training else self.group_size()
         self.rank = lambda: trainer.accelerator.process_index
         self.eos_token_ids = set(trainer.eos_token_ids)
+
+        def score_tokens(prompt_ids, completion_ids):
+            from scpo.training.token_stats import token_stats
+
+            return token_stats(trainer.model, prompt_ids, completion_ids, trainer.temperature,
+                               trainer.processing_class.pad_token_id or 0, trainer.args.per_device_train_batch_size)
+
+        self.score_tokens = score_tokens
 
     def __call__(self, prompts: Sequence, completions: Sequence, kwargs: dict) -> LocalVotes:
         if self._last is not None and self._last[0] is completions:
@@ -111,6 +122,16 @@ class GroupVoter:
                              group_answers=group_answers, local=slice(rank * len(texts), (rank + 1) * len(texts)),
                              task=self.task, completion_ids=kwargs.get("completion_ids"), extras=kwargs)
         stats = {**batch_stats(groups, group_golds, self.task), "truncated_rollouts": float(sum(r[3] for r in rows))}
+        if self.needs_token_stats:
+            prompt_ids = kwargs.get("prompt_ids")
+            if prompt_ids is None or kwargs.get("completion_ids") is None or self.score_tokens is None:
+                raise ScpoError("a reward needs the policy's token statistics, but the trainer gave no prompt and "
+                                "completion ids (scpo's VoteTrainer passes them)")
+            batch.token_stats = self.score_tokens(prompt_ids, kwargs["completion_ids"])
+            if kwargs.get("log_metric") is not None:  # the rollouts' means on this process; TRL averages them
+                for name, key in (("self_certainty", "self_certainty"), ("token_entropy", "entropy")):
+                    values = [sum(getattr(t, key)) / len(getattr(t, key)) for t in batch.token_stats if getattr(t, key)]
+                    kwargs["log_metric"](f"label_free/{name}", sum(values) / len(values) if values else 0.0)
         if kwargs.get("log_metric") is not None:  # TRL averages these over processes; every process has the same
             for name, value in stats.items():
                 kwargs["log_metric"](f"ttrl/{name}", value)
@@ -126,6 +147,7 @@ def reward_functions(names: Sequence[str], voter: GroupVoter, settings=None) -> 
     functions = []
     for name in names:
         reward = REWARDS.get(name)(settings)
+        voter.needs_token_stats |= reward.needs_token_stats
 
         def function(prompts, completions, _reward=reward, **kwargs):
             return voter(prompts, completions, kwargs).reward(_reward)
@@ -158,6 +180,16 @@ def _make_vote_trainer():
             voter.bind(self, self.n_samples)
             if self.n_samples < self.num_generations:
                 logging.getLogger("trl.trainer.grpo_trainer").addFilter(_VoteOnlyRowsAreExpected())
+
+        def _generate(self, prompts):
+            generated = super()._generate(prompts)
+            self._prompt_ids = generated[0]  # the exact prompt ids the rollouts continue: token-level rewards read them
+            return generated
+
+        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+            # TRL passes dataset columns to reward functions; the prompt ids of these rollouts go along the same way
+            inputs = [{**row, "prompt_ids": ids} for row, ids in zip(inputs, self._prompt_ids)]
+            return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
 
         def _generate_and_score_completions(self, inputs):
             output = super()._generate_and_score_completions(inputs)

@@ -286,10 +286,15 @@ class TrlJob:
                 counts[key] = round(value, 6)
         return result
 
-    def finish(self, trainer, tokenizer, counts: dict) -> dict | None:
-        """Saves the model (LoRA: merged) and, on the main process, the manifest."""
-        save(trainer, tokenizer, str(self.output_dir), self.model_args.use_peft and self.settings.merge_lora,
-             self.model_path)
+    def finish(self, trainer, tokenizer, counts: dict, restore_from: str | None = None) -> dict | None:
+        """Saves the model (LoRA: merged) and, on the main process, the manifest. `restore_from`: a model folder
+        saved during training (the collapse guard's best) replaces the last model's weights before the manifest."""
+        merge = self.model_args.use_peft and self.settings.merge_lora
+        save(trainer, tokenizer, str(self.output_dir), merge, self.model_path)
+        if restore_from and trainer.accelerator.is_main_process:
+            restore(restore_from, str(self.output_dir), merge, self.model_path, trainer.model.dtype)
+            counts["restored_from"] = restore_from
+        trainer.accelerator.wait_for_everyone()
         if not trainer.accelerator.is_main_process:
             return None
         manifest = write_manifest(str(self.output_dir), self.stage, self.config, self.inputs, counts, self.started)
@@ -310,6 +315,21 @@ def save(trainer, tokenizer, output_dir: str, merge: bool, base_model: str) -> N
         merge_lora(base_model, adapter_dir, output_dir, trainer.model.dtype)
         tokenizer.save_pretrained(output_dir)
     trainer.accelerator.wait_for_everyone()
+
+
+def restore(saved: str, output_dir: str, merge: bool, base_model: str, dtype=None) -> None:
+    """The model saved in `saved` (Trainer.save_model: a full model, or a LoRA adapter) as output_dir's model."""
+    import shutil
+
+    if merge:
+        merge_lora(base_model, saved, output_dir, dtype)
+        return
+    for old in Path(output_dir).glob("*.safetensors"):
+        old.unlink()
+    Path(output_dir, "model.safetensors.index.json").unlink(missing_ok=True)
+    for path in Path(saved).iterdir():
+        if path.is_file():
+            shutil.copy2(path, Path(output_dir) / path.name)
 
 
 def merge_lora(base_model: str, adapter_dir: str, output_dir: str, dtype=None) -> None:

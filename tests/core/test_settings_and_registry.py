@@ -117,8 +117,9 @@ def test_every_builtin_registry_lists_its_files():
 
     assert LABELERS.names() == ["cream", "implicit", "irpo", "judge", "scir", "votes"]
     assert LOSSES.names() == ["cream", "dpo", "irpo", "scpo"]
-    assert REWARDS.names() == ["format", "gold", "majority", "vote_share"]
-    assert TASKS.names() == ["gsm8k", "math", "multiple_choice", "numeric"]
+    assert REWARDS.names() == ["format", "gold", "majority", "negative_entropy", "self_certainty",
+                              "semantic_vote_share", "vote_share"]
+    assert TASKS.names() == ["gsm8k", "math", "multiple_choice", "numeric", "zebra"]
     assert RULES.names() == ["beta", "dirichlet", "esc", "overtake"]
     for registry in (LABELERS, LOSSES, REWARDS, TASKS, RULES):
         for name in registry.names():
