@@ -21,7 +21,8 @@ from scpo.voting import UNPARSED, PromptVotes
 MODES = ("unsupervised", "semi_supervised", "supervised")
 
 # Why a prompt gave no pair; the pairs stage counts these.
-SKIP_REASONS = ("all_unparsed", "unanimous", "below_tau", "top_tie", "tie", "no_correct", "no_incorrect", "no_gold")
+SKIP_REASONS = ("all_unparsed", "unanimous", "below_tau", "top_tie", "tie", "no_correct", "no_incorrect", "no_gold",
+                "teacher_top_unsampled")
 
 
 @dataclass
@@ -60,8 +61,13 @@ def _rng(rule: PairRule, prompt_id) -> random.Random:
     return random.Random(f"{rule.seed}:{prompt_id}")
 
 
-def pick_by_votes(votes: PromptVotes, rule: PairRule, prompt_id) -> Pick | str:
-    """The ScPO pair for one prompt, or the reason there is none."""
+def pick_by_votes(votes: PromptVotes, rule: PairRule, prompt_id, candidates: Sequence[bool] | None = None,
+                  extra: Sequence[bool] | None = None) -> Pick | str:
+    """The ScPO pair for one prompt, or the reason there is none.
+
+    `candidates` (a vote teacher's labels, vote_teacher: frozen | ema): only these completions, the model's own, can
+    be chosen or rejected, while the others (the teacher's) hold the votes; `extra` marks ScPO's extra samples
+    among them (never chosen). Without a teacher every completion can be rejected and the voting ones chosen."""
     if not votes.groups or votes.top_votes == 0:
         return "all_unparsed"
     rng = _rng(rule, prompt_id)
@@ -72,9 +78,20 @@ def pick_by_votes(votes: PromptVotes, rule: PairRule, prompt_id) -> Pick | str:
     best = leaders[0] if len(leaders) == 1 else rng.choice(leaders)
     if top < rule.min_votes(votes.k) - 1e-9:
         return "below_tau"
-    # Candidate rejected groups: every other parsed group (extras-only groups have 0 votes) and the unparseable one.
-    others = [(g.votes, gi) for gi, g in enumerate(votes.groups) if gi != best]
-    unparsed = [i for i, g in enumerate(votes.group_of) if g == UNPARSED]
+    n = len(votes.group_of)
+    can_reject = list(candidates) if candidates is not None else [True] * n
+    if candidates is None:  # ScPO's extra samples (T=1.2) exist "to sample rejected responses": never chosen
+        can_choose = [True] * n if votes.voting is None else list(votes.voting)
+    else:
+        can_choose = [c and not (extra is not None and extra[i]) for i, c in enumerate(candidates)]
+    choosable = [i for i in votes.groups[best].members if can_choose[i]]
+    if not choosable:  # the teacher's answer is not among the model's own samples
+        return "teacher_top_unsampled"
+    # Candidate rejected groups: every other parsed group with a completion that can be rejected (extras-only groups
+    # have 0 votes) and the unparseable one.
+    others = [(g.votes, gi) for gi, g in enumerate(votes.groups)
+              if gi != best and any(can_reject[i] for i in g.members)]
+    unparsed = [i for i, g in enumerate(votes.group_of) if g == UNPARSED and can_reject[i]]
     if unparsed:
         others.append((votes.unparsed_votes, UNPARSED))
     if not others:
@@ -83,9 +100,8 @@ def pick_by_votes(votes: PromptVotes, rule: PairRule, prompt_id) -> Pick | str:
     if low >= top:  # nothing is voted below the chosen answer (unparsed completions may out-vote it)
         return "tie"
     worst = rng.choice(sorted(gi for v, gi in others if v == low))
-    # ScPO's extra samples (T=1.2) exist "to sample rejected responses": they may be rejected, never chosen.
-    chosen = rng.choice(votes.voters(votes.groups[best].members))
-    rejected = rng.choice(unparsed if worst == UNPARSED else votes.groups[worst].members)
+    chosen = rng.choice(choosable)
+    rejected = rng.choice(unparsed if worst == UNPARSED else [i for i in votes.groups[worst].members if can_reject[i]])
     weight = (top - low) / votes.k if rule.weighting == "margin" else 1.0
     return Pick(chosen, rejected, top, low, weight, "votes")
 
@@ -93,7 +109,7 @@ def pick_by_votes(votes: PromptVotes, rule: PairRule, prompt_id) -> Pick | str:
 def pick_by_gold(correct: Sequence[bool], votes: PromptVotes, rule: PairRule, prompt_id) -> Pick | str:
     """(correct, incorrect) pair with weight 1, for prompts that have a gold answer (IRPO / semi-supervised)."""
     right = [i for i, c in enumerate(correct) if c]
-    wrong = [i for i, c in enumerate(correct) if not c]
+    wrong = [i for i, c in enumerate(correct) if c is not None and not c]  # None: not a candidate
     if not right:
         return "no_correct"
     if not wrong:
@@ -103,12 +119,15 @@ def pick_by_gold(correct: Sequence[bool], votes: PromptVotes, rule: PairRule, pr
     return Pick(chosen, rejected, votes.votes_of(chosen), votes.votes_of(rejected), 1.0, "gold")
 
 
-def pick(votes: PromptVotes, rule: PairRule, prompt_id, correct: Sequence[bool] | None) -> Pick | str:
+def pick(votes: PromptVotes, rule: PairRule, prompt_id, correct: Sequence[bool] | None,
+         candidates: Sequence[bool] | None = None, extra: Sequence[bool] | None = None) -> Pick | str:
     if rule.mode != "unsupervised" and correct is not None:
+        if candidates is not None:  # a teacher's completions are never a pair's side
+            correct = [c if ok else None for c, ok in zip(correct, candidates)]
         return pick_by_gold(correct, votes, rule, prompt_id)
     if rule.mode == "supervised":
         return "no_gold"
-    return pick_by_votes(votes, rule, prompt_id)
+    return pick_by_votes(votes, rule, prompt_id, candidates, extra)
 
 
 def mix_sources(pairs: list[dict], gold_ratio: float, seed: int = 0) -> list[dict]:

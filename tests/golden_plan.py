@@ -37,7 +37,9 @@ class Captured(Exception):
 
 
 def recipes() -> list[Path]:
-    return sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "accelerate" not in p.parts)
+    """The loop recipes (not accelerate configs, not `scpo compare` files and the eval recipes they name)."""
+    return sorted(p for p in (ROOT / "recipes").rglob("*.yaml")
+                  if "accelerate" not in p.parts and not any(part.startswith("compare") for part in p.parts))
 
 
 def fake_model(path: Path) -> None:

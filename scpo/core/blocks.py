@@ -112,3 +112,38 @@ class GuardBlock(Block):
             raise ScpoError(f"setting guard_patience={self.guard_patience}: must be at least 1")
         if self.guard_min_delta < 0 or (self.guard_max_drop is not None and self.guard_max_drop <= 0):
             raise ScpoError("settings guard_min_delta >= 0 and guard_max_drop > 0 are required")
+
+
+TEACHERS = ("current", "frozen", "ema")
+
+
+@dataclass
+class TeacherBlock(Block):
+    vote_teacher: str = "current"  # whose votes label the answers: current (the model being trained: ScPO, TTRL) | frozen (a fixed model, M_0 unless teacher_model is set: SRT) | ema (a slow moving average of the policy: Co-rewarding-II)
+    teacher_model: str | None = None  # frozen: the teacher's local folder (default: the initial model M_0)
+    teacher_alpha_start: float = 0.01  # ema: teacher <- alpha x policy + (1 - alpha) x teacher, alpha cosine-annealed from this (Co-rewarding-II's run script: 0.01)
+    teacher_alpha_end: float = 1e-5  # ... to this at the last update (Co-rewarding-II: 1e-5); one update per GRPO step, or per loop iteration
+
+    HASHED_WHEN_SET = ("vote_teacher", "teacher_model", "teacher_alpha_start", "teacher_alpha_end")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.vote_teacher not in TEACHERS:
+            import difflib
+
+            close = difflib.get_close_matches(str(self.vote_teacher), TEACHERS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ScpoError(f"setting vote_teacher={self.vote_teacher!r}{hint}: one of {', '.join(TEACHERS)}")
+        if self.teacher_model is not None:
+            if self.vote_teacher != "frozen":
+                raise ScpoError(f"setting teacher_model={self.teacher_model!r} needs vote_teacher: frozen (now "
+                                f"{self.vote_teacher!r}; an ema teacher starts from the policy itself)")
+            from pathlib import Path
+
+            if self.teacher_model != "embedded" and not (Path(self.teacher_model) / "config.json").exists():
+                what = "no config.json in it" if Path(self.teacher_model).is_dir() else "no such folder"
+                raise ScpoError(f"setting teacher_model={self.teacher_model!r}: {what} (a local Hugging Face model "
+                                "folder, or `embedded`)")
+        if not 0 <= self.teacher_alpha_end <= self.teacher_alpha_start <= 1:
+            raise ScpoError(f"settings teacher_alpha_start={self.teacher_alpha_start}, teacher_alpha_end="
+                            f"{self.teacher_alpha_end}: need 0 <= end <= start <= 1")

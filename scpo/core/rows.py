@@ -71,7 +71,7 @@ def check_sample_rows(numbered: list[tuple[int, dict]], path) -> list[dict]:
         if "resampled" in row and row["resampled"] is not None and not isinstance(row["resampled"], bool):
             raise ScpoError(f"{path}:{line}: field 'resampled' must be true or false, got {row['resampled']!r}")
         if row.get("sample_index") is not None:
-            where = (key, row["sample_index"])
+            where = (key, row["sample_index"], bool(row.get("teacher")))  # a vote teacher's rows count their own
             if where in first_seen:
                 raise ScpoError(f"{path}:{line}: prompt {pid!r} sample {row['sample_index']} is also on line "
                                 f"{first_seen[where]}: duplicated rows would count twice in the votes")

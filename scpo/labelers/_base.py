@@ -8,6 +8,7 @@ preference pairs (`scpo pairs`). Its file declares what it needs:
   reference; 2: also M_{t-2}); the loop passes them as `reference_model` / `previous_reference_model`;
 - `needs_gpu`: its label job runs an engine (a judge), so a Slurm label job asks for GPUs;
 - `shardable`: `--shard_index i` labels one shard (a Slurm array task), like `scpo sample`;
+- `takes_teacher_votes`: its labels are votes, which a vote teacher's samples can cast (`vote_teacher`);
 - `sample_fields` / `label_fields`: the columns it requires in its input rows.
 
 The stages call `label(rows)` once per file and `pick(prompt_rows)` once per prompt; the pair row
@@ -45,6 +46,7 @@ class Labeler:
     reference_models: ClassVar[int] = 0
     needs_gpu: ClassVar[bool] = False
     shardable: ClassVar[bool] = False
+    takes_teacher_votes: ClassVar[bool] = False  # labels by votes that a vote teacher's samples can cast
     sample_fields: ClassVar[dict] = SAMPLE_FIELDS
     label_fields: ClassVar[dict] = SAMPLE_FIELDS
 

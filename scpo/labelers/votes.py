@@ -37,13 +37,22 @@ class VoteSettings(Block):
     gold_ratio: float | None = None  # semi_supervised: share of gold pairs in the mix (the plentiful source is cut)
 
 
+def voting_rows(rows: list[dict]) -> list[bool]:
+    """Which completions vote: a vote teacher's (rows marked `teacher`, vote_teacher: frozen | ema) when the prompt
+    has them, else the model's own k samples (ScPO's extra samples join groups without a vote)."""
+    if any(row.get("teacher", False) for row in rows):
+        return [bool(row.get("teacher", False)) for row in rows]
+    return [not row.get("resampled", False) for row in rows]
+
+
 def label_prompt(rows: list[dict], task: Task) -> list[dict]:
     """Label one prompt's samples; returns new rows (inputs untouched)."""
     answers = [task.vote_answer(row["completion"], row.get("finish_reason") == "length") for row in rows]
-    voting = [not row.get("resampled", False) for row in rows]
-    drawn = rows[0].get("num_drawn")
-    if drawn is not None and sum(voting) != drawn:  # adaptive sampling: the prompt's k is what was drawn
-        raise ScpoError(f"prompt {rows[0]['id']!r}: {sum(voting)} voting samples but num_drawn={drawn} "
+    voting = voting_rows(rows)
+    own = [not row.get("resampled", False) and not row.get("teacher", False) for row in rows]
+    drawn = next((row.get("num_drawn") for row in rows if not row.get("teacher", False)), None)
+    if drawn is not None and sum(own) != drawn:  # adaptive sampling: the prompt's k is what was drawn
+        raise ScpoError(f"prompt {rows[0]['id']!r}: {sum(own)} voting samples but num_drawn={drawn} "
                         "(rows lost or duplicated)")
     votes = vote(answers, task, voting)
     gold = next((row["gold"] for row in rows if row.get("gold") is not None), None)
@@ -97,8 +106,9 @@ def votes_from_labels(rows: list[dict]) -> PromptVotes:
     n_groups = max((r["answer_group"] for r in rows), default=UNPARSED) + 1
     groups = [Group(answer="", key=None) for _ in range(n_groups)]
     unparsed_votes = 0
+    voting = voting_rows(rows)
     for i, r in enumerate(rows):
-        counts = not r.get("resampled", False)
+        counts = voting[i]
         if r["answer_group"] == UNPARSED:
             unparsed_votes += counts
             continue
@@ -106,7 +116,6 @@ def votes_from_labels(rows: list[dict]) -> PromptVotes:
         g.members.append(i)
         g.votes += counts
         g.answer = g.answer or r["answer"]
-    voting = [not r.get("resampled", False) for r in rows]
     return PromptVotes(k=sum(voting), groups=groups, group_of=[r["answer_group"] for r in rows],
                        unparsed_votes=unparsed_votes, voting=voting)
 
@@ -114,6 +123,7 @@ def votes_from_labels(rows: list[dict]) -> PromptVotes:
 class Votes(Labeler):
     name = "votes"
     settings = VoteSettings
+    takes_teacher_votes = True
     label_fields = {**SAMPLE_FIELDS, "answer_group": int}
 
     def __init__(self, settings, task: Task):
@@ -145,7 +155,10 @@ class Votes(Labeler):
         votes = votes_from_labels(prompt_rows)
         # A parquet file has every column in every row: None means "no gold for this prompt".
         correct = [bool(r["correct"]) for r in prompt_rows] if prompt_rows[0].get("correct") is not None else None
-        result = pick(votes, self.rule, prompt_rows[0]["id"], correct)
+        teacher = [bool(r.get("teacher", False)) for r in prompt_rows]
+        candidates = [not t for t in teacher] if any(teacher) else None  # a teacher's rows vote, never pair
+        extra = [bool(r.get("resampled", False)) for r in prompt_rows]
+        result = pick(votes, self.rule, prompt_rows[0]["id"], correct, candidates, extra)
         if isinstance(result, str):
             return result
         c, r = prompt_rows[result.chosen], prompt_rows[result.rejected]
@@ -187,6 +200,7 @@ class Votes(Labeler):
             "tie": "every answer had the same votes: raise k or the sampling temperature",
             "unanimous": "all samples agreed, so nothing can be rejected: raise the sampling temperature or set "
                          "resample_n (ScPO's extra samples at T=1.2)",
+            "teacher_top_unsampled": "the vote teacher's answer was not among the model's own samples: raise k",
             "no_gold": f"mode={self.s.mode} pairs need gold answers and these prompts have none",
             "no_correct": "no sample was correct for the prompts with gold",
             "no_incorrect": "every sample was correct for the prompts with gold",

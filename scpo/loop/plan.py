@@ -5,8 +5,12 @@ problem, the labeler labels them, pairs are built, and M_{t+1} is trained with M
 reference; every model is evaluated on held-out problems, and the report comes last:
 
     [sft (M_0 = the model fine-tuned on sft_file) ->] eval M_0
-    for t: [generate-problems ->] sample -> label -> pairs -> train (M_t -> M_{t+1}) -> eval M_{t+1}
+    for t: [generate-problems ->] [teacher ->] sample -> label -> pairs -> train (M_t -> M_{t+1}) -> eval M_{t+1}
     report
+
+With `vote_teacher: frozen | ema`, a teacher samples the same problems before iteration t's labels and its
+samples vote (scpo label --teacher_samples): M_0 (or teacher_model) when frozen, from t = 1 (from t = 0 with a
+teacher_model); when ema, the average `scpo teacher` makes from M_t and the previous teacher, from t = 1.
 
 `recipes/iterate.sh` runs the plan's commands one after the other (`scpo plan` prints them, one
 shell-quoted command per line; `--dry_run` prints them instead of running them), and
@@ -23,14 +27,14 @@ import dataclasses
 import shlex
 from dataclasses import dataclass, field
 
-from scpo.core.blocks import GuardBlock
+from scpo.core.blocks import GuardBlock, TeacherBlock
 from scpo.core.errors import ScpoError
 from scpo.core.settings import Block, parse_settings, peek
 from scpo.labelers import LABELERS
 
 
 @dataclass
-class LoopSettings(GuardBlock):
+class LoopSettings(GuardBlock, TeacherBlock):
     """The loop: scpo plan / recipes/iterate.sh run every stage of every iteration."""
 
     run_name: str = "scpo"  # the run's folder: <output_root>/<run_name>/iter_<t>/
@@ -109,21 +113,38 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
         model, lineage = sft_output, [loop.initial_reference_model or loop.model]
     after_sft = ["sft"] if loop.sft_file else []
     steps.append(Step("eval", at(0, model), 0, "eval-0", after_sft))
-    initial = model
+    initial = previous_teacher = model
+    if loop.vote_teacher != "current" and not LABELERS.get(str(peek(argv, "labeler", "votes"))).takes_teacher_votes:
+        raise ScpoError(f"setting vote_teacher={loop.vote_teacher}: labeler={peek(argv, 'labeler', 'votes')} does not "
+                        "label by votes; a vote teacher works with the votes labeler")
     for t in range(loop.iterations):
         args = at(t, model)
         after = ([f"guard-{t}"] if loop.guard_metric else [f"train-{t - 1}"]) if t else after_sft
         if int(peek(args, "new_problems", 0) or 0) > 0:  # M_t writes new problems before it samples
             steps.append(Step("generate-problems", args, t, f"generate-{t}", after))
             after = [f"generate-{t}"]
-        steps.append(Step("sample", args, t, f"sample-{t}", after, sharded=True))
         labeler = LABELERS.get(peek(args, "labeler", "votes"))
-        label_args = list(args)
+        label_args, label_after = list(args), [f"sample-{t}"]
+        if loop.vote_teacher == "ema" and t or loop.vote_teacher == "frozen" and (t or loop.teacher_model):
+            # the vote teacher samples the same problems first (its job before the array whose merge the label job runs)
+            iter_dir, teacher = f"{run_dir}/iter_{t}", loop.teacher_model or initial
+            teacher_args = [*args, "--samples_file", f"{iter_dir}/teacher_samples.jsonl", "--resample_n", "0"]
+            if loop.vote_teacher == "ema":  # teacher_t = alpha_t M_t + (1 - alpha_t) teacher_{t-1} (scpo teacher)
+                teacher = f"{iter_dir}/teacher"
+                teacher_args += ["--teacher_previous", previous_teacher, "--teacher_current", model, "--model", teacher]
+                steps.append(Step("teacher", teacher_args, t, f"teacher-{t}", after))
+                previous_teacher = teacher
+            else:
+                teacher_args += ["--model", teacher]
+            steps.append(Step("sample", teacher_args, t, f"teacher-{t}", after))
+            label_args += ["--teacher_samples", f"{iter_dir}/teacher_samples.jsonl"]
+            label_after.append(f"teacher-{t}")
+        steps.append(Step("sample", args, t, f"sample-{t}", after, sharded=True))
         for flag, reference in zip(("--reference_model", "--previous_reference_model"),
                                    lineage[:labeler.reference_models]):
             label_args += [flag, reference]
-        steps.append(Step("label", label_args, t, f"label-{t}", [f"sample-{t}"]))
-        steps.append(Step("pairs", label_args, t, f"label-{t}", [f"sample-{t}"]))
+        steps.append(Step("label", label_args, t, f"label-{t}", label_after))
+        steps.append(Step("pairs", label_args, t, f"label-{t}", label_after))
         output = f"{run_dir}/iter_{t}/model"
         steps.append(Step("train", [*args, "--output_dir", output], t, f"train-{t}", [f"label-{t}"]))
         lineage = [model, *lineage]

@@ -141,6 +141,8 @@ def slurm_jobs(argv: list[str]) -> tuple[SlurmSettings, list[Job]]:
                             [*args, *port], after, [head.stage]))
         elif head.stage == "eval":
             jobs.append(Job(name, "stages", opts(name, s.time_eval, gpus=engine_gpus(args)), args, after, stages))
+        elif name.startswith("teacher-"):  # [the moving-average teacher ->] the vote teacher's samples: an engine
+            jobs.append(Job(name, "stages", opts(name, s.time_sample, gpus=engine_gpus(args)), args, after, stages))
         elif head.stage == "generate-problems":
             jobs.append(Job(name, "stages", opts(name, s.time_sample, gpus=engine_gpus(args)), args, after, stages))
         elif head.stage == "report":

@@ -59,15 +59,25 @@ class GroupVote:
         return [0.0 if g == UNPARSED else self.votes.groups[g].votes / self.size for g in self.votes.group_of]
 
 
-def vote_group(answers: Sequence[str | None], task: Task) -> GroupVote:
-    """The majority of one prompt's rollouts, given their extracted answers (None: no answer)."""
-    votes = vote(answers, task)
+def vote_group(answers: Sequence[str | None], task: Task,
+               teacher_answers: Sequence[str | None] | None = None) -> GroupVote:
+    """The majority of one prompt's rollouts, given their extracted answers (None: no answer).
+
+    With `teacher_answers` (vote_teacher: frozen | ema) only the teacher's rollouts vote: the rollouts join the
+    answer groups without votes, so the majority, shares and ratio are the teacher's and each reward scores the
+    rollouts against them."""
+    teacher = list(teacher_answers) if teacher_answers is not None else []
+    votes = vote([*teacher, *answers], task, [True] * len(teacher) + [False] * len(answers) if teacher else None)
     top = votes.top_votes
     leaders = [i for i, g in enumerate(votes.groups) if g.votes == top and top > 0]
-    if not leaders:
-        return GroupVote(votes, UNPARSED, tied=False)
-    # Groups list their members in rollout order, so members[0] is where the answer was first seen.
-    first_seen = min(leaders, key=lambda i: votes.groups[i].members[0])
+    # Groups list their members in rollout order, so members[0] is where the answer was first seen (the teacher's
+    # rollouts come first, and every leader has a teacher member).
+    first_seen = min(leaders, key=lambda i: votes.groups[i].members[0]) if leaders else UNPARSED
+    if teacher:  # index the policy's rollouts only, as the rewards do
+        n = len(teacher)
+        for g in votes.groups:
+            g.members = [i - n for i in g.members if i >= n]
+        votes.group_of, votes.voting = votes.group_of[n:], votes.voting[n:]
     return GroupVote(votes, first_seen, tied=len(leaders) > 1)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from scpo.core.blocks import GuardBlock, LaunchBlock, ModelBlock, StageBlock, TaskBlock
+from scpo.core.blocks import GuardBlock, LaunchBlock, ModelBlock, StageBlock, TaskBlock, TeacherBlock
 from scpo.core.errors import ScpoError
 from scpo.core.io import read_rows
 from scpo.core.manifest import iter_file
@@ -42,7 +42,7 @@ GUARD_METRICS = ("heldout/accuracy", "heldout/answered", "ttrl/majority_ratio", 
 
 
 @dataclass
-class GrpoSettings(StageBlock, LaunchBlock, TaskBlock, ModelBlock, GuardBlock):
+class GrpoSettings(StageBlock, LaunchBlock, TaskBlock, ModelBlock, GuardBlock, TeacherBlock):
     """scpo grpo: online RL from self-consistency (TTRL) on TRL's GRPOTrainer, with rewards by name (scpo/rewards/)."""
 
     problems_file: str | None = None  # training prompts (id, prompt, optional gold)
@@ -103,6 +103,8 @@ def parse(argv: list[str]):
             if not isinstance(options, dict):
                 raise ScpoError(f"setting task_options={values['task_options']!r}: expected a mapping")
             values["task_options"] = options
+        if isinstance(values.get("reward_funcs"), str):  # from the command line: majority,format
+            values["reward_funcs"] = [n for n in values["reward_funcs"].split(",") if n]
         weights = values.get("reward_weights")
         if weights is not None:  # TRL's parser takes list values from the YAML we write as they are: make floats
             weights = weights if isinstance(weights, list) else [weights]
@@ -180,7 +182,17 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
     voter = GroupVoter(task)
     trainer = VoteTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                           reward_funcs=reward_functions(settings.reward_funcs, voter, settings),
-                          peft_config=job.peft_config(), voter=voter, n_samples=settings.n_samples)
+                          peft_config=job.peft_config(), voter=voter, n_samples=settings.n_samples,
+                          teacher=vote_teacher(settings, job))
+    if trainer.teacher is not None:
+        from scpo.training.teacher import teacher_callback
+
+        if trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
+            raise ScpoError(f"setting vote_teacher={settings.vote_teacher}: the teacher is a full copy of the model in "
+                            "each process, which ZeRO-3's sharded parameters do not give; use ZeRO-2 or ddp")
+        if (last := job.last_checkpoint()) is not None and trainer.teacher.load(last):
+            print(f"[grpo] teacher resumed from {last}")
+        trainer.add_callback(teacher_callback(trainer.teacher))
     log_path = job.output_dir / LOG_NAME
     if trainer.accelerator.is_main_process and not job.last_checkpoint():
         log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log; a resumed one appends
@@ -211,6 +223,21 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
     if held:
         counts["heldout_accuracy_first"], counts["heldout_accuracy_last"] = round(held[0], 6), round(held[-1], 6)
     return job.finish(trainer, tokenizer, counts, restore_from=restore)
+
+
+def vote_teacher(settings: GrpoSettings, job: TrlJob):
+    """vote_teacher frozen | ema (scpo/training/teacher.py): a loaded teacher_model, or what the trainer copies."""
+    if settings.vote_teacher == "current":
+        return None
+    if settings.teacher_model:
+        from transformers import AutoModelForCausalLM
+
+        from scpo.core.models import resolve_model
+        from scpo.training.teacher import VoteTeacher
+
+        return VoteTeacher(AutoModelForCausalLM.from_pretrained(resolve_model(settings.teacher_model),
+                                                                dtype=job.model_args.dtype or "auto"), "frozen")
+    return settings.vote_teacher, {"alpha_start": settings.teacher_alpha_start, "alpha_end": settings.teacher_alpha_end}
 
 
 def main(argv: list[str]) -> dict | None:

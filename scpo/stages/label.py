@@ -13,7 +13,7 @@ from scpo.core.blocks import EngineBlock, ModelBlock, ShardBlock, StageBlock, Ta
 from scpo.core.errors import ScpoError
 from scpo.core.io import check_writable, read_numbered, write_rows
 from scpo.core.manifest import check_distinct, iter_file, run_once
-from scpo.core.rows import check_sample_rows
+from scpo.core.rows import check_sample_rows, group_by_prompt
 from scpo.core.settings import parse_settings, peek, with_extensions
 from scpo.labelers import LABELERS, LabelFiles
 from scpo.tasks import get_task
@@ -28,6 +28,7 @@ class LabelSettings(StageBlock, ShardBlock, EngineBlock, TaskBlock, ModelBlock):
     labeler: str = "votes"  # votes | judge | implicit | cream | scir, or a dotted path to a Labeler
     reference_model: str | None = None  # M_{t-1}, M_t's DPO reference; none for M_0 (the loop passes it)
     previous_reference_model: str | None = None  # M_{t-2} (cream: the previous iteration's reference)
+    teacher_samples: str | None = None  # vote_teacher frozen | ema: a teacher's samples of the same prompts, which vote (the loop passes them); the model's own samples make the pairs
 
     def __post_init__(self):
         super().__post_init__()
@@ -63,14 +64,38 @@ def run(s) -> dict | None:
         labeler.label_shard(read_samples(files.samples, labeler.sample_fields), files)
         return None
 
+    inputs = [files.samples]
+    if s.teacher_samples:
+        if not labeler.takes_teacher_votes:
+            raise ScpoError(f"setting teacher_samples (vote_teacher): labeler={s.labeler} does not label by votes; "
+                            "a vote teacher works with the votes labeler")
+        check_distinct({"labels_file": files.labels}, {"teacher_samples": s.teacher_samples})
+        inputs.append(s.teacher_samples)
+
     def body() -> dict:
         rows = read_samples(files.samples, labeler.sample_fields)
+        if s.teacher_samples:
+            rows = with_teacher_rows(rows, read_samples(s.teacher_samples, labeler.sample_fields), s.teacher_samples)
         labeled, counts = labeler.label(rows, files)
+        if s.teacher_samples:
+            counts["teacher_completions"] = sum(bool(r.get("teacher")) for r in labeled)
         write_rows(files.labels, labeled)
         print(f"[label] {files.labels}: {counts}")
         return counts
 
-    return run_once("label", files.labels, config, [files.samples], body, s.overwrite)
+    return run_once("label", files.labels, config, inputs, body, s.overwrite)
+
+
+def with_teacher_rows(rows: list[dict], teacher: list[dict], path: str) -> list[dict]:
+    """The model's samples with the teacher's samples of the same prompts after each prompt's, marked `teacher`
+    (ScPO's extra samples of the teacher are left out: only its k samples vote)."""
+    by_id = group_by_prompt([{**row, "teacher": True} for row in teacher if not row.get("resampled", False)])
+    own = group_by_prompt(rows)
+    missing = [i for i in own if i not in by_id]
+    if missing:
+        raise ScpoError(f"{path}: the vote teacher has no samples of {len(missing)} prompt(s) of the samples file "
+                        f"(first: {missing[0]!r}); the teacher must sample the same problems")
+    return [row for prompt, prompt_rows in own.items() for row in prompt_rows + by_id[prompt]]
 
 
 def main(argv: list[str]) -> dict | None:

@@ -102,8 +102,14 @@ class GroupVoter:
                    for t, cut in zip(texts, truncated)]
         ids = [str(i) for i in kwargs["id"]] if kwargs.get("id") is not None else [repr(p) for p in prompts]
         golds = kwargs.get("gold") or [None] * len(texts)
+        teacher = kwargs.get("teacher_completion")  # vote_teacher frozen | ema: the teacher's rollout of each row
+        if teacher is not None:
+            teacher = [None if cut and not self.task.truncated_completions_vote else self.task.extract(t)
+                       for t, cut in zip(teacher, kwargs["teacher_truncated"])]
+        else:
+            teacher = [None] * len(texts)
         # One list per process, in rank order: the order in which TRL gathers the rewards.
-        per_rank = gather_object([list(zip(ids, answers, golds, truncated))])
+        per_rank = gather_object([list(zip(ids, answers, golds, truncated, teacher))])
         rank, size = self.rank(), self.group_size()
         rows = [row for part in per_rank for row in part]
         if len(rows) % size or any(len(part) != len(texts) for part in per_rank):
@@ -116,7 +122,8 @@ class GroupVoter:
                 raise ScpoError(f"rollouts {start}..{start + size - 1} belong to different prompts "
                                 f"{sorted({r[0] for r in block})[:3]}: not one group; TRL's batch layout changed")
             group_answers.append([r[1] for r in block])
-            groups.append(vote_group(group_answers[-1], self.task))
+            teacher_answers = [r[4] for r in block] if kwargs.get("teacher_completion") is not None else None
+            groups.append(vote_group(group_answers[-1], self.task, teacher_answers))
             group_golds.append(block[0][2])
         batch = RolloutBatch(texts=texts, answers=answers, groups=groups, group_golds=group_golds,
                              group_answers=group_answers, local=slice(rank * len(texts), (rank + 1) * len(texts)),
@@ -172,9 +179,20 @@ def _make_vote_trainer():
     class VoteTrainer(GRPOTrainer):
         """GRPOTrainer that trains on the first n_samples rollouts of each group while all of them vote."""
 
-        def __init__(self, *args, voter: GroupVoter, n_samples: int | None = None, **kwargs):
+        def __init__(self, *args, voter: GroupVoter, n_samples: int | None = None, teacher=None, **kwargs):
             super().__init__(*args, **kwargs)
             self.n_samples = n_samples or self.num_generations
+            # vote_teacher frozen | ema (scpo/training/teacher.py): a VoteTeacher, or (mode, kwargs) for a copy of
+            # the policy as it is now (M_0), made here where TRL has prepared the model
+            if isinstance(teacher, tuple):
+                from scpo.training.teacher import VoteTeacher
+
+                mode, options = teacher
+                teacher = VoteTeacher.copy_of(self.accelerator.unwrap_model(self.model), mode, **options)
+            if teacher is not None:
+                teacher.model.to(self.accelerator.device)
+            self.teacher = teacher
+            self._teacher_rows = None
             check_vote_layout(self.n_samples, self.num_generations, self.args.per_device_train_batch_size,
                               self.args.steps_per_generation)
             voter.bind(self, self.n_samples)
@@ -184,11 +202,30 @@ def _make_vote_trainer():
         def _generate(self, prompts):
             generated = super()._generate(prompts)
             self._prompt_ids = generated[0]  # the exact prompt ids the rollouts continue: token-level rewards read them
+            if self.teacher is not None:
+                self._teacher_rows = self._teacher_rollouts(self._prompt_ids)
             return generated
 
+        def _teacher_rollouts(self, prompt_ids) -> list[dict]:
+            """The teacher's rollout of every row (ema: moved toward the policy first, once per step)."""
+            if self.model.training:
+                alpha = self.teacher.update(self.accelerator.unwrap_model(self.model), self.state.global_step,
+                                            self.state.max_steps)
+                if alpha is not None:
+                    self._metrics["train"]["teacher/ema_alpha"].append(alpha)
+            eos = list(self.eos_token_ids)
+            ids = self.teacher.generate(prompt_ids, self.processing_class.pad_token_id or 0, eos,
+                                        self.max_completion_length, self.temperature, self.top_p, self.top_k,
+                                        self.args.per_device_train_batch_size)
+            texts = self.processing_class.batch_decode(ids, skip_special_tokens=True)
+            return [{"teacher_completion": text, "teacher_truncated": not row or row[-1] not in eos}
+                    for text, row in zip(texts, ids)]
+
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-            # TRL passes dataset columns to reward functions; the prompt ids of these rollouts go along the same way
-            inputs = [{**row, "prompt_ids": ids} for row, ids in zip(inputs, self._prompt_ids)]
+            # TRL passes dataset columns to reward functions; the prompt ids of these rollouts (and the teacher's
+            # rollouts of the same prompts) go along the same way
+            teacher = self._teacher_rows or [{}] * len(inputs)
+            inputs = [{**row, "prompt_ids": ids, **extra} for row, ids, extra in zip(inputs, self._prompt_ids, teacher)]
             return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
 
         def _generate_and_score_completions(self, inputs):

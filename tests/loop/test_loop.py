@@ -116,6 +116,11 @@ def test_every_recipe_is_valid_for_every_stage():
     assert recipes
     for path in recipes:
         argv = ["--config", str(path)]
+        if "methods" in yaml.safe_load(path.read_text()):  # an `scpo compare` file: each method's plan resolves
+            from scpo.loop import compare
+
+            compare.build(parse_settings(compare.CompareSettings, argv))
+            continue
         for cls in (sample.SampleSettings, generate.GenerateSettings, label.settings_class(argv),
                     pairs.settings_class(argv), eval_stage.EvalSettings, plan.LoopSettings, slurm.SlurmSettings):
             parse_settings(cls, argv)

@@ -1,0 +1,407 @@
+"""`scpo compare`: several methods on the same problems, the same budget of training rollouts and the same
+held-out eval; one Markdown table and one plot.
+
+A comparison file names the methods, each a recipe plus the settings it changes:
+
+    run_name: compare_cpu_demo
+    eval_recipe: recipes/cpu_demo.yaml    # M_0 and the held-out eval every model gets
+    budget_rollouts: 1280                 # training rollouts each method samples
+    methods:
+      scpo: {recipe: recipes/cpu_demo.yaml, iterations: 1}
+      ttrl: {trainer: grpo, recipe: recipes/grpo_cpu_demo.yaml, reward_funcs: [majority]}
+
+An offline method (`trainer: loop`, the default) runs its loop plan (scpo/loop/plan.py) in
+`<output_root>/<run_name>/<method>/`; its rollouts are iterations x problems x k (ScPO's extra samples
+at T=1.2 count too, as sampled). An online method (`trainer: grpo`) runs `scpo grpo` there with
+`max_steps` = budget / rollouts per step (per_device_train_batch_size x gradient_accumulation_steps x
+processes; every rollout counts, the vote-only ones too), then `scpo eval` of its model with the eval
+recipe's settings. The plan refuses, before anything runs, an offline method whose planned rollouts
+are not the budget or whose held-out eval differs from the eval recipe's: the table compares like with
+like. Measured and reported per method: rollouts and completion tokens sampled (from the stages'
+manifests and the GRPO log), optimizer steps, wall time.
+
+Shared work: M_0's eval is made once (`<run>/M_0/eval.json`) and offered to every offline method's
+iteration 0, and M_0's samples are offered from one offline method to the next; a copy is kept only when
+the stage's own manifest says it fits (same config and inputs), else the stage redoes it, so sharing never
+changes a result.
+
+Resume: `compare.json` records each finished method with the hash of its specification; a re-run skips
+those, and an unfinished method's stages skip what their manifests say is done.
+
+The table's noise: each metric's standard error over problems (scpo eval), and for pass@1 the paired
+difference to M_0 and between the two best methods (per problem, the same problems), which says whether a
+win is beyond the noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scpo.core.errors import LoopStop, ScpoError
+from scpo.core.io import atomic_path, config_digest, read_rows, write_json
+from scpo.core.settings import Block, parse_settings, peek
+from scpo.loop.plan import LoopSettings, plan
+
+TRAINERS = ("loop", "grpo")
+EVAL_KEYS_LEFT_OUT = ("iter_dir", "eval_output", "overwrite", "iteration", "model", "verbose")
+
+
+@dataclass
+class CompareSettings(Block):
+    """scpo compare: methods on the same problems, rollout budget and held-out eval; a table and a plot."""
+
+    run_name: str = "compare"  # the comparison's folder: <output_root>/<run_name>/<method>/
+    output_root: str = "runs"  # where it goes
+    eval_recipe: str = "recipes/cpu_demo.yaml"  # the recipe whose model is M_0 and whose eval settings every model gets
+    budget_rollouts: int | None = None  # training rollouts per method; None: the first offline method's plan
+    methods: dict = field(default_factory=dict)  # name -> {recipe: FILE, trainer: loop | grpo, <setting>: value ...}
+    dry_run: bool = False  # print each method's commands instead of running them
+    iteration: int = 0  # (unused; every settings class has it)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.methods:
+            raise ScpoError("setting methods: name at least one method (name: {recipe: FILE, ...})")
+        for name, spec in self.methods.items():
+            where = f"setting methods.{name}"
+            if not isinstance(spec, dict) or not spec.get("recipe"):
+                raise ScpoError(f"{where}: needs a recipe (methods: {{{name}: {{recipe: recipes/....yaml}}}})")
+            if not Path(str(spec["recipe"])).exists():
+                raise ScpoError(f"{where}.recipe={spec['recipe']!r}: no such file")
+            if spec.get("trainer", "loop") not in TRAINERS:
+                raise ScpoError(f"{where}.trainer={spec['trainer']!r}: expected one of {TRAINERS}")
+            if name == "M_0" or "/" in name:
+                raise ScpoError(f"{where}: {name!r} cannot name a method (M_0 is the initial model's row)")
+        if not Path(self.eval_recipe).exists():
+            raise ScpoError(f"setting eval_recipe={self.eval_recipe!r}: no such file")
+        if self.budget_rollouts is not None and self.budget_rollouts <= 0:
+            raise ScpoError(f"setting budget_rollouts={self.budget_rollouts}: must be > 0")
+
+
+SETTINGS = CompareSettings
+
+
+def cli_value(value) -> str:
+    """A recipe value as a command-line value (lists comma-joined, mappings as JSON, which YAML reads)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def overrides(spec: dict) -> list[str]:
+    out = []
+    for key, value in spec.items():
+        if key not in ("recipe", "trainer"):
+            out += [f"--{key}", cli_value(value)]
+    return out
+
+
+@dataclass
+class Method:
+    name: str
+    trainer: str
+    folder: Path
+    argv: list[str]  # the recipe and overrides (and where the method works)
+    rollouts: int  # planned training rollouts
+    commands: list[list[str]]  # `scpo <stage> ...` argument lists, in order
+    spec_hash: str = ""
+    final_eval: Path | None = None
+    rollouts_per_step: int = 0
+
+
+def count_rows(path: str) -> int:
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def eval_config(argv: list[str]) -> dict:
+    from scpo.stages.eval import EvalSettings
+
+    return parse_settings(EvalSettings, argv).hashed(leave_out=EVAL_KEYS_LEFT_OUT)
+
+
+def offline_rollouts(argv: list[str]) -> int:
+    """Iterations x problems x (k + resample_n where the recipe resamples): the plan's training rollouts."""
+    loop = parse_settings(LoopSettings, argv)
+    problems = str(peek(argv, "problems_file"))
+    if not Path(problems).exists():
+        raise ScpoError(f"problems_file={problems!r}: no such file")
+    total = 0
+    for t in range(loop.iterations):
+        at = [*argv, "--iteration", str(t)]
+        n = count_rows(problems)
+        limit = peek(at, "max_problems")
+        n = min(n, int(limit)) if limit not in (None, "null", "None") else n
+        n += int(peek(at, "new_problems", 0) or 0)
+        total += n * int(peek(at, "k", 8))
+    return total
+
+
+def grpo_rollouts_per_step(argv: list[str]) -> int:
+    per_device = int(peek(argv, "per_device_train_batch_size", 8))
+    accumulation = int(peek(argv, "gradient_accumulation_steps", 1))
+    processes = int(peek(argv, "num_processes", 1) or 1)
+    return per_device * accumulation * processes
+
+
+def build(s: CompareSettings) -> tuple[Path, list[str], list[Method]]:
+    """Every method's commands, after the equal-budget and same-eval checks (nothing has run yet)."""
+    root = Path(s.output_root) / s.run_name
+    base = ["--config", s.eval_recipe]
+    base_eval = eval_config(base)
+    base_model = str(peek(base, "model", "embedded"))
+    m0_eval = ["eval", *base, "--iter_dir", str(root / "M_0"), "--iteration", "0"]
+    methods: list[Method] = []
+    budget = s.budget_rollouts
+    for name, spec in s.methods.items():
+        trainer = spec.get("trainer", "loop")
+        argv = ["--config", str(spec["recipe"]), *overrides(spec)]
+        model = str(peek(argv, "model", "embedded"))
+        if model != base_model:
+            raise ScpoError(f"method {name}: model {model!r} is not the eval recipe's M_0 {base_model!r}: "
+                            "every method starts from the same model")
+        folder = root / name
+        spec_hash = config_digest({"spec": spec, "eval": base_eval, "budget": budget})
+        if trainer == "loop":
+            argv += ["--output_root", str(root), "--run_name", name]
+            mine = eval_config(argv)
+            if mine != base_eval:
+                diff = {k: (mine.get(k), base_eval.get(k)) for k in set(mine) | set(base_eval)
+                        if mine.get(k) != base_eval.get(k)}
+                raise ScpoError(f"method {name}: its held-out eval differs from eval_recipe {s.eval_recipe} "
+                                f"(setting: (method, eval recipe)) {diff}; set the same values")
+            rollouts = offline_rollouts(argv)
+            if budget is None:
+                budget = rollouts
+            elif rollouts != budget:
+                raise ScpoError(f"method {name}: plans {rollouts} training rollouts (iterations x problems x k), "
+                                f"budget_rollouts is {budget}; change its k, max_problems or iterations")
+            loop, steps = plan(argv)
+            commands = [[st.stage, *st.args] for st in steps if st.stage != "report"]
+            commands.append(["report", str(folder)])
+            final = folder / f"iter_{loop.iterations}" / "eval.json"
+            methods.append(Method(name, trainer, folder, argv, rollouts, commands, spec_hash, final))
+        else:
+            methods.append(Method(name, trainer, folder, argv, 0, [], spec_hash, folder / "iter_1" / "eval.json",
+                                  grpo_rollouts_per_step(argv)))
+    if budget is None:
+        raise ScpoError("no offline method sets the budget: set budget_rollouts")
+    for m in methods:
+        if m.trainer == "grpo":
+            spec = s.methods[m.name]  # the recipe's own max_steps gives way to the budget unless the method sets one
+            steps = int(spec["max_steps"]) if "max_steps" in spec else math.ceil(budget / m.rollouts_per_step)
+            m.rollouts = int(steps) * m.rollouts_per_step
+            if m.rollouts != budget and abs(m.rollouts - budget) >= m.rollouts_per_step:
+                raise ScpoError(f"method {m.name}: max_steps {steps} x {m.rollouts_per_step} rollouts per step = "
+                                f"{m.rollouts}, budget_rollouts is {budget}; leave max_steps out (compare sets it)")
+            model_dir = m.folder / "model"
+            m.commands = [["grpo", *m.argv, "--max_steps", str(steps), "--output_dir", str(model_dir)],
+                          ["eval", *base, "--model", str(model_dir), "--iter_dir", str(m.folder / "iter_1"),
+                           "--iteration", "1"]]
+            m.spec_hash = config_digest({"hash": m.spec_hash, "max_steps": steps, "budget": budget})
+    return root, m0_eval, methods
+
+
+def offer(source: Path, target: Path) -> None:
+    """Copies a finished stage output and its manifest (and eval's samples) where a stage would write them, unless
+    something is already there; the stage keeps the copy only when its manifest fits."""
+    manifest = source.with_name(source.name + ".manifest.json")
+    if not source.exists() or not manifest.exists() or target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    extra = [source.with_name("eval_samples.jsonl")] if source.name == "eval.json" else []
+    for path in [*extra, source, manifest]:  # the manifest last: a half-made copy has none and is redone
+        if path.exists():
+            shutil.copy2(path, target.with_name(path.name))
+
+
+def run_command(args: list[str]) -> None:
+    script = Path(sys.executable).with_name("scpo")  # the console script beside this interpreter, as iterate.sh runs it
+    command = [str(script), *args] if script.exists() else [sys.executable, "-m", "scpo.cli", *args]
+    print(f"[compare] scpo {' '.join(args)}", file=sys.stderr, flush=True)
+    status = subprocess.run(command).returncode
+    if status == 3:  # the collapse guard stopped this method's loop: its best model stands, the report follows
+        raise LoopStop("stopped by the collapse guard")
+    if status != 0:
+        raise ScpoError(f"`scpo {args[0]}` failed (exit {status}); fix it and run scpo compare again: finished "
+                        "stages and methods are kept")
+
+
+def measured(m: Method) -> dict:
+    """Rollouts and completion tokens sampled, optimizer steps: from the method's manifests or GRPO log."""
+    out = {"rollouts": 0, "tokens": 0, "train_steps": 0}
+    if m.trainer == "loop":
+        for manifest in sorted(m.folder.glob("iter_*/samples.jsonl.manifest.json")):
+            counts = json.loads(manifest.read_text()).get("counts", {})
+            out["rollouts"] += int(counts.get("completions", 0))
+            out["tokens"] += int(counts.get("output_tokens", 0))
+        for manifest in sorted(m.folder.glob("iter_*/model.manifest.json")):
+            out["train_steps"] += int(json.loads(manifest.read_text()).get("counts", {}).get("global_step", 0))
+        return out
+    log = m.folder / "model" / "grpo_log.jsonl"
+    steps = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            entry = json.loads(line)
+            if "completions/mean_length" in entry:
+                steps[entry["step"]] = entry["completions/mean_length"]
+    out["train_steps"] = max(steps, default=0)
+    out["rollouts"] = out["train_steps"] * m.rollouts_per_step
+    out["tokens"] = round(sum(steps.values()) * m.rollouts_per_step)  # mean length per step x rollouts
+    return out
+
+
+def per_problem_pass(eval_json: Path) -> dict[str, float]:
+    rows = read_rows(eval_json.with_name("eval_samples.jsonl"), allow_empty=True)
+    by_id: dict[str, list[bool]] = {}
+    for r in rows:
+        by_id.setdefault(str(r["id"]), []).append(bool(r["correct"]))
+    return {i: sum(c) / len(c) for i, c in by_id.items()}
+
+
+def paired(a: dict[str, float], b: dict[str, float]) -> tuple[float, float]:
+    """Mean and standard error of a - b over the problems both have."""
+    ids = sorted(set(a) & set(b))
+    if len(ids) < 2:
+        return float("nan"), float("nan")
+    d = [a[i] - b[i] for i in ids]
+    mean = sum(d) / len(d)
+    var = sum((x - mean) ** 2 for x in d) / (len(d) - 1)
+    return mean, math.sqrt(var / len(d))
+
+
+def metric(ev: dict, key: str) -> str:
+    v = ev.get(key)
+    return f"{v['mean']:.3f} ± {v['stderr']:.3f}" if isinstance(v, dict) else "-"
+
+
+def table(results: dict, k: int, m0: dict, m0_pass: dict) -> tuple[str, list[str]]:
+    header = ["method", "trainer", "greedy", "pass@1", f"maj@{k}", "Δ pass@1 vs M_0 (paired)", "rollouts",
+              "tokens sampled", "train steps", "wall (s)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines.append("| M_0 | - | " + " | ".join([metric(m0, "greedy"), metric(m0, "pass@1"), metric(m0, f"maj@{k}")])
+                 + " | - | - | - | - | - |")
+    passes = {}
+    for name, r in results.items():
+        ev = json.loads(Path(r["eval"]).read_text())
+        passes[name] = per_problem_pass(Path(r["eval"]))
+        d, se = paired(passes[name], m0_pass)
+        lines.append(f"| {name} | {r['trainer']} | {metric(ev, 'greedy')} | {metric(ev, 'pass@1')} | "
+                     f"{metric(ev, f'maj@{k}')} | {d:+.3f} ± {se:.3f} | {r['rollouts']} | {r['tokens']} | "
+                     f"{r['train_steps']} | {r['wall_s']:.0f} |")
+    ranked = sorted(passes, key=lambda n: -sum(passes[n].values()) / max(len(passes[n]), 1))
+    notes = []
+    if len(ranked) >= 2:
+        d, se = paired(passes[ranked[0]], passes[ranked[1]])
+        verdict = "beyond" if abs(d) > 2 * se else "within"
+        z = f"{d / se:.1f} SE" if se else "no spread"
+        notes.append(f"Best pass@1: **{ranked[0]}**, {d:+.3f} over {ranked[1]} (paired SE {se:.3f}: {z}, "
+                     f"{verdict} 2 SE of the noise).")
+    return "\n".join(lines), notes
+
+
+def plot(results: dict, k: int, m0: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["M_0", *results]
+    evals = [m0] + [json.loads(Path(r["eval"]).read_text()) for r in results.values()]
+    keys = ["greedy", "pass@1", f"maj@{k}"]
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names) + 2), 4))
+    width = 0.8 / len(keys)
+    for j, key in enumerate(keys):
+        means = [e.get(key, {}).get("mean", 0) for e in evals]
+        errors = [e.get(key, {}).get("stderr", 0) for e in evals]
+        ax.bar([i + (j - 1) * width for i in range(len(names))], means, width, yerr=errors, capsize=3, label=key)
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.set_ylabel("held-out accuracy")
+    ax.set_title("Methods on equal training-rollout budget (error bars: 1 SE over problems)")
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def run(s: CompareSettings) -> dict:
+    from scpo.core.lock import run_lock
+
+    root, m0_eval, methods = build(s)
+    k = int(peek(["--config", s.eval_recipe], "eval_k", 8) or 0)
+    if s.dry_run:
+        for command in [m0_eval] + [c for m in methods for c in m.commands]:
+            print("scpo " + " ".join(command))
+        return {}
+    with run_lock(root, "scpo compare"):
+        state_path = root / "compare.json"
+        state = json.loads(state_path.read_text()) if state_path.exists() else {}
+        done = state.get("methods", {})
+        run_command(m0_eval)
+        m0_path = root / "M_0" / "eval.json"
+        previous_samples = None
+        for m in methods:
+            if m.trainer == "loop":
+                offer(m0_path, m.folder / "iter_0" / "eval.json")
+                if previous_samples is not None:
+                    offer(previous_samples, m.folder / "iter_0" / "samples.jsonl")
+                previous_samples = m.folder / "iter_0" / "samples.jsonl"
+            record = done.get(m.name)
+            if record and record.get("spec_hash") == m.spec_hash and Path(record["eval"]).exists():
+                print(f"[compare] {m.name}: done ({record['wall_s']:.0f} s)", file=sys.stderr)
+                continue
+            elapsed = state.setdefault("elapsed_s", {})
+            stopped = False
+            for command in m.commands:
+                started = time.time()
+                try:
+                    run_command(command)
+                except LoopStop:  # the guard kept the best model and its eval; the report is the last command
+                    stopped = True
+                    run_command(m.commands[-1])
+                    break
+                finally:  # a killed or failed method's time so far counts when it resumes
+                    elapsed[m.name] = round(elapsed.get(m.name, 0) + time.time() - started, 1)
+                    write_json(state_path, {**state, "methods": done})
+            final = m.final_eval
+            if stopped:  # the guard's kept model: the eval of the best iteration
+                guard = json.loads((m.folder / "guard.json").read_text())
+                final = m.folder / f"iter_{guard['best_iteration']}" / "eval.json"
+            done[m.name] = {"trainer": m.trainer, "spec_hash": m.spec_hash, "eval": str(final),
+                            "wall_s": elapsed[m.name],
+                            "planned_rollouts": m.rollouts, **measured(m)}
+            elapsed.pop(m.name)
+            write_json(state_path, {**state, "settings": dataclasses.asdict(s), "methods": done})
+        results = {m.name: done[m.name] for m in methods}
+        m0 = json.loads(m0_path.read_text())
+        text, notes = table(results, k, m0, per_problem_pass(m0_path))
+        md = "\n".join([f"# {s.run_name}: methods on {results[methods[0].name]['planned_rollouts']} training "
+                        f"rollouts each", "", f"Held-out eval: {s.eval_recipe} (k {k}); ± is 1 SE over problems.",
+                        "", text, "", *notes, ""])
+        with atomic_path(root / "compare.md") as tmp:
+            tmp.write_text(md)
+        plot(results, k, m0, root / "compare.png")
+        print(md)
+        return results
+
+
+def main(argv: list[str]) -> dict:
+    """`scpo compare --config recipes/compare_cpu_demo.yaml [--setting value ...]`."""
+    return run(parse_settings(CompareSettings, argv))

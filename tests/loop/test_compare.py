@@ -1,0 +1,119 @@
+"""`scpo compare`: methods on the same problems, rollout budget and held-out eval; one table, one plot; resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, run_scpo, write_jsonl
+from test_loop import recipe
+
+from scpo.core.errors import ScpoError
+from scpo.core.settings import parse_settings
+from scpo.loop import compare
+
+
+def compare_file(tmp_path: Path, tiny_model: str, methods: str, budget: str = "") -> Path:
+    loop = recipe(tmp_path, tiny_model)  # 6 problems, k 6: 36 training rollouts per iteration
+    grpo = tmp_path / "grpo.yaml"
+    grpo.write_text(f"model: {tiny_model}\ntask: loop_task:WordParity\nproblems_file: {tmp_path / 'train.jsonl'}\n"
+                    "reward_funcs: [majority]\nn_votes: 6\nper_device_train_batch_size: 6\nmax_completion_length: 8\n"
+                    "learning_rate: 1.0e-4\nbeta: 0.0\ngradient_checkpointing: false\nlogging_steps: 1\n"
+                    "save_strategy: \"no\"\nreport_to: none\nmax_steps: 2\n")
+    path = tmp_path / "compare.yaml"
+    path.write_text(f"run_name: cmp\noutput_root: {tmp_path / 'runs'}\neval_recipe: {loop}\n{budget}"
+                    f"methods:\n{methods.format(loop=loop, grpo=grpo)}")
+    return path
+
+
+def settings(path: Path, *extra: str):
+    return parse_settings(compare.CompareSettings, ["--config", str(path), *extra])
+
+
+METHODS = """  scpo: {{recipe: {loop}}}
+  unweighted: {{recipe: {loop}, weighting: none}}
+  ttrl: {{recipe: {grpo}, trainer: grpo}}
+"""
+
+
+def test_budget_sets_grpo_steps_and_bad_comparisons_are_refused(tmp_path, tiny_model):
+    path = compare_file(tmp_path, tiny_model, METHODS)
+    _, m0_eval, methods = compare.build(settings(path))
+    assert m0_eval[:3] == ["eval", "--config", str(tmp_path / "tiny.yaml")]
+    assert [m.rollouts for m in methods] == [36, 36, 36]  # 6 problems x k 6; GRPO 6 steps x 6 rollouts
+    grpo = methods[2].commands[0]
+    assert grpo[grpo.index("--max_steps") + 1] == "6"  # the recipe's max_steps 2 gives way to the budget
+    assert methods[0].commands[-1] == ["report", str(tmp_path / "runs" / "cmp" / "scpo")]
+    assert methods[2].commands[1][-4:] == ["--iter_dir", str(tmp_path / "runs" / "cmp" / "ttrl" / "iter_1"),
+                                           "--iteration", "1"]
+    cases = [
+        ("  a: {{recipe: {loop}}}\n  b: {{recipe: {loop}, k: 4}}\n",
+         "method b: plans 24 training rollouts (iterations x problems x k), budget_rollouts is 36"),
+        ("  a: {{recipe: {loop}, eval_k: 4}}\n", "method a: its held-out eval differs from eval_recipe"),
+        ("  a: {{recipe: {loop}, model: /elsewhere}}\n", "method a: model '/elsewhere' is not the eval recipe's M_0"),
+        ("  a: {{recipe: /no/such.yaml}}\n", "setting methods.a.recipe='/no/such.yaml': no such file"),
+        ("  a: {{recipe: {loop}, trainer: ppo}}\n", "setting methods.a.trainer='ppo': expected one of"),
+        ("  a: {{recipe: {grpo}, trainer: grpo, max_steps: 3}}\n", "max_steps 3 x 6 rollouts per step = 18"),
+    ]
+    for methods_text, message in cases:
+        bad = compare_file(tmp_path, tiny_model, methods_text, budget="budget_rollouts: 36\n")
+        with pytest.raises(ScpoError, match=re.escape(message)):
+            compare.build(settings(bad))
+
+
+def test_paired_difference_and_the_table(tmp_path):
+    def write_eval(folder: Path, per_problem: dict[str, list[bool]], greedy: float) -> Path:
+        folder.mkdir(parents=True)
+        rows = [{"id": i, "correct": c} for i, cs in per_problem.items() for c in cs]
+        write_jsonl(folder / "eval_samples.jsonl", rows)
+        n = len(per_problem)
+        mean = sum(sum(c) / len(c) for c in per_problem.values()) / n
+        (folder / "eval.json").write_text(json.dumps({"greedy": {"mean": greedy, "stderr": 0.1},
+                                                      "pass@1": {"mean": mean, "stderr": 0.05},
+                                                      "maj@2": {"mean": mean, "stderr": 0.05}}))
+        return folder / "eval.json"
+
+    m0 = write_eval(tmp_path / "m0", {"a": [False, False], "b": [True, False], "c": [False, False]}, 0.0)
+    good = write_eval(tmp_path / "good", {"a": [True, True], "b": [True, True], "c": [True, False]}, 1.0)
+    same = write_eval(tmp_path / "same", {"a": [False, True], "b": [True, False], "c": [False, False]}, 0.0)
+    assert compare.per_problem_pass(good) == {"a": 1.0, "b": 1.0, "c": 0.5}
+    d, se = compare.paired({"a": 1.0, "b": 0.5, "c": 0.5}, {"a": 0.0, "b": 0.5, "c": 0.0})
+    assert d == pytest.approx(0.5) and se == pytest.approx((0.25 / 3) ** 0.5)  # sd 0.5 over 3 problems
+    results = {name: {"trainer": "loop", "eval": str(path), "rollouts": 36, "tokens": 100, "train_steps": 4,
+                      "wall_s": 12.0} for name, path in (("good", good), ("same", same))}
+    text, notes = compare.table(results, 2, json.loads(m0.read_text()), compare.per_problem_pass(m0))
+    lines = text.splitlines()
+    assert lines[0].startswith("| method | trainer | greedy | pass@1 | maj@2 | Δ pass@1 vs M_0")
+    assert lines[2].startswith("| M_0 |") and lines[3].startswith("| good | loop | 1.000 ± 0.100 |")
+    assert "+0.667" in lines[3] and "| 36 | 100 | 4 | 12 |" in lines[3]
+    assert notes[0].startswith("Best pass@1: **good**, +0.500 over same (paired SE 0.000: no spread, beyond")
+    compare.plot(results, 2, json.loads(m0.read_text()), tmp_path / "compare.png")
+    assert (tmp_path / "compare.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_compare_runs_every_method_shares_m0_and_resumes(tmp_path, tiny_model):
+    path = compare_file(tmp_path, tiny_model, METHODS)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    run_scpo("compare", "--config", str(path), env=env, timeout=1500)
+    root = tmp_path / "runs" / "cmp"
+    state = json.loads((root / "compare.json").read_text())["methods"]
+    assert sorted(state) == ["scpo", "ttrl", "unweighted"]
+    assert [state[m]["rollouts"] for m in state] == [36, 36, 36]
+    assert state["ttrl"]["train_steps"] == 6 and state["scpo"]["train_steps"] == 2
+    assert all(state[m]["tokens"] > 0 and state[m]["wall_s"] > 0 for m in state)
+    # M_0's eval and samples were made once: the copies are byte for byte the originals, kept by their manifests
+    assert (root / "scpo" / "iter_0" / "eval.json").read_bytes() == (root / "M_0" / "eval.json").read_bytes()
+    first, second = (json.loads((root / m / "iter_0" / "samples.jsonl.manifest.json").read_text())
+                     for m in ("scpo", "unweighted"))
+    assert first == second
+    table = (root / "compare.md").read_text()
+    for name in ("M_0", "scpo", "unweighted", "ttrl"):
+        assert f"| {name} |" in table
+    assert (root / "compare.png").exists()
+    before = (root / "compare.json").read_text()
+    proc = run_scpo("compare", "--config", str(path), env=env, timeout=600)  # resumes: every method is done
+    assert proc.stderr.count("done (") == 3 and (root / "compare.json").read_text() == before
