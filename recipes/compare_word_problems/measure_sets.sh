@@ -34,8 +34,10 @@ for style in short step; do  # the short answers first: 16 tokens, a minute or t
   done
 done
 .venv/bin/python - "$OUT" <<'PY'
-import json, math, sys
+import json, sys
 from pathlib import Path
+
+from scpo.metrics import mean_and_stderr
 
 
 def paired_gap(samples: Path) -> tuple[float, float]:
@@ -53,9 +55,7 @@ def paired_gap(samples: Path) -> tuple[float, float]:
         tied = {r["answer"]: r["correct"] for r in voted if r["vote_share"] == top}
         maj = sum(tied.values()) / len(tied) if tied else 0.0
         gaps.append(maj - sum(r["correct"] for r in rows) / len(rows))
-    mean = sum(gaps) / len(gaps)
-    se = math.sqrt(sum((g - mean) ** 2 for g in gaps) / (len(gaps) - 1) / len(gaps)) if len(gaps) > 1 else float("nan")
-    return mean, se
+    return mean_and_stderr(gaps)
 
 
 out = Path(sys.argv[1])

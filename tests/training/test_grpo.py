@@ -99,6 +99,7 @@ def test_vote_layout_checks():
     (["--num_generations", "3", "--per_device_train_batch_size", "4"], "divisible by num_generations"),
     (["--reward_funcs", "majority,format", "--reward_weights", "1.0"], "has 1 values for 2 reward_funcs"),
     (["--n_vote", "4"], "did you mean 'n_votes'"),
+    (["--use_vllm", "true", "--vllm_mode", "server"], "on CPU set vllm_mode: colocate"),  # the suite runs on CPU
 ])
 def test_bad_settings_are_clear_errors(args, message):
     from scpo.stages.grpo import parse
