@@ -47,7 +47,19 @@ def run_stage(workdir: Path, args: list[str]) -> tuple[float, float, int]:
 
 def bare_vllm(model: str, rows: list[dict], k: int, max_tokens: int, eager: bool,
               scpo_engine: bool) -> tuple[float, float, int]:
-    """A plain LLM.generate: with vLLM's defaults, or with the engine settings scpo uses (its overhead alone)."""
+    """A plain LLM.generate: with vLLM's defaults, or with the engine settings scpo uses (its overhead alone). Each
+    in a process of its own: vLLM caches its environment (process layout, thread binding) at the first engine."""
+    args = [sys.executable, __file__, "--bare", "scpo" if scpo_engine else "default", "--k", str(k),
+            "--max_tokens", str(max_tokens), "--prompts", str(len(rows))] + (["--enforce_eager"] if eager else [])
+    env = {**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"}
+    proc = subprocess.run(args, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"bare vLLM failed:\n{proc.stderr[-6000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result["gen"], result["start"], result["tokens"]
+
+
+def bare_run(model: str, rows: list[dict], k: int, max_tokens: int, eager: bool, scpo_engine: bool) -> dict:
     from vllm import LLM, SamplingParams
 
     from scpo.sampling.vllm_engine import engine_kwargs
@@ -65,8 +77,7 @@ def bare_vllm(model: str, rows: list[dict], k: int, max_tokens: int, eager: bool
     outs = llm.generate(prompts, SamplingParams(n=k, temperature=0.7, top_p=0.9, max_tokens=max_tokens))
     gen = time.perf_counter() - t1
     tokens = sum(len(o.token_ids) for out in outs for o in out.outputs)
-    del llm
-    return gen, start, tokens
+    return {"gen": gen, "start": start, "tokens": tokens}
 
 
 def main() -> None:
@@ -76,6 +87,7 @@ def main() -> None:
     parser.add_argument("--max_tokens", type=int, default=128)
     parser.add_argument("--hf_prompts", type=int, default=8)
     parser.add_argument("--enforce_eager", action="store_true")
+    parser.add_argument("--bare", choices=("default", "scpo"), help=argparse.SUPPRESS)  # one bare run (a child)
     args = parser.parse_args()
 
     from scpo.core.models import prepare_embedded
@@ -83,6 +95,9 @@ def main() -> None:
 
     model = str(prepare_embedded())
     rows = problems(args.prompts)
+    if args.bare:
+        print(json.dumps(bare_run(model, rows, args.k, args.max_tokens, args.enforce_eager, args.bare == "scpo")))
+        return
     common = ["--k", str(args.k), "--max_tokens", str(args.max_tokens), "--temperature", "0.7", "--top_p", "0.9",
               "--task_options", '{"instruction": ""}']
     if args.enforce_eager:
@@ -93,8 +108,6 @@ def main() -> None:
             (tmp / name).mkdir()
             (tmp / name / "problems.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:n]))
         # Every timing includes vLLM's first-generate warm-up; none includes building the engine.
-        # vLLM's defaults first: scpo's engine settings change this process's thread binding.
-        os.environ.pop("VLLM_CPU_OMP_THREADS_BIND", None)
         d_gen, _, d_tokens = bare_vllm(model, rows, args.k, args.max_tokens, args.enforce_eager, False)
         bare_gen, bare_start, bare_tokens = bare_vllm(model, rows, args.k, args.max_tokens, args.enforce_eager, True)
         v_gen, v_wall, v_tokens = run_stage(tmp / "vllm", common)

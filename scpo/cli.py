@@ -29,6 +29,7 @@ COMMANDS = {
     "data": ("data_tools.convert", "convert data sets into the problems format"),
     "puzzles": ("data_tools.zebra", "generate zebra logic puzzles with proved-unique solutions (ZebraLogic-style)"),
     "compare": ("scpo.loop.compare", "several methods on the same problems, rollout budget and held-out eval: one table, one plot"),
+    "chain": ("scpo.cli:chain", "run stages one after another in one process, keeping their vLLM engine (scpo plan prints it)"),
     "plan": ("scpo.loop.plan", "print the loop's stage commands, one per line (what recipes/iterate.sh runs)"),
     "setting": ("scpo.loop.plan:setting_main", "print one resolved loop setting (for scripts)"),
     "slurm": ("scpo.loop.slurm", "submit a run as a chain of Slurm jobs: scpo slurm submit [--dry_run]"),
@@ -106,6 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"scpo: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    if name == "chain":
+        return chain(rest)
+    status = run_command(name, rest)
+    if status == 0:
+        end_process_group()
+    return status
+
+
+def run_command(name: str, rest: list[str]) -> int:
+    """One command, its errors as a message and an exit status (0, 1 for an error, STOP_EXIT when it stops the
+    loop)."""
     from scpo.core.logs import quiet_third_party
 
     try:
@@ -122,6 +134,47 @@ def main(argv: list[str] | None = None) -> int:
     except LoopStop as e:
         print(f"scpo {name}: {e}", file=sys.stderr)
         return STOP_EXIT
+    return 0
+
+
+CHAIN_SEPARATOR = "--then"
+
+
+def chain(argv: list[str]) -> int:
+    """`scpo chain STAGE ARGS [--then STAGE ARGS ...]`: the stages one after another in this process, under one run
+    lock, with one sampling engine kept between them while the model and engine settings stay the same (the loop
+    plan chains M_t's held-out eval and its sampling: one engine start instead of two). Each stage writes and
+    checks its own manifest as when run alone. Stops at the first stage that fails or stops the loop, with its exit
+    status."""
+    parts, part = [], []
+    for word in argv:
+        if word == CHAIN_SEPARATOR:
+            parts.append(part)
+            part = []
+        else:
+            part.append(word)
+    parts.append(part)
+    for i, part in enumerate(parts):
+        if not part or part[0] not in COMMANDS or part[0] == "chain":
+            got = repr(part[0]) if part else "nothing"
+            print(f"scpo chain: part {i + 1} is {got}, not a stage; usage: scpo chain STAGE ARGS "
+                  f"[{CHAIN_SEPARATOR} STAGE ARGS ...]", file=sys.stderr)
+            return 2
+    from scpo.sampling import keep_engine
+
+    keep_engine(True)
+    try:
+        with run_lock_of(parts[0][0], parts[0][1:]):  # the stages after it find the lock held
+            for name, *rest in parts:
+                print(f"[chain] scpo {name}", file=sys.stderr, flush=True)
+                status = run_command(name, rest)
+                if status:
+                    return status
+    except ScpoError as e:  # the run folder is locked by another run
+        print(f"scpo chain: error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        keep_engine(False)
     end_process_group()
     return 0
 

@@ -118,7 +118,15 @@ def bash_plan(recipe: Path, overrides: list[str]) -> list[list[str]]:
     commands = []
     for line in proc.stdout.splitlines():
         words = shlex.split(line)
-        if words[:1] == ["scpo"]:
+        if words[:2] == ["scpo", "chain"]:  # stages run in one process: each is compared as its own step
+            part = []
+            for word in words[2:] + ["--then"]:
+                if word == "--then":
+                    commands.append(part)
+                    part = []
+                else:
+                    part.append(word)
+        elif words[:1] == ["scpo"]:
             commands.append(words[1:])
     return commands
 

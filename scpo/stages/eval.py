@@ -191,6 +191,7 @@ def run(s: EvalSettings) -> dict:
             raise ScpoError(f"{eval_file}: no problem fits max_model_len; nothing was evaluated")
         metrics = summarize(results, rows, s.eval_k, task.partial_credit)
         metrics["skipped_too_long"] = len(problems) - len(kept)
+        metrics["output_tokens"] = sum(g.num_tokens for out in outputs for g in out)
         if metrics.get("gold_unparsed"):
             print(f"[eval] warning: {metrics['gold_unparsed']} problem(s) of {eval_file} have a gold answer the task "
                   "cannot parse; they count as wrong", file=sys.stderr)

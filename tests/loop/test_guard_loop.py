@@ -44,7 +44,9 @@ def test_a_guard_metric_eval_does_not_write_is_refused_by_the_plan():
     proc = run_scpo("plan", str(ROOT / "recipes" / "cpu_demo.yaml"), "--guard_metric", "maj@16", check=False)
     assert proc.returncode == 1 and "scpo eval does not write it (did you mean 'maj@8'?)" in proc.stderr
     lines = run_scpo("plan", str(ROOT / "recipes" / "cpu_demo.yaml"), "--guard_metric", "greedy").stdout.splitlines()
-    stages = [line.split()[1] for line in lines]
+    words = [word for line in lines for word in line.split()[1:] + ["--then"]]  # `chain A --then B` counts A, B
+    stages = [word for previous, word in zip(["--then", *words], words) if previous in ("--then", "chain")
+              and word != "chain"]
     assert stages.count("guard") == 2 and stages[stages.index("guard") - 1] == "eval"
 
 
