@@ -6,7 +6,8 @@ sampler's reference log-probs save against TRL's `precompute_ref_log_probs`, in 
 Pairs: the model's own greedy-free samples would need vLLM; here chosen/rejected are fixed texts of
 realistic length, tokenised once, with reference log-probs computed as the sampler would give them.
 Both trainers get the same data, batch, seed and precomputed reference; step times skip the first
-(warm-up) step and are medians. The roofline line: the scpo step's FLOP/s (its real tokens/s x 6 x
+(warm-up) step and are medians. On a CPU with native bf16 the scpo step also runs under bf16 autocast (what
+`bf16: true` does on such a CPU), with its per-token log-prob gap to float32. The roofline line: the scpo step's FLOP/s (its real tokens/s x 6 x
 parameters) against a float32 torch matmul with the same threads.
 """
 
@@ -24,6 +25,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import DPOConfig, DPOTrainer
 
+from scpo.core.devices import cpu_has_bf16
 from scpo.core.models import resolve_model
 from scpo.losses import LOSSES
 from scpo.stages.train import to_sampler_tokens
@@ -75,20 +77,37 @@ def add_sampler_reference(rows: list[dict], tok, model) -> list[dict]:
     return out
 
 
-def config(out: str, steps: int, batch: int, precompute: bool) -> DPOConfig:
+def autocast_gap(model, tok, rows: list[dict]) -> tuple[float, float]:
+    """Per-token |log p| difference of the pairs' completion tokens, bf16 autocast against float32 (mean, max)."""
+    gaps = []
+    for r in rows:
+        prompt = list(tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=True)["input_ids"])
+        for side in ("chosen", "rejected"):
+            ids = r[f"{side}_token_ids"]
+            x = torch.tensor([prompt + ids])
+            with torch.no_grad():
+                exact = model(x).logits[0, :-1].float().log_softmax(-1)
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    fast = model(x).logits[0, :-1].float().log_softmax(-1)
+            picked = torch.arange(len(prompt) - 1, x.shape[1] - 1), x[0, len(prompt):]
+            gaps.extend((exact[picked] - fast[picked]).abs().tolist())
+    return statistics.mean(gaps), max(gaps)
+
+
+def config(out: str, steps: int, batch: int, precompute: bool, bf16: bool = False) -> DPOConfig:
     return DPOConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=batch, learning_rate=1e-6,
-                     beta=0.5, bf16=False, report_to="none", save_strategy="no", logging_steps=1000,
+                     beta=0.5, bf16=bf16, use_cpu=bf16, report_to="none", save_strategy="no", logging_steps=1000,
                      precompute_ref_log_probs=precompute, seed=0, disable_tqdm=True, dataloader_num_workers=0)
 
 
-def run(kind: str, model_path: str, ds, tok, steps: int, batch: int) -> tuple[float, float]:
+def run(kind: str, model_path: str, ds, tok, steps: int, batch: int, bf16: bool = False) -> tuple[float, float]:
     """(median step seconds, seconds spent building the trainer incl. any reference pass)."""
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     timer = StepTimer()
     loss = LOSSES.get("scpo")(SimpleNamespace(alpha=1.0))
     collator = PairCollator(pad_token_id=tok.pad_token_id, columns=loss.columns)
     with tempfile.TemporaryDirectory() as out:
-        args = config(out, steps, batch, precompute=True)
+        args = config(out, steps, batch, precompute=True, bf16=bf16)
         t0 = time.perf_counter()
         if kind == "trl":
             trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[timer])
@@ -109,6 +128,10 @@ def main() -> None:
     args = parser.parse_args()
     import datasets
 
+    from scpo.core.memory import keep_freed_memory
+
+    keep_freed_memory()  # as every scpo process (SCPO_KEEP_FREED_MEMORY=0: glibc's default)
+
     datasets.disable_progress_bars()
     torch.manual_seed(0)
     model_path = resolve_model(args.model)
@@ -120,13 +143,20 @@ def main() -> None:
 
     trl_step, trl_setup = run("trl", model_path, text, tok, args.steps, args.batch)
     scpo_step, scpo_setup = run("scpo", model_path, text, tok, args.steps, args.batch)
+    bf16_step = run("scpo", model_path, text, tok, args.steps, args.batch, bf16=True)[0] if cpu_has_bf16() else None
     _, sampler_setup = run("scpo", model_path, sampler, tok, 2, args.batch)
     print(f"\n{args.pairs} pairs, batch {args.batch}, {args.steps} steps, {model_path.split('/')[-1]}, CPU float32")
     print(f"{'':<40} {'median step s':>14} {'setup s':>8}")
     print(f"{'TRL DPOTrainer (sigmoid), precompute ref':<40} {trl_step:>14.3f} {trl_setup:>8.1f}")
     print(f"{'scpo loss, precompute ref':<40} {scpo_step:>14.3f} {scpo_setup:>8.1f}")
     print(f"{'scpo loss, sampler ref (no ref pass)':<40} {'':>14} {sampler_setup:>8.1f}")
+    if bf16_step is not None:
+        print(f"{'scpo loss, bf16 autocast (bf16: true)':<40} {bf16_step:>14.3f}")
     print(f"\nstep time scpo / TRL: {scpo_step / trl_step:.3f}  (target <= 1.05)")
+    if bf16_step is not None:
+        mean_gap, max_gap = autocast_gap(AutoModelForCausalLM.from_pretrained(model_path).eval(), tok, reference)
+        print(f"bf16 autocast: {scpo_step / bf16_step:.2f}x faster per step; per-token log-prob gap to float32 mean "
+              f"{mean_gap:.4f}, max {max_gap:.4f} (the sampler-reference check tolerates 0.1)")
     print(f"reference pass: precompute {scpo_setup:.1f} s vs sampler {sampler_setup:.1f} s "
           f"-> {scpo_setup / max(sampler_setup, 1e-9):.1f}x faster setup")
     # a step trains on batch x (prompt + chosen, prompt + rejected): their real tokens (padding not counted)

@@ -100,6 +100,9 @@ def run_lock_of(name: str, argv: list[str]):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from scpo.core.memory import keep_freed_memory
+
+    keep_freed_memory()  # before any tensor: large ones would each be mapped and faulted in anew
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0

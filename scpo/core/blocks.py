@@ -41,12 +41,19 @@ class EngineBlock(Block):
     tensor_parallel_size: int = 1  # GPUs per vLLM engine
     gpu_memory_utilization: float | None = None  # default: 0.9 on GPU, 0.3 on CPU (host RAM for the KV cache)
     enforce_eager: bool = False  # skip vLLM's compilation (faster start, slower tokens)
+    top_p_window: int = 256  # CPU: top-p from each row's N largest logits, no vocabulary sort (0: vLLM's own sort)
     vllm_kwargs: dict = field(default_factory=dict)  # any other vllm.LLM(...) argument
+
+    # The window keeps the same number of tokens with the same logits as vLLM's sort; tokens tied at the nucleus'
+    # edge may be others (scpo/sampling/nucleus.py), so a run that sets 0 samples anew.
+    HASHED_WHEN_SET = ("top_p_window",)
 
     def __post_init__(self):
         super().__post_init__()
         if self.backend not in BACKENDS:
             raise ScpoError(f"setting backend={self.backend!r}: expected 'vllm' or 'hf'")
+        if self.top_p_window < 0:
+            raise ScpoError(f"setting top_p_window={self.top_p_window}: must be >= 0 (0: vLLM's own sort)")
 
 
 @dataclass

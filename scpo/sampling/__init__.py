@@ -83,7 +83,8 @@ def make_sampler(model_path: str, engine, *, top_p: float, top_k: int | None, ma
     if KEPT["keep"]:
         key = json.dumps([engine.backend, model_path, model_fingerprint(model_path), engine.dtype,
                           engine.max_model_len, engine.seed, engine.tensor_parallel_size,
-                          engine.gpu_memory_utilization, engine.enforce_eager, engine.vllm_kwargs, lora_path,
+                          engine.gpu_memory_utilization, engine.enforce_eager, engine.top_p_window,
+                          engine.vllm_kwargs, lora_path,
                           model_fingerprint(lora_path) if lora_path else None], sort_keys=True, default=str)
         if KEPT["key"] == key:
             sampler = KEPT["sampler"]
@@ -110,8 +111,9 @@ def _new_sampler(model_path: str, engine, decoding: dict, lora_path: str | None)
 
         sampler = VllmSampler(model_path, seed=engine.seed, tensor_parallel_size=engine.tensor_parallel_size,
                               gpu_memory_utilization=engine.gpu_memory_utilization,
-                              enforce_eager=engine.enforce_eager, vllm_kwargs=engine.vllm_kwargs, **common)
+                              enforce_eager=engine.enforce_eager, top_p_window=engine.top_p_window,
+                              vllm_kwargs=engine.vllm_kwargs, **common)
     # one line per engine start: `grep -c "engine started"` on a run's log counts them
-    print(f"[sampling] {engine.backend} engine started for {model_path} in {time.time() - started:.0f} s",
+    print(f"[sampling] {engine.backend} engine started for {model_path} in {time.time() - started:.1f} s",
           file=sys.stderr, flush=True)
     return sampler

@@ -10,23 +10,14 @@ from __future__ import annotations
 import os
 import sys
 import weakref
-from pathlib import Path
 from typing import Any
 
+from scpo.core.devices import cpu_has_bf16
 from scpo.core.errors import ScpoError
-from scpo.sampling import Generation, Request
+from scpo.sampling import Generation, Request, nucleus
 
 OOM_HINT = ("out of memory: lower gpu_memory_utilization's competitors (other processes), or lower "
             "max_model_len, max_num_seqs (vllm_kwargs) or k, or raise tensor_parallel_size")
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): without it vLLM-CPU's bf16 path emulates."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return True  # not Linux: leave the model's dtype alone
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def cpu_dtype(dtype: str) -> str:
@@ -69,7 +60,7 @@ class VllmSampler:
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
                  enforce_eager: bool = False, lora_path: str | None = None, top_p: float = 1.0,
                  top_k: int | None = None, max_tokens: int = 512, stop: list[str] | None = None,
-                 vllm_kwargs: dict[str, Any] | None = None):
+                 top_p_window: int = nucleus.DEFAULT_WINDOW, vllm_kwargs: dict[str, Any] | None = None):
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         kwargs = engine_kwargs(model, dtype=dtype, max_model_len=max_model_len, seed=seed,
                                tensor_parallel_size=tensor_parallel_size,
@@ -79,6 +70,8 @@ class VllmSampler:
             from vllm import LLM
         except ImportError as e:
             raise ScpoError(f"vLLM is not installed ({e}); install scpo[cpu] or scpo[gpu], or set backend: hf") from None
+        if on_cpu():  # the CPU sampler's top-p without its full-vocabulary sort (exact: scpo/sampling/nucleus.py)
+            nucleus.install(top_p_window)
         try:
             self.llm = LLM(**kwargs)
         except Exception as e:  # vLLM raises many types here; say which setting to look at

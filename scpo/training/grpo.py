@@ -181,9 +181,9 @@ def _make_vote_trainer():
 
         def __init__(self, *args, voter: GroupVoter, n_samples: int | None = None, teacher=None, **kwargs):
             super().__init__(*args, **kwargs)
-            from scpo.training.vllm_colocate import use_cpu_weight_sync
+            from scpo.training.vllm_colocate import adapt_to_cpu
 
-            use_cpu_weight_sync(self)  # colocated vLLM on CPU: TRL's per-parameter sync cannot run there
+            adapt_to_cpu(self)  # colocated vLLM on CPU: TRL's per-parameter sync cannot run there
             self.n_samples = n_samples or self.num_generations
             # vote_teacher frozen | ema (scpo/training/teacher.py): a VoteTeacher, or (mode, kwargs) for a copy of
             # the policy as it is now (M_0), made here where TRL has prepared the model

@@ -1,5 +1,6 @@
 """TRL's colocated vLLM (`use_vllm: true`, `vllm_mode: colocate`): on CPU the weight sync goes through vLLM's
-in-place reload, and the engine is shut down before the process group it uses.
+in-place reload, top-p through scpo's windowed filter, and the engine is shut down before the process group it
+uses.
 
 TRL syncs the policy into its in-process engine one parameter at a time,
 `model_runner.model.load_weights([(name, param)])` (trl/generation/vllm_generation.py, `sync_weights`). On
@@ -42,11 +43,15 @@ def sync_weights_on_cpu(generation) -> None:
     generation.llm.reset_prefix_cache()
 
 
-def use_cpu_weight_sync(trainer) -> None:
-    """Points the trainer's vLLM generation at `sync_weights_on_cpu` when it is colocated on CPU."""
+def adapt_to_cpu(trainer) -> None:
+    """When the trainer's vLLM is colocated on CPU: points its generation at `sync_weights_on_cpu`, and its top-p at
+    scpo's windowed filter (scpo/sampling/nucleus.py), as in scpo's own sampler."""
     if colocated_on_cpu(trainer):
+        from scpo.sampling import nucleus
+
         generation = trainer.vllm_generation
         generation.sync_weights = lambda: sync_weights_on_cpu(generation)
+        nucleus.install()
 
 
 def close_colocated_engine(trainer) -> None:

@@ -100,6 +100,43 @@ def test_sampler_reference_skips_reference_pass_and_loss_is_exact(tmp_path, tiny
     assert counts["train_loss"] == pytest.approx(expected / len(rows), rel=1e-4)
 
 
+@pytest.mark.parametrize("native, recipe, cli, expected", [
+    (True, {"bf16": True}, {}, True),  # a CPU with AVX512-BF16 / AMX: autocast
+    (False, {"bf16": True}, {}, False),  # emulated bf16 would be slower than float32
+    (True, {"bf16": True, "accelerate_config": "zero2"}, {}, False),  # DeepSpeed's bf16 is another mode
+    (True, {"bf16": True}, {"bf16": "false"}, False),  # the command line wins
+    (True, {}, {}, False),  # TRL's default (bf16) is not a request: float32
+])
+def test_cpu_precision_autocasts_bf16_only_where_asked_and_native(monkeypatch, native, recipe, cli, expected):
+    from scpo.core import devices
+    from scpo.training.launch import cpu_precision
+
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: native)
+    ours = dict(recipe)
+    cpu_precision(ours, dict(cli), "train")
+    assert ours["bf16"] is expected and ours["fp16"] is False and ours.get("use_cpu", False) is expected
+
+
+def test_bf16_on_this_cpu_trains_under_autocast(tmp_path, tiny_model):
+    """The first step's loss under bf16 autocast is the float32 one within bf16's precision, and not the same."""
+    from scpo.core.devices import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        pytest.skip("this CPU has no native bf16: scpo trains in float32 (the parametrized test above)")
+    rows = sampler_pairs(tiny_model, 4)
+    write_jsonl(tmp_path / "pairs.jsonl", rows)
+    losses = {}
+    for bf16 in ("false", "true"):
+        out = tmp_path / f"model_{bf16}"
+        proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir",
+                        str(out), "--max_steps", "1", "--per_device_train_batch_size", "4", "--report_to", "none",
+                        "--save_strategy", "no", "--check_ref_logps", "0", "--bf16", bf16)
+        assert ("bf16 autocast" in proc.stderr) is (bf16 == "true")
+        assert manifest(out)["config"]["training"]["bf16"] is (bf16 == "true")
+        losses[bf16] = manifest(out)["counts"]["train_loss"]
+    assert losses["true"] != losses["false"] and losses["true"] == pytest.approx(losses["false"], rel=0.05)
+
+
 def test_sampler_log_probs_that_are_not_the_models_fall_back_to_a_reference_pass(tmp_path, tiny_model):
     """A reference that is off by more than ref_logps_tolerance per token is not trained on: TRL's pass runs."""
     rows = sampler_pairs(tiny_model, 4)
