@@ -86,7 +86,7 @@ def normalise(value, tmp: Path):
 def stage_config(stage: str, argv: list[str]):
     """The config `scpo <stage> argv` would hash into its manifest (None for stages without one)."""
     from scpo import cli
-    from scpo.core import manifest
+    from scpo.core import devices, manifest
 
     module = __import__(cli.COMMANDS[stage][0], fromlist=["main"])
     original = manifest.is_done
@@ -99,6 +99,7 @@ def stage_config(stage: str, argv: list[str]):
     for m in patched:
         m.is_done = catch
     manifest.is_done = catch
+    native, devices.cpu_has_bf16 = devices.cpu_has_bf16, lambda: True  # `bf16: true` as on a CPU with native bf16
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             module.main(list(argv))
@@ -108,6 +109,7 @@ def stage_config(stage: str, argv: list[str]):
         for m in patched:
             m.is_done = original
         manifest.is_done = original
+        devices.cpu_has_bf16 = native
     return None
 
 

@@ -157,8 +157,34 @@ def engine_kwargs(model: str, *, dtype: str = "auto", max_model_len: int | None 
         # per sampled prompt. At CPU_BLOCK_SIZE the prompt's full blocks are prefilled once (and the chat
         # template's system prompt once for all); benchmarks/bench_eval.py measures it.
         kwargs.update(enable_prefix_caching=True, block_size=CPU_BLOCK_SIZE)
+        if max_model_len and "kv_cache_memory_bytes" not in (vllm_kwargs or {}):
+            kwargs.update(_cpu_kv_cache(model, max_model_len, dtype, (vllm_kwargs or {}).get("max_num_seqs")))
     kwargs.update(vllm_kwargs or {})
     return kwargs
+
+
+CPU_MAX_NUM_SEQS = 256  # vLLM's default on CPU (engine/arg_utils.py, LLM_CLASS)
+
+
+def _cpu_kv_cache(model: str, max_model_len: int, dtype: str, max_num_seqs: int | None) -> dict[str, Any]:
+    """A CPU KV cache sized to what the engine can use at once: max_num_seqs sequences of max_model_len tokens. vLLM
+    otherwise takes gpu_memory_utilization (0.3) of host RAM, 7 GiB on a 24 GiB box, and zeroing it was most of an
+    engine start here: 21 s of 34 (py-spy; page faults on a VM are slow). At most that share of RAM; nothing when the
+    model's config does not say its KV size."""
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(model) / "config.json").read_text())
+        heads = config["num_attention_heads"]
+        head_dim = config.get("head_dim") or config["hidden_size"] // heads
+        per_token = 2 * config["num_hidden_layers"] * config.get("num_key_value_heads", heads) * head_dim
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+        return {}
+    per_token *= 4 if dtype == "float32" else 2
+    wanted = (max_num_seqs or CPU_MAX_NUM_SEQS) * max_model_len * per_token
+    share = 0.3 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {"kv_cache_memory_bytes": int(wanted)} if wanted < share else {}
 
 
 def _generation(o) -> Generation:

@@ -8,7 +8,9 @@ for a deliberate change and say which in the commit. History: recorded before th
 4d8daaf); the structure change matched it except that a labeler's labels hash only the reference models it
 declares (judge none, SCIR only M_{t-1}); the fidelity change then rewrote the paper recipes (their sources are
 in the YAML) and dropped check_ref_logps from the train hash (a check, not what is trained). New settings stay
-out of the hash at their default (Block.HASHED_WHEN_SET), so the CPU demos' other configs are unchanged.
+out of the hash at their default (Block.HASHED_WHEN_SET), so the CPU demos' other configs are unchanged. The speed
+work (issue 16) set `bf16: true` and `max_model_len: 256` in recipes/cpu_demo.yaml: its configs only (the capture
+takes a CPU with native bf16, whatever CPU runs it).
 """
 
 from __future__ import annotations
