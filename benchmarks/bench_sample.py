@@ -4,7 +4,8 @@
 
 Output tokens per second of generation (engine start reported separately), and the roofline line: the
 achieved FLOP/s (output tokens/s x 2 x parameters) against a torch matmul's peak in the engine's dtype. The bare call is
-the same engine settings (top-p filter included) and prompts with no scpo around it; the hf backend runs on a subset
+the same engine settings (top-p filter, glibc kept from unmapping freed memory, the sampled token's log-prob asked for)
+and prompts with no scpo around it; the hf backend runs on a subset
 (it is slow on CPU) and is compared per token. Problems: GSM8K test questions from
 ../shared/data, or synthetic arithmetic when that is absent.
 """
@@ -66,11 +67,13 @@ def bare_vllm(model: str, rows: list[dict], k: int, max_tokens: int, eager: bool
 def bare_run(model: str, rows: list[dict], k: int, max_tokens: int, eager: bool, scpo_engine: bool) -> dict:
     from vllm import LLM, SamplingParams
 
+    from scpo.core.memory import keep_freed_memory
     from scpo.sampling import nucleus
     from scpo.sampling.vllm_engine import engine_kwargs
 
     t0 = time.perf_counter()
-    if scpo_engine:  # the engine arguments and the top-p filter scpo's sampler sets up
+    if scpo_engine:  # what every scpo process and scpo's sampler set up: the allocator, engine arguments, top-p filter
+        keep_freed_memory()
         nucleus.install()
         llm = LLM(**engine_kwargs(model, enforce_eager=eager))
     else:
@@ -80,7 +83,8 @@ def bare_run(model: str, rows: list[dict], k: int, max_tokens: int, eager: bool,
     prompts = [tok.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=False,
                                        add_generation_prompt=True) for r in rows]
     t1 = time.perf_counter()
-    outs = llm.generate(prompts, SamplingParams(n=k, temperature=0.7, top_p=0.9, max_tokens=max_tokens))
+    request = {"logprobs": 0} if scpo_engine else {}  # the sampled tokens' log-probs, as scpo sample asks for them
+    outs = llm.generate(prompts, SamplingParams(n=k, temperature=0.7, top_p=0.9, max_tokens=max_tokens, **request))
     gen = time.perf_counter() - t1
     tokens = sum(len(o.token_ids) for out in outs for o in out.outputs)
     return {"gen": gen, "start": start, "tokens": tokens}
