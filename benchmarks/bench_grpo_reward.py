@@ -24,10 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from roofline import line as roofline_line, matmul_peak, parameters  # noqa: E402
 
 
 def generate(model_path: str, prompts: list[dict], task, k: int, max_new_tokens: int):
@@ -145,6 +148,13 @@ def main() -> None:
     print(f"math, {len(math_completions)} synthetic rollouts of {tokens} tokens (answers parsed by math-verify, no "
           f"cache): rewards {math_per_rollout * 1e3:.2f} ms/rollout; generating {tokens} tokens at the per-token cost "
           f"above ~{math_gen:.1f} s/rollout: ratio {math_per_rollout / math_gen:.2e}")
+    import torch
+
+    tokens_per_s = sum(len(c) for c in completion_ids) / gen_seconds  # up to each EOS: the tokens that count
+    params, threads = parameters(resolve_model(args.model)), torch.get_num_threads()
+    print(roofline_line("generation (transformers, the rewards' baseline)", 2 * params * tokens_per_s,
+                        f"{tokens_per_s:.1f} output tok/s x 2 x {params / 1e6:.0f}M params",
+                        matmul_peak("float32", threads), "float32", threads))
 
 
 if __name__ == "__main__":

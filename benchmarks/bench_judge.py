@@ -6,19 +6,25 @@
 Both backends judge the same responses (the demo's addition questions with right and wrong answers)
 through the labeler's own code path (`judge_items`, `judge_requests` + the sampler's `generate`, per-request seeds,
 `judge_samples` outputs each); engine start and model load are reported separately. Also reports the
-share of judge outputs whose score could be read. One run, one process (the vLLM engine first).
+share of judge outputs whose score could be read. One run, one process (the vLLM engine first). The roofline
+line: vLLM's achieved FLOP/s ((prompt tokens, prefilled once per request, + output tokens) / s x 2 x parameters)
+against a torch matmul's peak in the engine's dtype with the cores it runs on.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import sys
 import time
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from roofline import line as roofline_line, matmul_peak, parameters  # noqa: E402
 
 
 def responses(n: int) -> list[dict]:
@@ -61,7 +67,8 @@ def judge(backend: str, model: str, rows: list[dict], args) -> dict:
     readable = sum(parse_score(t) is not None for t in texts)
     return {"backend": backend, "start_s": round(start, 1), "judge_s": round(seconds, 2), "responses": len(kept),
             "responses_per_s": round(len(kept) / seconds, 2), "judge_outputs": len(texts),
-            "output_tokens": sum(g.num_tokens for gens in outputs for g in gens), "readable_share": round(readable / len(texts), 3)}
+            "output_tokens": sum(g.num_tokens for gens in outputs for g in gens), "readable_share": round(readable / len(texts), 3),
+            "prompt_tokens": sum(len(r.prompt_token_ids) for r in requests)}
 
 
 def main() -> None:
@@ -88,6 +95,16 @@ def main() -> None:
         print(f"| {r['backend']} | {r['start_s']} | {r['judge_s']} | {r['responses_per_s']} | {r['output_tokens']} | "
               f"{r['readable_share']:.1%} |")
     print(f"\nvLLM / hf: {results[0]['responses_per_s'] / results[1]['responses_per_s']:.1f}x responses judged per second")
+    from scpo.core.devices import cpu_has_bf16
+
+    vllm = results[0]
+    tokens_per_s = (vllm["prompt_tokens"] + vllm["output_tokens"]) / vllm["judge_s"]
+    threads = len(os.sched_getaffinity(0))  # vLLM-CPU's worker takes the cores it may run on
+    dtype = "bfloat16" if cpu_has_bf16() else "float32"  # what dtype auto runs on CPU
+    params = parameters(model)
+    print(roofline_line("judging (vLLM)", 2 * params * tokens_per_s,
+                        f"{tokens_per_s:.0f} prompt + output tok/s x 2 x {params / 1e6:.0f}M params",
+                        matmul_peak(dtype, threads), dtype, threads))
 
 
 if __name__ == "__main__":  # vLLM spawns processes

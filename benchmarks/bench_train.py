@@ -1,14 +1,16 @@
 """Training step time: the `scpo` loss against TRL's stock DPOTrainer on the same pairs, and the time the
 sampler's reference log-probs save against TRL's `precompute_ref_log_probs`, in one run.
 
-    python benchmarks/bench_train.py [--model embedded] [--pairs 64] [--steps 8] [--batch 4]
+    python benchmarks/bench_train.py [--model embedded] [--pairs 64] [--steps 8] [--batch 4] [--rounds 3]
 
 Pairs: the model's own greedy-free samples would need vLLM; here chosen/rejected are fixed texts of
 realistic length, tokenised once, with reference log-probs computed as the sampler would give them.
 Both trainers get the same data, batch, seed and precomputed reference; step times skip the first
-(warm-up) step and are medians. On a CPU with native bf16 the scpo step also runs under bf16 autocast (what
-`bf16: true` does on such a CPU), with its per-token log-prob gap to float32. The roofline line: the scpo step's FLOP/s (its real tokens/s x 6 x
-parameters) against a float32 torch matmul with the same threads.
+(warm-up) step and are medians. TRL and scpo alternate for `rounds` rounds (this box's speed drifts by ~10%
+between minutes); the ratio is the median of the rounds'. On a CPU with native bf16 the scpo step also runs
+under bf16 autocast (what `bf16: true` does on such a CPU), with its per-token log-prob gap to float32. The
+roofline line: the scpo step's FLOP/s (its real tokens/s x 6 x parameters) against a float32 torch matmul
+with the same threads.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=64)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     import datasets
 
@@ -141,18 +144,25 @@ def main() -> None:
     text = datasets.Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected", "weight")} for r in rows])
     sampler = to_sampler_tokens(datasets.Dataset.from_list(reference), tok, columns=("weight",))
 
-    trl_step, trl_setup = run("trl", model_path, text, tok, args.steps, args.batch)
-    scpo_step, scpo_setup = run("scpo", model_path, text, tok, args.steps, args.batch)
+    trl_runs, scpo_runs = [], []
+    for _ in range(args.rounds):
+        trl_runs.append(run("trl", model_path, text, tok, args.steps, args.batch))
+        scpo_runs.append(run("scpo", model_path, text, tok, args.steps, args.batch))
+    trl_step, trl_setup = statistics.median(t for t, _ in trl_runs), trl_runs[-1][1]
+    scpo_step, scpo_setup = statistics.median(t for t, _ in scpo_runs), scpo_runs[-1][1]
+    ratios = [s / t for (t, _), (s, _) in zip(trl_runs, scpo_runs)]
     bf16_step = run("scpo", model_path, text, tok, args.steps, args.batch, bf16=True)[0] if cpu_has_bf16() else None
     _, sampler_setup = run("scpo", model_path, sampler, tok, 2, args.batch)
-    print(f"\n{args.pairs} pairs, batch {args.batch}, {args.steps} steps, {model_path.split('/')[-1]}, CPU float32")
+    print(f"\n{args.pairs} pairs, batch {args.batch}, {args.steps} steps, {args.rounds} rounds, "
+          f"{model_path.split('/')[-1]}, CPU float32")
     print(f"{'':<40} {'median step s':>14} {'setup s':>8}")
     print(f"{'TRL DPOTrainer (sigmoid), precompute ref':<40} {trl_step:>14.3f} {trl_setup:>8.1f}")
     print(f"{'scpo loss, precompute ref':<40} {scpo_step:>14.3f} {scpo_setup:>8.1f}")
     print(f"{'scpo loss, sampler ref (no ref pass)':<40} {'':>14} {sampler_setup:>8.1f}")
     if bf16_step is not None:
         print(f"{'scpo loss, bf16 autocast (bf16: true)':<40} {bf16_step:>14.3f}")
-    print(f"\nstep time scpo / TRL: {scpo_step / trl_step:.3f}  (target <= 1.05)")
+    print(f"\nstep time scpo / TRL: {statistics.median(ratios):.3f} (median of {args.rounds} rounds: "
+          f"{', '.join(f'{r:.3f}' for r in ratios)}; target <= 1.05)")
     if bf16_step is not None:
         mean_gap, max_gap = autocast_gap(AutoModelForCausalLM.from_pretrained(model_path).eval(), tok, reference)
         print(f"bf16 autocast: {scpo_step / bf16_step:.2f}x faster per step; per-token log-prob gap to float32 mean "
