@@ -7,8 +7,9 @@ Both backends judge the same responses (the demo's addition questions with right
 through the labeler's own code path (`judge_items`, `judge_requests` + the sampler's `generate`, per-request seeds,
 `judge_samples` outputs each); engine start and model load are reported separately. Also reports the
 share of judge outputs whose score could be read. One run, one process (the vLLM engine first). The roofline
-line: vLLM's achieved FLOP/s ((prompt tokens, prefilled once per request, + output tokens) / s x 2 x parameters)
-against a torch matmul's peak in the engine's dtype with the cores it runs on.
+line: vLLM's achieved FLOP/s ((prompt tokens prefilled, once per request and the template's shared opening
+once, + output tokens) / s x 2 x parameters) against a torch matmul's peak in the engine's dtype with the cores
+it runs on.
 """
 
 from __future__ import annotations
@@ -68,7 +69,19 @@ def judge(backend: str, model: str, rows: list[dict], args) -> dict:
     return {"backend": backend, "start_s": round(start, 1), "judge_s": round(seconds, 2), "responses": len(kept),
             "responses_per_s": round(len(kept) / seconds, 2), "judge_outputs": len(texts),
             "output_tokens": sum(g.num_tokens for gens in outputs for g in gens), "readable_share": round(readable / len(texts), 3),
-            "prompt_tokens": sum(len(r.prompt_token_ids) for r in requests)}
+            "prompt_tokens": prefilled_tokens([r.prompt_token_ids for r in requests])}
+
+
+def prefilled_tokens(prompts: list[list[int]]) -> int:
+    """Prompt tokens the engine computes: with prefix caching (on, at CPU_BLOCK_SIZE) the judge template's shared
+    opening is prefilled once, counted here in whole blocks (a lower bound on the cache hits: none is counted twice)."""
+    from scpo.sampling.vllm_engine import CPU_BLOCK_SIZE
+
+    shared = 0
+    while shared < min(map(len, prompts)) and len({p[shared] for p in prompts}) == 1:
+        shared += 1
+    shared -= shared % CPU_BLOCK_SIZE
+    return sum(len(p) - shared for p in prompts) + shared
 
 
 def main() -> None:
