@@ -7,9 +7,11 @@ sampler is the reference model.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import weakref
+from pathlib import Path
 from typing import Any
 
 from scpo.core.devices import cpu_has_bf16
@@ -171,9 +173,6 @@ def _cpu_kv_cache(model: str, max_model_len: int, dtype: str, max_num_seqs: int 
     otherwise takes gpu_memory_utilization (0.3) of host RAM, 7 GiB on a 24 GiB box, and zeroing it was most of an
     engine start here: 21 s of 34 (py-spy; page faults on a VM are slow). At most that share of RAM; nothing when the
     model's config does not say its KV size."""
-    import json
-    from pathlib import Path
-
     try:
         config = json.loads((Path(model) / "config.json").read_text())
         heads = config["num_attention_heads"]
