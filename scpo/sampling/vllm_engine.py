@@ -173,12 +173,12 @@ def _cpu_kv_cache(model: str, max_model_len: int, dtype: str, max_num_seqs: int 
     otherwise takes gpu_memory_utilization (0.3) of host RAM, 7 GiB on a 24 GiB box, and zeroing it was most of an
     engine start here: 21 s of 34 (py-spy; page faults on a VM are slow). At most that share of RAM; nothing when the
     model's config does not say its KV size."""
+    config = _model_config(model)
     try:
-        config = json.loads((Path(model) / "config.json").read_text())
         heads = config["num_attention_heads"]
         head_dim = config.get("head_dim") or config["hidden_size"] // heads
         per_token = 2 * config["num_hidden_layers"] * config.get("num_key_value_heads", heads) * head_dim
-    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+    except (KeyError, TypeError, ZeroDivisionError):
         return {}
     per_token *= 4 if dtype == "float32" else 2
     wanted = (max_num_seqs or CPU_MAX_NUM_SEQS) * max_model_len * per_token
@@ -202,20 +202,23 @@ def _is_oom(e: Exception) -> bool:
     return "out of memory" in text or "outofmemory" in text or "no available memory for the cache" in text
 
 
-def _max_positions(model: str) -> int:
-    import json
-    from pathlib import Path
-
+def _model_config(model: str) -> dict:
+    """The model folder's config.json ({} when it has none or cannot be read)."""
     try:
-        return int(json.loads((Path(model) / "config.json").read_text()).get("max_position_embeddings", 4096))
+        config = json.loads((Path(model) / "config.json").read_text())
     except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _max_positions(model: str) -> int:
+    try:
+        return int(_model_config(model).get("max_position_embeddings", 4096))
+    except (TypeError, ValueError):
         return 4096
 
 
 def _lora_rank(path: str) -> int:
-    import json
-    from pathlib import Path
-
     config = Path(path) / "adapter_config.json"
     if not config.exists():
         raise ScpoError(f"lora_path {path}: no adapter_config.json (not a PEFT adapter folder)")
