@@ -287,7 +287,8 @@ def per_problem_pass(eval_json: Path) -> dict[str, float]:
     rows = read_rows(eval_json.with_name("eval_samples.jsonl"), allow_empty=True)
     by_id: dict[str, list[bool]] = {}
     for r in rows:
-        by_id.setdefault(str(r["id"]), []).append(bool(r["correct"]))
+        if r.get("sample_index", 0) >= 0:  # the greedy answer (sample_index -1) is not one of pass@1's k samples
+            by_id.setdefault(str(r["id"]), []).append(bool(r["correct"]))
     return {i: sum(c) / len(c) for i, c in by_id.items()}
 
 

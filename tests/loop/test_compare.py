@@ -67,7 +67,8 @@ def test_budget_sets_grpo_steps_and_bad_comparisons_are_refused(tmp_path, tiny_m
 def test_paired_difference_and_the_table(tmp_path):
     def write_eval(folder: Path, per_problem: dict[str, list[bool]], greedy: float) -> Path:
         folder.mkdir(parents=True)
-        rows = [{"id": i, "correct": c} for i, cs in per_problem.items() for c in cs]
+        rows = [{"id": i, "sample_index": j, "correct": c} for i, cs in per_problem.items() for j, c in enumerate(cs)]
+        rows += [{"id": i, "sample_index": -1, "correct": greedy == 1.0} for i in per_problem]  # as scpo eval writes
         write_jsonl(folder / "eval_samples.jsonl", rows)
         n = len(per_problem)
         mean = sum(sum(c) / len(c) for c in per_problem.values()) / n
