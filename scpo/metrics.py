@@ -26,15 +26,76 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
 
 
-def mean_and_stderr(values: list[float]) -> tuple[float, float]:
+def mean_and_stderr(values: list[float], clusters: list | None = None) -> tuple[float, float]:
+    """The mean and its standard error over independent units.
+
+    Without `clusters` every value is its own unit: sqrt(s^2 / n). With `clusters` (one key per value: rows
+    that are wordings of one item share a key) the cluster-robust (CR1) standard error, sqrt(G / (G - 1) *
+    sum_g (sum_{i in g} (x_i - mean))^2) / n over G clusters, which is the plain one when every cluster has
+    one value; with one cluster there is no independent variation to measure and the error is 0.
+    """
     n = len(values)
     if n == 0:
         return 0.0, 0.0
     mean = sum(values) / n
-    if n == 1:
+    if clusters is None:
+        if n == 1:
+            return mean, 0.0
+        var = sum((v - mean) ** 2 for v in values) / (n - 1)
+        return mean, math.sqrt(var / n)
+    if len(clusters) != n:
+        raise ValueError(f"{len(clusters)} cluster keys for {n} values")
+    sums: dict = {}
+    for v, key in zip(values, clusters):
+        sums[key] = sums.get(key, 0.0) + (v - mean)
+    g = len(sums)
+    if g < 2:
         return mean, 0.0
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n)
+    return mean, math.sqrt(g / (g - 1) * sum(x * x for x in sums.values())) / n
+
+
+def ratio_and_stderr(values: list[float], weights: list[float], clusters: list | None = None) -> tuple[float, float]:
+    """A weighted mean sum(w v) / sum(w) (a ratio: ZeroEval's micro cell accuracy, correct cells over all cells,
+    with v a puzzle's cell accuracy and w its cell count) and its linearised standard error over independent units
+    (each value, or each cluster): sqrt(G / (G - 1) * sum_g (sum_{i in g} w_i (v_i - R))^2) / sum(w)."""
+    total = sum(weights)
+    if not values or total <= 0:
+        return 0.0, 0.0
+    ratio = sum(w * v for v, w in zip(values, weights)) / total
+    keys = clusters if clusters is not None else list(range(len(values)))
+    sums: dict = {}
+    for v, w, key in zip(values, weights, keys):
+        sums[key] = sums.get(key, 0.0) + w * (v - ratio)
+    g = len(sums)
+    if g < 2:
+        return ratio, 0.0
+    return ratio, math.sqrt(g / (g - 1) * sum(x * x for x in sums.values())) / total
+
+
+CLUSTER_BY = ("none", "id_prefix", "group")
+
+
+def cluster_key(problem: dict, cluster_by: str) -> str:
+    """The independent unit a problem belongs to: itself (none), its id before the first '#' (id_prefix: the
+    CPU demo's four wordings `8+4#0..3` of one fact), or its `group` column (group)."""
+    pid = str(problem["id"])
+    if cluster_by == "id_prefix":
+        return pid.split("#", 1)[0]
+    if cluster_by == "group":
+        return str(problem.get("group", pid))
+    return pid
+
+
+def paired_difference(after: dict[str, float], before: dict[str, float],
+                      clusters: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """Mean of after - before over the problems both have, its standard error over independent units (clusters:
+    problem id -> cluster key; a problem without one is its own), and how many problems were paired."""
+    ids = sorted(set(after) & set(before))
+    if len(ids) < 2:
+        return float("nan"), float("nan"), len(ids)
+    keys = [clusters.get(i, i) for i in ids] if clusters else None
+    mean, se = mean_and_stderr([after[i] - before[i] for i in ids], keys)
+    return mean, se, len(ids)
 
 
 def somers_d(scores: list[float], correct: list[bool]) -> float | None:

@@ -42,6 +42,9 @@ class PairRule:
             raise ScpoError(f"setting top_tie={self.top_tie!r}: expected 'skip' or 'random'")
         if not self.tau > 0:
             raise ScpoError(f"setting tau={self.tau}: must be > 0 (a fraction of k if <= 1, else a vote count)")
+        if self.tau > 1 and not float(self.tau).is_integer():
+            raise ScpoError(f"setting tau={self.tau}: above 1 it is a vote count, a whole number (a fraction of k is "
+                            "at most 1)")
 
     def min_votes(self, k: int) -> float:
         return self.tau * k if self.tau <= 1 else self.tau

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -192,3 +193,59 @@ def test_a_bare_boolean_flag_reaches_trl_as_true():
     assert settings.overwrite is True and dpo.gradient_checkpointing is True and model_args.use_peft is True
     with pytest.raises(ScpoError, match="--learning_rate needs a value"):
         train.parse(["--model", "m", "--learning_rate"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--guard_min_delta", "nan"], "setting guard_min_delta='nan': expected a finite number"),
+    (["--tau", "inf"], "setting tau='inf': expected a finite number"),
+    (["--tau", "1.5"], "setting tau=1.5: above 1 it is a vote count, a whole number"),
+    (["--learning_rate", "nan"], "setting learning_rate=nan: expected finite numbers"),
+    (["--max_tokens", "0"], "setting max_tokens=0: a completion needs at least 1 token"),
+])
+def test_numbers_that_are_not_finite_or_not_numbers_are_refused(args, message):
+    """NaN compares false with everything (a nan guard_min_delta stopped the loop at M_0; nan reward weights trained
+    to the end): every float setting, ours and TRL's, is refused unless finite, in the stage that reads it."""
+    from scpo.core.settings import parse_settings
+    from scpo.loop.plan import LoopSettings
+    from scpo.stages import pairs, sample, train
+
+    argv = ["--config", str(ROOT / "recipes" / "cpu_demo.yaml"), *args]
+    with pytest.raises(ScpoError, match=re.escape(message)):
+        parse_settings(LoopSettings, argv)
+        parse_settings(sample.SampleSettings, argv)
+        parse_settings(pairs.settings_class(argv), argv)
+        train.parse(argv)
+
+
+def test_a_yaml_boolean_is_not_a_number():
+    from scpo.core.settings import _convert
+
+    with pytest.raises(ScpoError, match="setting tau=True: expected a number, not true"):
+        _convert("tau", True, float)  # YAML reads `tau: true` as a boolean, which float() would make 1.0
+
+
+PUZZLE = ("There are 2 houses.\n - Each person has a unique name: `A`, `B`\n"
+          " - Each person has a unique favorite drink: `tea`, `milk`\n\n## Clues:\n1. A is in the first house.")
+EXTRA_HOUSE = {"House 1": {"Name": "A", "Drink": "tea"}, "House 2": {"Name": "B", "Drink": "milk"},
+               "House 3": {"Name": "C", "Drink": "water"}}
+
+
+def test_zebra_gold_that_does_not_fit_its_puzzle_is_refused_by_every_stage_that_reads_gold(tmp_path):
+    """Before, only scpo eval refused it; scpo label reported a majority accuracy for a grid with an extra house."""
+    from scpo.core.rows import check_gold, load_problems
+    from scpo.tasks import get_task
+
+    task = get_task("zebra")
+    problems = tmp_path / "problems.jsonl"
+    write_jsonl(problems, [{"id": "z1", "prompt": PUZZLE, "gold": EXTRA_HOUSE}])
+    with pytest.raises(ScpoError, match=r"problems.jsonl: problem 'z1': its gold grid has houses \['1', '2', '3'\]"):
+        load_problems(str(problems), task=task)  # sample and grpo load their problems so
+    answer = '{"solution": {"House 1": {"Name": "A", "Drink": "tea"}, "House 2": {"Name": "B", "Drink": "milk"}}}'
+    samples = tmp_path / "samples.jsonl"
+    write_jsonl(samples, [{"id": "z1", "prompt": PUZZLE, "gold": EXTRA_HOUSE, "completion": answer, "sample_index": i}
+                          for i in range(3)])
+    proc = run_scpo("label", "--task", "zebra", "--samples_file", str(samples), "--labels_file",
+                    str(tmp_path / "labels.jsonl"), check=False)
+    assert proc.returncode == 1 and "problem 'z1': its gold grid has houses" in proc.stderr
+    assert not (tmp_path / "labels.jsonl").exists()
+    check_gold([{"id": "u", "prompt": PUZZLE}], task, "unlabeled.jsonl")  # no gold: unlabeled, passes

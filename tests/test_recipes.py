@@ -35,6 +35,12 @@ CASES = {
                                            "labeler": "irpo", "irpo_pairs_per_problem": 10, "irpo_gold_rationale": True,
                                            "loss": "irpo", "alpha": 1.0, "beta": 0.1, "learning_rate": 7e-7,
                                            "effective_batch": 16, "iterations": 4},
+    # ScPO scaled to the 2-core box: the paper's sampling, tau and loss; epochs, batch and resampling are choices
+    "qwen2.5_coder_0.5b/gsm8k/config_scpo.yaml": {
+        "k": 8, "temperature": 0.7, "top_p": 0.9, "resample_n": 0, "loss": "scpo", "beta": 0.5, "alpha": 1.0,
+        "learning_rate": 5e-6, "lr_scheduler_type": "cosine", "num_train_epochs": 3, "select_checkpoint": "dev",
+        "effective_batch": 8, "tau": [0.5, 0.7], "mode": "unsupervised", "chat": True, "iterations": 2,
+        "new_problems": [0, 0]},
     "llama3_8b/gsm8k/config_cream.yaml": {"k": 5, "temperature": 0.8, "top_p": 0.95, "max_tokens": 768,
                                            "labeler": "cream", "loss": "cream", "beta": 0.1, "learning_rate": 1e-6,
                                            "weight_decay": 0.01, "num_train_epochs": 1, "lr_scheduler_type": "cosine",

@@ -67,6 +67,10 @@ class DecodingBlock(Block):
         super().__post_init__()
         if not 0 < self.top_p <= 1:
             raise ScpoError(f"setting top_p={self.top_p}: 0 < top_p <= 1 is required")
+        if self.max_tokens < 1:  # refused before an engine starts (vLLM's own error comes after its start-up)
+            raise ScpoError(f"setting max_tokens={self.max_tokens}: a completion needs at least 1 token")
+        if self.top_k is not None and self.top_k < 1:
+            raise ScpoError(f"setting top_k={self.top_k}: at least 1, or none for no top-k")
 
 
 @dataclass
@@ -99,6 +103,7 @@ LAUNCH_KEYS = ("accelerate_config", "num_processes", "num_machines", "machine_ra
 
 
 GUARD_MODES = ("max", "min")
+GUARD_EVAL = "guard_eval.json"  # iter_<t>/: M_t's eval on the guard's dev file (the loop's guard reads it)
 
 
 @dataclass
@@ -108,8 +113,12 @@ class GuardBlock(Block):
     guard_patience: int = 3  # stop after this many checks of the metric without an improvement
     guard_min_delta: float = 0.0  # an improvement must beat the best by more than this
     guard_max_drop: float | None = None  # also stop at once when the metric is this much worse than the best
+    guard_file: str | None = None  # dev problems with gold answers the guard measures each model on (loop: default
+    # dev_file); never the held-out eval_file: the guard chooses the run's model, and a choice on the test set
+    # makes the test score look better than it is
 
-    HASHED_WHEN_SET = ("guard_metric", "guard_mode", "guard_patience", "guard_min_delta", "guard_max_drop")
+    HASHED_WHEN_SET = ("guard_metric", "guard_mode", "guard_patience", "guard_min_delta", "guard_max_drop",
+                       "guard_file")
 
     def __post_init__(self):
         super().__post_init__()
@@ -126,7 +135,7 @@ TEACHERS = ("current", "frozen", "ema")
 
 @dataclass
 class TeacherBlock(Block):
-    vote_teacher: str = "current"  # whose votes label the answers: current (the model being trained: ScPO, TTRL) | frozen (a fixed model, M_0 unless teacher_model is set: SRT) | ema (a slow moving average of the policy: Co-rewarding-II)
+    vote_teacher: str = "current"  # whose votes label the answers: current (the model being trained: ScPO, TTRL) | frozen (a fixed model, M_0 unless teacher_model is set: a variant SRT reports as weaker than its self-votes) | ema (a slow moving average of the policy: Co-rewarding-II)
     teacher_model: str | None = None  # frozen: the teacher's local folder (default: the initial model M_0)
     teacher_alpha_start: float = 0.01  # ema: teacher <- alpha x policy + (1 - alpha) x teacher, alpha cosine-annealed from this (Co-rewarding-II's run script: 0.01)
     teacher_alpha_end: float = 1e-5  # ... to this at the last update (Co-rewarding-II: 1e-5); one update per GRPO step, or per loop iteration

@@ -42,6 +42,8 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ScpoError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+            except RecursionError:
+                raise ScpoError(f"{path}:{lineno}: malformed JSON (nested too deeply to be a data row)") from None
             if not isinstance(row, dict):
                 raise ScpoError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             yield lineno, row
@@ -75,6 +77,8 @@ def read_numbered(path: str | os.PathLike, required: dict[str, type | tuple] | N
             raise ScpoError(f"{path}: not UTF-8 text; re-encode the file as UTF-8") from None
         except json.JSONDecodeError as e:
             raise ScpoError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+        except RecursionError:
+            raise ScpoError(f"{path}: malformed JSON (nested too deeply to be a data file)") from None
         if not isinstance(data, list):
             raise ScpoError(f"{path}: expected a JSON list of objects")
         numbered = enumerate(data, 1)

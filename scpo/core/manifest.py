@@ -53,6 +53,15 @@ def is_done(output: str | Path, config: dict, inputs: list[str | Path]) -> dict 
     return saved
 
 
+def peak_rss_mb() -> int:
+    """The stage's peak resident memory in MB: the larger of this process's and of its largest finished child's
+    (a training child under accelerate). In a `scpo chain` it is the chain process's peak so far."""
+    import resource
+
+    return round(max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+                 / 1024)
+
+
 def write_manifest(output: str | Path, stage: str, config: dict, inputs: list[str | Path],
                    counts: dict, started: float) -> dict:
     manifest = {
@@ -63,6 +72,7 @@ def write_manifest(output: str | Path, stage: str, config: dict, inputs: list[st
         "output_digest": output_digest(output),
         "counts": counts,
         "seconds": round(time.time() - started, 3),
+        "peak_rss_mb": peak_rss_mb(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     write_json(manifest_path(output), manifest)

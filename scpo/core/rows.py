@@ -13,15 +13,32 @@ SAMPLE_FIELDS = {**PROBLEM_FIELDS, "completion": str}
 EVAL_FIELDS = {**PROBLEM_FIELDS, "gold": (str, int, float, dict)}  # dict: a grid (zebra)
 
 
-def load_problems(path: str, max_problems: int | None = None) -> list[dict]:
-    """A problems file's rows (ids unique), the first `max_problems` of them."""
+def load_problems(path: str, max_problems: int | None = None, task=None) -> list[dict]:
+    """A problems file's rows (ids unique), the first `max_problems` of them; with a task, every row's gold must be
+    one the task can grade (check_gold)."""
     rows = read_rows(path, required=PROBLEM_FIELDS)
     seen = set()
     for i, row in enumerate(rows, 1):
         if str(row["id"]) in seen:
             raise ScpoError(f"{path}:{i}: duplicate problem id {row['id']!r} (ids must be unique)")
         seen.add(str(row["id"]))
-    return rows[:max_problems] if max_problems else rows
+    rows = rows[:max_problems] if max_problems else rows
+    if task is not None:
+        check_gold(rows, task, path)
+    return rows
+
+
+def check_gold(rows: list[dict], task, path: str) -> None:
+    """Rows whose gold the task cannot grade (a zebra grid that does not fit its puzzle) are refused by every stage
+    that reads gold, naming the file and problem; a row without gold is unlabeled and passes."""
+    checked = set()
+    for row in rows:
+        if row.get("gold") is None or str(row["id"]) in checked:
+            continue
+        checked.add(str(row["id"]))
+        why = task.check_problem(row)
+        if why:
+            raise ScpoError(f"{path}: problem {row['id']!r}: {why}")
 
 
 def group_by_prompt(rows: list[dict]) -> dict[str, list[dict]]:
@@ -77,3 +94,22 @@ def check_sample_rows(numbered: list[tuple[int, dict]], path) -> list[dict]:
                                 f"{first_seen[where]}: duplicated rows would count twice in the votes")
             first_seen[where] = line
     return [row for _, row in numbered]
+
+
+def check_disjoint(dev_path: str, dev_setting: str, eval_path: str, eval_setting: str) -> None:
+    """A file that chooses a model (dev_file, guard_file) shares no problem with the held-out eval file: no id and
+    no prompt text (whitespace and case aside) in common. Files that do not exist yet are left to their stage."""
+    from pathlib import Path
+
+    if not (Path(dev_path).is_file() and Path(eval_path).is_file()):
+        return
+    held_out = read_rows(eval_path, required=PROBLEM_FIELDS)
+    ids = {str(r["id"]) for r in held_out}
+    texts = {" ".join(str(problem_text(r)).split()).lower() for r in held_out}
+    for line, row in enumerate(read_rows(dev_path, required=PROBLEM_FIELDS), 1):
+        same_text = " ".join(str(problem_text(row)).split()).lower() in texts
+        if str(row["id"]) in ids or same_text:
+            what = f"id {row['id']!r}" if str(row["id"]) in ids else "the prompt text of problem " + repr(row["id"])
+            raise ScpoError(f"{dev_setting}={dev_path}:{line}: {what} is also in {eval_setting}={eval_path}; a file "
+                            "that chooses the model must not overlap the held-out eval (use a dev split: scpo data "
+                            "--split_preset, or data_tools.arithmetic --dev)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import inspect
 import re
 import types
@@ -129,7 +130,14 @@ def _convert(name: str, raw: Any, tp: Any) -> Any:
             raise ValueError("expected true or false")
         if base is int and isinstance(raw, float) and not raw.is_integer():
             raise ValueError("expected an integer")
-        if base in (int, float, str):
+        if base in (int, float) and isinstance(raw, bool):  # YAML's `tau: true` is no number
+            raise ValueError(f"expected a number, not {str(raw).lower()}")
+        if base is float:
+            value = float(raw)
+            if not math.isfinite(value):  # nan compares false with everything; inf never ends a sum
+                raise ValueError("expected a finite number")
+            return value
+        if base in (int, str):
             return base(raw)
         return raw
     except (TypeError, ValueError) as e:
@@ -189,6 +197,25 @@ def split_argv(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
     return config, values
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (YAML keeps the last one silently, so a
+    second `lr:` or a second method of the same name in a comparison file would hide the first). Keys merged in
+    from an anchor (`<<: *base`) may be overridden, as YAML means them to be."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
+                                                            key_node.start_mark)
+                seen.add(key) if isinstance(key, (str, int, float, bool)) else None
+        return super().construct_mapping(node, deep)
+
+
 def load_recipe(path: str | None) -> dict[str, Any]:
     if path is None:
         return {}
@@ -196,7 +223,7 @@ def load_recipe(path: str | None) -> dict[str, Any]:
     if not p.exists():
         raise ScpoError(f"recipe {p}: file not found")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.load(p.read_text(), Loader=UniqueKeyLoader) or {}
     except yaml.YAMLError as e:
         raise ScpoError(f"recipe {p}: invalid YAML ({e})") from None
     if not isinstance(data, dict):

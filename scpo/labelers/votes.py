@@ -36,6 +36,10 @@ class VoteSettings(Block):
     top_tie: str = "skip"  # two answers share the top vote: skip the prompt, or pick one at random
     gold_ratio: float | None = None  # semi_supervised: share of gold pairs in the mix (the plentiful source is cut)
 
+    def __post_init__(self):
+        super().__post_init__()
+        PairRule(tau=self.tau, mode=self.mode, weighting=self.weighting, top_tie=self.top_tie)  # its checks, now
+
 
 def voting_rows(rows: list[dict]) -> list[bool]:
     """Which completions vote: a vote teacher's (rows marked `teacher`, vote_teacher: frozen | ema) when the prompt

@@ -28,16 +28,16 @@ changes a result.
 Resume: `compare.json` records each finished method with the hash of its specification; a re-run skips
 those, and an unfinished method's stages skip what their manifests say is done.
 
-The table's noise: each metric's standard error over problems (scpo eval), and for pass@1 the paired
-difference to M_0 and between the two best methods (per problem, the same problems), which says whether a
-win is beyond the noise.
+The table's noise: each metric's standard error over problems (scpo eval; over clusters with `cluster_by`), and
+for `paired_metric` (pass@1 by default; greedy for GSM8K, the papers' headline) the paired difference to M_0 and
+between the two best methods (per problem, the same problems, standard errors over clusters), which says whether
+a win is beyond the noise.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -47,9 +47,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scpo.core.errors import LoopStop, ScpoError
-from scpo.core.io import atomic_path, config_digest, read_rows, write_json
+from scpo.core.io import atomic_path, config_digest, file_digest, write_json
 from scpo.core.settings import Block, parse_settings, peek
 from scpo.loop.plan import LoopSettings, chained, plan
+from scpo.reporting.per_problem import METRICS as PAIRED_METRICS
+from scpo.reporting.per_problem import paired, per_problem, sidecar
 
 TRAINERS = ("loop", "grpo")
 EVAL_KEYS_LEFT_OUT = ("iter_dir", "eval_output", "overwrite", "iteration", "model", "verbose")
@@ -61,9 +63,10 @@ class CompareSettings(Block):
 
     run_name: str = "compare"  # the comparison's folder: <output_root>/<run_name>/<method>/
     output_root: str = "runs"  # where it goes
-    eval_recipe: str = "recipes/cpu_demo.yaml"  # the recipe whose model is M_0 and whose eval settings every model gets
+    eval_recipe: str | None = None  # the recipe whose model is M_0 and whose eval settings every model gets (required)
     budget_rollouts: int | None = None  # training rollouts per method; None: the first offline method's plan
     methods: dict = field(default_factory=dict)  # name -> {recipe: FILE, trainer: loop | grpo, <setting>: value ...}
+    paired_metric: str = "pass@1"  # the paired difference column and the best-method lines: pass@1 | greedy | maj
     dry_run: bool = False  # print each method's commands instead of running them
     iteration: int = 0  # (unused; every settings class has it)
 
@@ -81,8 +84,15 @@ class CompareSettings(Block):
                 raise ScpoError(f"{where}.trainer={spec['trainer']!r}: expected one of {TRAINERS}")
             if name == "M_0" or "/" in name:
                 raise ScpoError(f"{where}: {name!r} cannot name a method (M_0 is the initial model's row)")
+        if not self.run_name or not self.run_name.strip() or "/" in self.run_name:
+            raise ScpoError(f"setting run_name={self.run_name!r}: the comparison's folder name, non-empty, no '/'")
+        if not self.eval_recipe:
+            raise ScpoError("setting eval_recipe: name the recipe whose model is M_0 and whose held-out eval every "
+                            "method gets (e.g. eval_recipe: recipes/compare_cpu_demo/eval.yaml)")
         if not Path(self.eval_recipe).exists():
             raise ScpoError(f"setting eval_recipe={self.eval_recipe!r}: no such file")
+        if self.paired_metric not in PAIRED_METRICS:
+            raise ScpoError(f"setting paired_metric={self.paired_metric!r}: one of {', '.join(PAIRED_METRICS)}")
         if self.budget_rollouts is not None and self.budget_rollouts <= 0:
             raise ScpoError(f"setting budget_rollouts={self.budget_rollouts}: must be > 0")
 
@@ -159,6 +169,21 @@ def grpo_rollouts_per_step(argv: list[str]) -> int:
     return per_device * accumulation * processes
 
 
+DATA_SETTINGS = ("problems_file", "eval_file", "dev_file", "guard_file", "sft_file")
+
+
+def depends_on(argv: list[str], recipe: str, eval_recipe: str) -> dict[str, str]:
+    """The content of every file a method's result depends on: its recipe, the eval recipe and the data files they
+    name. A method's result is reused only while all of them are unchanged (an edited recipe reruns it)."""
+    files = {"recipe": recipe, "eval_recipe": eval_recipe}
+    for key in DATA_SETTINGS:
+        for source, args in (("", argv), ("eval_recipe.", ["--config", eval_recipe])):
+            value = peek(args, key)
+            if value not in (None, "null", "None", ""):
+                files[source + key] = str(value)
+    return {key: file_digest(path) if Path(path).is_file() else "missing" for key, path in files.items()}
+
+
 def build(s: CompareSettings) -> tuple[Path, list[str], list[Method]]:
     """Every method's commands, after the equal-budget and same-eval checks (nothing has run yet)."""
     root = Path(s.output_root) / s.run_name
@@ -176,7 +201,8 @@ def build(s: CompareSettings) -> tuple[Path, list[str], list[Method]]:
             raise ScpoError(f"method {name}: model {model!r} is not the eval recipe's M_0 {base_model!r}: "
                             "every method starts from the same model")
         folder = root / name
-        spec_hash = config_digest({"spec": spec, "eval": base_eval, "budget": budget})
+        spec_hash = config_digest({"spec": spec, "eval": base_eval, "budget": budget,
+                                   "files": depends_on(argv, str(spec["recipe"]), s.eval_recipe)})
         if trainer == "loop":
             argv += ["--output_root", str(root), "--run_name", name]
             mine = eval_config(argv)
@@ -204,9 +230,13 @@ def build(s: CompareSettings) -> tuple[Path, list[str], list[Method]]:
     for m in methods:
         if m.trainer == "grpo":
             spec = s.methods[m.name]  # the recipe's own max_steps gives way to the budget unless the method sets one
-            steps = int(spec["max_steps"]) if "max_steps" in spec else math.ceil(budget / m.rollouts_per_step)
+            if budget % m.rollouts_per_step:
+                raise ScpoError(f"method {m.name}: budget_rollouts {budget} is not a whole number of GRPO steps of "
+                                f"{m.rollouts_per_step} rollouts (per_device_train_batch_size x "
+                                "gradient_accumulation_steps x processes); change either so that they divide")
+            steps = int(spec["max_steps"]) if "max_steps" in spec else budget // m.rollouts_per_step
             m.rollouts = int(steps) * m.rollouts_per_step
-            if m.rollouts != budget and abs(m.rollouts - budget) >= m.rollouts_per_step:
+            if m.rollouts != budget:
                 raise ScpoError(f"method {m.name}: max_steps {steps} x {m.rollouts_per_step} rollouts per step = "
                                 f"{m.rollouts}, budget_rollouts is {budget}; leave max_steps out (compare sets it)")
             model_dir = m.folder / "model"
@@ -224,7 +254,7 @@ def offer(source: Path, target: Path) -> None:
     if not source.exists() or not manifest.exists() or target.exists():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    extra = [source.with_name("eval_samples.jsonl")] if source.name == "eval.json" else []
+    extra = [sidecar(source, "samples"), sidecar(source, "per_problem")] if source.suffix == ".json" else []
     for path in [*extra, source, manifest]:  # the manifest last: a half-made copy has none and is redone
         if path.exists():
             shutil.copy2(path, target.with_name(path.name))
@@ -283,36 +313,18 @@ def model_seconds(folder: Path, trainer: str) -> float:
     return total
 
 
-def per_problem_pass(eval_json: Path) -> dict[str, float]:
-    rows = read_rows(eval_json.with_name("eval_samples.jsonl"), allow_empty=True)
-    by_id: dict[str, list[bool]] = {}
-    for r in rows:
-        if r.get("sample_index", 0) >= 0:  # the greedy answer (sample_index -1) is not one of pass@1's k samples
-            by_id.setdefault(str(r["id"]), []).append(bool(r["correct"]))
-    return {i: sum(c) / len(c) for i, c in by_id.items()}
-
-
-def paired(a: dict[str, float], b: dict[str, float]) -> tuple[float, float]:
-    """Mean and standard error of a - b over the problems both have."""
-    ids = sorted(set(a) & set(b))
-    if len(ids) < 2:
-        return float("nan"), float("nan")
-    d = [a[i] - b[i] for i in ids]
-    mean = sum(d) / len(d)
-    var = sum((x - mean) ** 2 for x in d) / (len(d) - 1)
-    return mean, math.sqrt(var / len(d))
-
-
 def metric(ev: dict, key: str) -> str:
     v = ev.get(key)
     return f"{v['mean']:.3f} ± {v['stderr']:.3f}" if isinstance(v, dict) else "-"
 
 
-def table(results: dict, k: int, m0: dict, m0_pass: dict, root: Path | None = None,
-          gold: set[str] | None = None) -> tuple[str, list[str]]:
-    """`root`: the comparison's folder, for each method's model-making seconds (from its manifests); `gold`: the
-    methods that train on gold answers (the best label-free method gets its own line)."""
-    header = ["method", "trainer", "greedy", "pass@1", f"maj@{k}", "Δ pass@1 vs M_0 (paired)", "rollouts",
+def table(results: dict, k: int, m0: dict, m0_problems: dict, root: Path | None = None,
+          gold: set[str] | None = None, paired_metric: str = "pass@1") -> tuple[str, list[str]]:
+    """`m0_problems`: M_0's per-problem results (scpo/reporting/per_problem.py); `root`: the comparison's folder,
+    for each method's model-making seconds (from its manifests); `gold`: the methods that train on gold answers
+    (the best label-free method gets its own line); `paired_metric`: the metric of the paired columns and lines."""
+    shown = f"maj@{k}" if paired_metric == "maj" else paired_metric
+    header = ["method", "trainer", "greedy", "pass@1", f"maj@{k}", f"Δ {shown} vs M_0 (paired)", "rollouts",
               "tokens sampled", "train steps", "model (s)", "wall (s)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines.append("| M_0 | - | " + " | ".join([metric(m0, "greedy"), metric(m0, "pass@1"), metric(m0, f"maj@{k}")])
@@ -320,25 +332,29 @@ def table(results: dict, k: int, m0: dict, m0_pass: dict, root: Path | None = No
     passes = {}
     for name, r in results.items():
         ev = json.loads(Path(r["eval"]).read_text())
-        passes[name] = per_problem_pass(Path(r["eval"]))
-        d, se = paired(passes[name], m0_pass)
+        passes[name] = per_problem(Path(r["eval"]))
+        d, se, _ = paired(passes[name], m0_problems, paired_metric)
         made = f"{model_seconds(root / name, r['trainer']):.0f}" if root is not None else "-"
         lines.append(f"| {name} | {r['trainer']} | {metric(ev, 'greedy')} | {metric(ev, 'pass@1')} | "
                      f"{metric(ev, f'maj@{k}')} | {d:+.3f} ± {se:.3f} | {r['rollouts']} | {r['tokens']} | "
                      f"{r['train_steps']} | {made} | {r['wall_s']:.0f} |")
-    ranked = sorted(passes, key=lambda n: -sum(passes[n].values()) / max(len(passes[n]), 1))
-    notes = [best_line("Best pass@1", ranked, passes)]
+    def mean(name):
+        values = [r[paired_metric] for r in passes[name].values() if paired_metric in r]
+        return sum(values) / max(len(values), 1)
+
+    ranked = sorted(passes, key=lambda n: -mean(n))
+    notes = [best_line(f"Best {shown}", ranked, passes, paired_metric)]
     label_free = [n for n in ranked if n not in (gold or ())]
     if gold and len(label_free) < len(ranked):
-        notes.append(best_line("Best without gold labels", label_free, passes))
+        notes.append(best_line("Best without gold labels", label_free, passes, paired_metric))
     return "\n".join(lines), [n for n in notes if n]
 
 
-def best_line(title: str, ranked: list[str], passes: dict) -> str:
-    """The first of `ranked` against the second, paired over problems; empty with fewer than two."""
+def best_line(title: str, ranked: list[str], passes: dict, paired_metric: str = "pass@1") -> str:
+    """The first of `ranked` against the second, paired over problems (SE over clusters); empty with fewer than two."""
     if len(ranked) < 2:
         return ""
-    d, se = paired(passes[ranked[0]], passes[ranked[1]])
+    d, se, _ = paired(passes[ranked[0]], passes[ranked[1]], paired_metric)
     verdict = "beyond" if abs(d) > 2 * se else "within"
     z = f"{d / se:.1f} SE" if se else "no spread"
     return (f"{title}: **{ranked[0]}**, {d:+.3f} over {ranked[1]} (paired SE {se:.3f}: {z}, {verdict} 2 SE of "
@@ -406,21 +422,19 @@ def run(s: CompareSettings) -> dict:
                 print(f"[compare] {m.name}: done ({record['wall_s']:.0f} s)", file=sys.stderr)
                 continue
             elapsed = state.setdefault("elapsed_s", {})
-            stopped = False
             for command in m.commands:
                 started = time.time()
                 try:
                     run_command(command)
                 except LoopStop:  # the guard kept the best model and its eval; the report is the last command
-                    stopped = True
                     run_command(m.commands[-1])
                     break
                 finally:  # a killed or failed method's time so far counts when it resumes
                     elapsed[m.name] = round(elapsed.get(m.name, 0) + time.time() - started, 1)
                     write_json(state_path, {**state, "methods": done})
             final = m.final_eval
-            if stopped:  # the guard's kept model: the eval of the best iteration
-                guard = json.loads((m.folder / "guard.json").read_text())
+            if (m.folder / "guard.json").exists():  # the method's own rule chose its model, on its dev file: the
+                guard = json.loads((m.folder / "guard.json").read_text())  # held-out eval of that iteration
                 final = m.folder / f"iter_{guard['best_iteration']}" / "eval.json"
             done[m.name] = {"trainer": m.trainer, "spec_hash": m.spec_hash, "eval": str(final),
                             "wall_s": elapsed[m.name],
@@ -430,7 +444,7 @@ def run(s: CompareSettings) -> dict:
         results = {m.name: done[m.name] for m in methods}
         m0 = json.loads(m0_path.read_text())
         gold = {m.name for m in methods if uses_gold(m.argv)}
-        text, notes = table(results, k, m0, per_problem_pass(m0_path), root, gold)
+        text, notes = table(results, k, m0, per_problem(m0_path), root, gold, s.paired_metric)
         md = "\n".join([f"# {s.run_name}: methods on {results[methods[0].name]['planned_rollouts']} training "
                         f"rollouts each", "", f"Held-out eval: {s.eval_recipe} (k {k}); ± is 1 SE over problems.",
                         "model (s): the stage seconds that made the model (sampling, labels, pairs, training; "

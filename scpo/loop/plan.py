@@ -4,9 +4,13 @@ For t = 0 .. iterations-1, model M_t (optionally after writing new problems) sam
 problem, the labeler labels them, pairs are built, and M_{t+1} is trained with M_t as the
 reference; every model is evaluated on held-out problems, and the report comes last:
 
-    [sft (M_0 = the model fine-tuned on sft_file) ->] eval M_0
+    [sft (M_0 = the model fine-tuned on sft_file) ->] eval M_0 [-> eval M_0 on the guard's dev file]
     for t: [generate-problems ->] [teacher ->] sample -> label -> pairs -> train (M_t -> M_{t+1}) -> eval M_{t+1}
+           [-> eval M_{t+1} on the guard's dev file -> guard]
     report
+
+A model is only ever chosen on a dev split: the guard reads each model's eval on `guard_file` (default
+`dev_file`), and the plan refuses a guard or dev file that shares a problem with `eval_file`.
 
 With `vote_teacher: frozen | ema`, a teacher samples the same problems before iteration t's labels and its
 samples vote (scpo label --teacher_samples): M_0 (or teacher_model) when frozen, from t = 1 (from t = 0 with a
@@ -30,8 +34,9 @@ import dataclasses
 import shlex
 from dataclasses import dataclass, field
 
-from scpo.core.blocks import GuardBlock, TeacherBlock
+from scpo.core.blocks import GUARD_EVAL, GuardBlock, TeacherBlock
 from scpo.core.errors import ScpoError
+from scpo.core.rows import check_disjoint
 from scpo.core.settings import Block, parse_settings, peek
 from scpo.labelers import LABELERS
 
@@ -54,6 +59,24 @@ class LoopSettings(GuardBlock, TeacherBlock):
         super().__post_init__()
         if self.iterations < 0:
             raise ScpoError(f"setting iterations={self.iterations}: must be >= 0")
+
+
+def check_model_choice(loop: LoopSettings, argv: list[str]) -> str | None:
+    """What chooses a model is a dev split, never the held-out eval: the guard's file (guard_file, else dev_file)
+    and the checkpoint selection's dev_file must share no problem with eval_file. Returns the guard's file."""
+    eval_file, dev_file = peek(argv, "eval_file"), peek(argv, "dev_file")
+    guard_file = loop.guard_file or dev_file
+    if loop.guard_metric:
+        check_guard_metric(loop.guard_metric, argv)
+        if not guard_file:
+            raise ScpoError(f"setting guard_metric={loop.guard_metric}: the guard chooses the run's model, so it "
+                            "watches a dev split, not the held-out eval: set guard_file (or dev_file) to dev "
+                            "problems with gold answers")
+    if eval_file:
+        for setting, path in (("guard_file", guard_file if loop.guard_metric else None), ("dev_file", dev_file)):
+            if path:
+                check_disjoint(str(path), setting, str(eval_file), "eval_file")
+    return guard_file
 
 
 def check_guard_metric(metric: str, argv: list[str]) -> None:
@@ -99,13 +122,20 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
     """The run's steps in order, with each stage's arguments (the run's settings plus where it works)."""
     loop = parse_settings(LoopSettings, argv)
     argv = without_flag(argv, "dry_run")  # the stages get the run's settings, not the request to print
-    if loop.guard_metric:
-        check_guard_metric(loop.guard_metric, argv)
+    guard_file = check_model_choice(loop, argv)
     run_dir = f"{loop.output_root}/{loop.run_name}"
 
     def at(t: int, model: str) -> list[str]:
         """The run's settings plus where iteration t works and its model M_t."""
         return [*argv, "--iteration", str(t), "--iter_dir", f"{run_dir}/iter_{t}", "--model", model]
+
+    def guard_eval(t: int, model: str, job: str, after: list[str]) -> list[Step]:
+        """M_t on the guard's dev file (iter_<t>/guard_eval.json), in the job of its held-out eval."""
+        if not loop.guard_metric:
+            return []
+        greedy_only = ["--eval_k", "0"] if loop.guard_metric.startswith("greedy") else []
+        return [Step("eval", [*at(t, model), "--eval_file", guard_file, "--eval_output",
+                              f"{run_dir}/iter_{t}/{GUARD_EVAL}", *greedy_only], t, job, after)]
 
     model, lineage = loop.model, [loop.initial_reference_model] if loop.initial_reference_model else []
     steps = []
@@ -116,6 +146,7 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
         model, lineage = sft_output, [loop.initial_reference_model or loop.model]
     after_sft = ["sft"] if loop.sft_file else []
     steps.append(Step("eval", at(0, model), 0, "eval-0", after_sft))
+    steps += guard_eval(0, model, "eval-0", after_sft)
     initial = previous_teacher = model
     if loop.vote_teacher != "current" and not LABELERS.get(str(peek(argv, "labeler", "votes"))).takes_teacher_votes:
         raise ScpoError(f"setting vote_teacher={loop.vote_teacher}: labeler={peek(argv, 'labeler', 'votes')} does not "
@@ -153,6 +184,7 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
         lineage = [model, *lineage]
         model = output
         steps.append(Step("eval", at(t + 1, model), t + 1, f"eval-{t + 1}", [f"train-{t}"]))
+        steps += guard_eval(t + 1, model, f"eval-{t + 1}", [f"train-{t}"])
         if loop.guard_metric:  # after M_{t+1}'s eval: stop here when it did not improve (exit 3), keep the best
             steps.append(Step("guard", [*at(t + 1, model), "--initial_model", initial], t + 1, f"guard-{t + 1}",
                               [f"eval-{t + 1}"]))

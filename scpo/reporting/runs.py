@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from scpo.core.errors import ScpoError
+from scpo.reporting.per_problem import paired, per_problem
 
 
 def _load(path: Path) -> dict | None:
@@ -36,31 +37,6 @@ def collect(run_dir: Path) -> list[dict]:
         row["eval_time"] = (_load(path / "eval.json.manifest.json") or {}).get("seconds")
         rows.append(row)
     return rows
-
-
-def per_problem_pass1(iter_dir: Path) -> dict[str, float]:
-    from scpo.core.io import read_rows
-
-    path = iter_dir / "eval_samples.jsonl"
-    if not path.exists():
-        return {}
-    hits: dict[str, list[bool]] = {}
-    for row in read_rows(path, allow_empty=True):
-        if row.get("vote_share") is not None:  # sampled, not greedy
-            hits.setdefault(str(row["id"]), []).append(bool(row["correct"]))
-    return {k: sum(v) / len(v) for k, v in hits.items()}
-
-
-def paired_gain(before: Path, after: Path) -> tuple[float, float, int] | None:
-    """Mean per-problem pass@1 gain and its standard error over the problems both evals share."""
-    from scpo.metrics import mean_and_stderr
-
-    a, b = per_problem_pass1(before), per_problem_pass1(after)
-    shared = sorted(set(a) & set(b))
-    if len(shared) < 2:
-        return None
-    gain, se = mean_and_stderr([b[k] - a[k] for k in shared])
-    return gain, se, len(shared)
 
 
 def _metric(ev: dict | None, key: str) -> str:
@@ -91,21 +67,7 @@ def markdown(rows: list[dict], run_dir: Path) -> str:
             str(pairs.get("pairs", "-")), str(pairs.get("mean_weight", "-")), str(pairs.get("chosen_accuracy", "-")),
             str(sample.get("seconds", "-")), str(train.get("seconds", "-")),
             str(train.get("counts", {}).get("train_loss", "-"))]) + " |")
-    evals = [r for r in rows if r["eval"]]
-    if len(evals) >= 2 and all("pass@1" in r["eval"] for r in (evals[0], evals[-1])):  # eval_k 0: greedy only
-        first, last = evals[0], evals[-1]
-        a, b = first["eval"]["pass@1"]["mean"], last["eval"]["pass@1"]["mean"]
-        paired = paired_gain(run_dir / f"iter_{first['iteration']}", run_dir / f"iter_{last['iteration']}")
-        if paired:
-            gain, se, n = paired
-            how = f"paired over the same {n} problems: standard error {se * 100:.1f} points, {gain / se:.1f} SE" \
-                if se else f"paired over the same {n} problems"
-        else:
-            gain = b - a
-            se = (first["eval"]["pass@1"]["stderr"] ** 2 + last["eval"]["pass@1"]["stderr"] ** 2) ** 0.5
-            how = f"standard error of the difference {se * 100:.1f} points"
-        lines += ["", f"Sampled pass@1 on held-out problems: M_{first['iteration']} {a:.3f} -> "
-                      f"M_{last['iteration']} {b:.3f} ({gain * 100:+.1f} points; {how})."]
+    lines += paired_table(rows, run_dir, k)
     guard = _load(run_dir / "guard.json")
     if guard:
         stop = (f"stopped after M_{guard['stopped_after']} ({guard['reason']})" if guard.get("stopped_after") is not None
@@ -113,6 +75,8 @@ def markdown(rows: list[dict], run_dir: Path) -> str:
         lines += ["", f"Collapse guard on {guard['metric']}: best M_{guard['best_iteration']} "
                       f"({guard['best_value']:.3f}), {stop}; the run's model (final_model) is {guard['best_model']}."]
     lines += answers_table(rows, k)
+    lines += votes_table(rows)
+    lines += stages_table(run_dir, rows)
     lines += sampling_table(rows)
     lines += labeler_table(rows)
     lines += selection_table(rows)
@@ -120,6 +84,34 @@ def markdown(rows: list[dict], run_dir: Path) -> str:
     if any(dev_curve(r) for r in rows):
         lines += ["![checkpoint selection](selection.png)", ""]
     return "\n".join(lines)
+
+
+def paired_table(rows: list[dict], run_dir: Path, k: int) -> list[str]:
+    """M_t - M_0 per metric, paired over the same problems, with the standard error over independent units."""
+    evals = [r for r in rows if r["eval"]]
+    if len(evals) < 2:
+        return []
+    first = per_problem(run_dir / f"iter_{evals[0]['iteration']}" / "eval.json")
+    if not first:
+        return []
+    names = {"greedy": "greedy", "pass@1": "pass@1", "maj": f"maj@{k}"}
+    table, clustered = [], False
+    for r in evals[1:]:
+        later = per_problem(run_dir / f"iter_{r['iteration']}" / "eval.json")
+        cells = []
+        for metric in names:
+            d, se, n = paired(later, first, metric)
+            if n < 2:
+                cells.append("-")
+                continue
+            clustered |= len({later[i]["cluster"] for i in later}) < len(later)
+            z = f", {d / se:+.1f} SE" if se else ""
+            cells.append(f"{d * 100:+.1f} ± {se * 100:.1f} (n {n}{z})")
+        table.append(f"| M_{r['iteration']} - M_{evals[0]['iteration']} | " + " | ".join(cells) + " |")
+    units = "clusters of problems (cluster_by)" if clustered else "problems"
+    return ["", f"Paired differences against M_{evals[0]['iteration']} in points, over the same problems (± one "
+                f"standard error over {units}; n problems):", "",
+            "| models | " + " | ".join(names.values()) + " |", "|---|" + "---|" * len(names), *table]
 
 
 def answers_table(rows: list[dict], k: int) -> list[str]:
@@ -168,6 +160,49 @@ def selection_table(rows: list[dict]) -> list[str]:
     return ["", "Checkpoint selection on the dev split: the dev metric after each epoch of the step that trained "
             "M_t+1, and the epoch kept as M_t+1.", "", "| t | metric | dev by epoch | kept |", "|---|---|---|---|",
             *out]
+
+
+def votes_table(rows: list[dict]) -> list[str]:
+    """The vote labels of M_t's samples (majority vs gold, where the problems have gold: reported, never trained on),
+    the pairs kept and why the other prompts gave none."""
+    out = []
+    for r in rows:
+        label, pairs = (r["label"] or {}).get("counts", {}), (r["pairs"] or {}).get("counts", {})
+        if "majority_accuracy" not in label and "skipped" not in pairs:
+            continue
+        skipped = ", ".join(f"{k} {v}" for k, v in sorted(pairs.get("skipped", {}).items())) or "-"
+        out.append(f"| {r['iteration']} | {label.get('majority_accuracy', '-')} | {label.get('prompts', '-')} | "
+                   f"{pairs.get('pairs', '-')} | {pairs.get('chosen_accuracy', '-')} | {skipped} |")
+    if not out:
+        return []
+    return ["", "Vote labels of M_t's samples on the training problems: the majority answer's accuracy against gold "
+            "(gold is only reported), pairs kept, how often the chosen answer is right, and why the other prompts "
+            "gave no pair.", "", "| t | majority accuracy | prompts | pairs | chosen accuracy | no pair: why |",
+            "|---|---|---|---|---|---|", *out]
+
+
+STAGE_FILES = (("generate", "generated_problems.jsonl"), ("sample", "samples.jsonl"), ("label", "labels.jsonl"),
+               ("pairs", "pairs.jsonl"), ("train", "model"), ("eval", "eval.json"), ("guard eval", "guard_eval.json"))
+
+
+def stages_table(run_dir: Path, rows: list[dict]) -> list[str]:
+    """Each iteration's stage seconds and peak resident memory (from the manifests), and their sum."""
+    out = []
+    for r in rows:
+        cells, total = [], 0.0
+        for _, name in STAGE_FILES:
+            manifest = _load(run_dir / f"iter_{r['iteration']}" / f"{name}.manifest.json")
+            if not manifest:
+                cells.append("-")
+                continue
+            total += float(manifest.get("seconds", 0))
+            peak = manifest.get("peak_rss_mb")
+            cells.append(f"{manifest.get('seconds', 0):.0f}" + (f" ({peak / 1024:.1f})" if peak else ""))
+        out.append(f"| iter_{r['iteration']} | " + " | ".join(cells) + f" | {total:.0f} |")
+    return ["", "Stage seconds per iteration (peak resident memory in GB, where recorded); iteration t's eval is "
+            "M_t's, its other stages make M_t+1.", "",
+            "| folder | " + " | ".join(stage for stage, _ in STAGE_FILES) + " | total s |",
+            "|---|" + "---|" * (len(STAGE_FILES) + 1), *out]
 
 
 def sampling_table(rows: list[dict]) -> list[str]:

@@ -27,6 +27,7 @@ class GroupVote:
     votes: PromptVotes
     majority_group: int  # index into votes.groups, or UNPARSED when no rollout has an answer
     tied: bool  # another answer had as many votes as the majority
+    teacher: bool = False  # only a vote teacher's rollouts voted (vote_teacher: frozen | ema)
 
     @property
     def size(self) -> int:
@@ -78,7 +79,7 @@ def vote_group(answers: Sequence[str | None], task: Task,
         for g in votes.groups:
             g.members = [i - n for i in g.members if i >= n]
         votes.group_of, votes.voting = votes.group_of[n:], votes.voting[n:]
-    return GroupVote(votes, first_seen, tied=len(leaders) > 1)
+    return GroupVote(votes, first_seen, tied=len(leaders) > 1, teacher=bool(teacher))
 
 
 def gold_answer(gold, task: Task) -> str | None:

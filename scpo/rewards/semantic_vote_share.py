@@ -35,9 +35,14 @@ class SemanticVoteShareSettings(Block):
 
 
 def cluster_shares(group) -> tuple[list[float], float]:
-    """Each rollout's cluster share (no answer: a cluster of one) and the group's semantic entropy."""
+    """Each rollout's cluster share (no answer: a cluster of one) and the group's semantic entropy.
+
+    With a vote teacher (vote_teacher: frozen | ema) only the teacher's rollouts vote: the policy's rollouts are
+    scored by the teacher's clusters, and a policy rollout without an answer is in no teacher cluster, so it gets
+    0, as a parsed answer the teacher never gave does (not 1/n, which would rank it above that answer)."""
     n = group.size
-    shares = [1 / n if g == UNPARSED else group.votes.groups[g].votes / n for g in group.votes.group_of]
+    shares = [(0.0 if group.teacher else 1 / n) if g == UNPARSED else group.votes.groups[g].votes / n
+              for g in group.votes.group_of]
     clusters = [g.votes / n for g in group.votes.groups if g.votes] + [1 / n] * group.unparsed
     return shares, -sum(p * math.log(p) for p in clusters)
 

@@ -2,14 +2,14 @@
 
 Runs the same sampler as `scpo sample` (vLLM by default) on an eval file with gold answers.
 Writes `eval.json` (each metric with its standard error over problems, Somers' D between vote share
-and correctness, accuracy per vote-share bin) and `eval_samples.jsonl` (every graded completion).
+and correctness, accuracy per vote-share bin), `eval_samples.jsonl` (every graded completion) and
+`eval_per_problem.jsonl` (each problem's greedy, sampled and majority results, for paired differences).
 """
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from scpo.core.blocks import DecodingBlock, EngineBlock, ModelBlock, StageBlock, TaskBlock
 from scpo.core.errors import ScpoError
@@ -18,7 +18,9 @@ from scpo.core.manifest import check_distinct, iter_file, run_once
 from scpo.core.models import model_fingerprint, resolve_model
 from scpo.core.rows import EVAL_FIELDS, prompt_of
 from scpo.core.settings import parse_settings
-from scpo.metrics import calibration, majority_accuracy, mean_and_stderr, pass_at_k, somers_d, somers_d_given
+from scpo.metrics import (CLUSTER_BY, calibration, cluster_key, majority_accuracy, mean_and_stderr, pass_at_k,
+                          ratio_and_stderr, somers_d, somers_d_given)
+from scpo.reporting.per_problem import sidecar
 from scpo.sampling import Request, make_sampler, prompt_ids, request_seed
 from scpo.tasks import Task, get_task
 from scpo.voting import UNPARSED, vote
@@ -29,19 +31,28 @@ class EvalSettings(StageBlock, EngineBlock, DecodingBlock, TaskBlock, ModelBlock
     """scpo eval: held-out greedy accuracy, sampled pass@1, pass@k, maj@k and vote calibration of a model."""
 
     eval_file: str | None = None  # held-out problems with gold answers; default <iter_dir>/eval_problems.jsonl
-    eval_output: str | None = None  # default <iter_dir>/eval.json (and eval_samples.jsonl beside it)
+    eval_output: str | None = None  # default <iter_dir>/eval.json (and <stem>_samples.jsonl, <stem>_per_problem.jsonl)
     eval_k: int = 8  # samples per problem for pass@k and maj@k (0: greedy only, e.g. dev checkpoint selection)
     eval_temperature: float = 0.7  # their temperature
     eval_top_p: float | None = None  # their nucleus sampling (default: top_p); TTRL's eval: T 0.6, top_p 0.95
     greedy: bool = True  # also one greedy completion per problem
     max_eval_problems: int | None = None  # only the first N problems
+    cluster_by: str = "none"  # the independent units of the standard errors: none (each problem) | id_prefix (ids
+    # `fact#0..3`: one unit per fact, the CPU demo's four wordings) | group (a `group` column)
+    eval_k_problems: int | None = None  # sample k only for the first N problems (the rest greedy only): pass@1 and
+    # maj@k on a subset, greedy on all, e.g. 400 GSM8K test problems greedy and 128 of them k 8 on a CPU
 
-    HASHED_WHEN_SET = ("eval_top_p",)  # joined later: unset, the manifests of earlier runs still match
+    HASHED_WHEN_SET = ("eval_top_p", "eval_k_problems", "cluster_by")  # joined later: unset, the manifests of earlier runs still match
 
     def __post_init__(self):
         super().__post_init__()
         if self.eval_k < 0 or (self.eval_k == 0 and not self.greedy):
             raise ScpoError(f"setting eval_k={self.eval_k}: need samples per problem (>= 1), or 0 with greedy: true")
+        if self.cluster_by not in CLUSTER_BY:
+            raise ScpoError(f"setting cluster_by={self.cluster_by!r}: one of {', '.join(CLUSTER_BY)}")
+        if self.eval_k_problems is not None and (self.eval_k_problems < 1 or not self.greedy):
+            raise ScpoError(f"setting eval_k_problems={self.eval_k_problems}: needs a count >= 1 and greedy: true "
+                            "(the problems beyond it are evaluated greedily only)")
 
 
 SETTINGS = EvalSettings
@@ -72,6 +83,8 @@ def grade_problem(problem: dict, sampled: list[str], greedy: str | None, task: T
                 cellwise = task.cell_majority(answers)
                 result["cellwise"] = cellwise is not None and task.equivalent(cellwise, gold)
                 result["cellwise_credit"] = task.score(cellwise, gold)
+    if credit:
+        result["credit_units"] = task.credit_units(gold)
     if greedy is not None:
         answer = task.extract(greedy)
         result["greedy"] = answer is not None and gold is not None and task.equivalent(answer, gold)
@@ -97,36 +110,52 @@ def summarize(results: list[dict], rows: list[dict], k: int, credit: str | None 
     """Every metric with its standard error over problems; `credit`: the task's partial-credit name (zebra:
     cell_accuracy, reported for greedy, per sample and for the majority answer); per subset (zebra: easy / hard)
     the accuracies again."""
-    def stat(values):
-        mean, se = mean_and_stderr([float(v) for v in values])
+    def stat(values, micro: bool = False):  # over `over`: the problems the values come from, one value each
+        values = [float(v) for v in values]
+        keys = [r.get("cluster", r["id"]) for r in over]
+        clusters = keys if len(set(keys)) < len(keys) else None
+        if micro:  # a partial-credit metric pools its units (zebra: correct cells over all cells, as ZeroEval)
+            mean, se = ratio_and_stderr(values, [r.get("credit_units", 1) for r in over], clusters)
+        else:
+            mean, se = mean_and_stderr(values, clusters)
         return {"mean": round(mean, 4), "stderr": round(se, 4)}
 
     metrics: dict = {"problems": len(results), "k": k}
+    clusters = {r.get("cluster", r["id"]) for r in results}
+    if len(clusters) < len(results):  # standard errors over clusters, not rows (scpo/metrics.py)
+        metrics["clusters"] = len(clusters)
     if k:
+        full, results = results, [r for r in results if r["n"]]  # eval_k_problems: the sampled subset
+        metrics["problems_sampled"] = len(results)
+        over = results
         metrics.update({"pass@1": stat(pass_at_k(r["n"], r["c"], 1) for r in results),
                         f"pass@{k}": stat(pass_at_k(r["n"], r["c"], k) for r in results),
                         f"maj@{k}": stat(r["maj"] for r in results),
                         f"maj@{k}_strict": stat(r["maj_strict"] for r in results),
                         "no_answer": stat(r["no_answer"] / r["n"] for r in results)})
+        results = full
+    over = results
     if results and "greedy" in results[0]:
         metrics["greedy"] = stat(r["greedy"] for r in results)
         metrics["greedy_no_answer"] = stat(r["greedy_no_answer"] for r in results)
     graded = [r for r in results if r["gold_parsed"]]
     if credit and graded:
+        over = graded
         if "greedy_credit" in graded[0]:
-            metrics[f"greedy_{credit}"] = stat(r["greedy_credit"] for r in graded)
-        if "credit@1" in graded[0]:
-            metrics[f"{credit}@1"] = stat(r["credit@1"] for r in graded)
-            metrics[f"maj@{k}_{credit}"] = stat(r["maj_credit"] for r in graded)
-        if "cellwise" in graded[0]:
-            metrics[f"maj@{k}_by_cell"] = stat(r["cellwise"] for r in graded)
-            metrics[f"maj@{k}_by_cell_{credit}"] = stat(r["cellwise_credit"] for r in graded)
+            metrics[f"greedy_{credit}"] = stat((r["greedy_credit"] for r in graded), micro=True)
+        sampled_graded = over = [r for r in graded if r["n"]]
+        if sampled_graded and "credit@1" in sampled_graded[0]:
+            metrics[f"{credit}@1"] = stat((r["credit@1"] for r in sampled_graded), micro=True)
+            metrics[f"maj@{k}_{credit}"] = stat((r["maj_credit"] for r in sampled_graded), micro=True)
+        if sampled_graded and "cellwise" in sampled_graded[0]:
+            metrics[f"maj@{k}_by_cell"] = stat(r["cellwise"] for r in sampled_graded)
+            metrics[f"maj@{k}_by_cell_{credit}"] = stat((r["cellwise_credit"] for r in sampled_graded), micro=True)
     if k:
         sampled = [r for r in rows if r["vote_share"] is not None]
         shares, correct = [r["vote_share"] for r in sampled], [r["correct"] for r in sampled]
         d = somers_d(shares, correct)
         metrics["somers_d"] = None if d is None else round(d, 4)
-        points = [p for r in results for p in r["extremes"]]
+        points = [p for r in results for p in r.get("extremes", [])]
         d = somers_d_given([v for v, _ in points], [ok for _, ok in points])
         metrics["somers_d_scpo"] = None if d is None else round(d, 4)
         metrics["calibration"] = calibration(shares, correct)
@@ -166,7 +195,7 @@ def run(s: EvalSettings) -> dict:
         top_p = s.top_p if s.eval_top_p is None else s.eval_top_p
         sampler = make_sampler(model_path, s, top_p=top_p, top_k=s.top_k, max_tokens=s.max_tokens, stop=s.stop)
         tok = sampler.tokenizer()
-        requests, kept = [], []
+        requests, kept, where = [], [], []  # where: per kept problem, (its sampled request or None, its greedy one)
         for p in problems:
             ids = prompt_ids(tok, prompt_of(p, task))
             if len(ids) >= sampler.max_model_len:
@@ -174,18 +203,20 @@ def run(s: EvalSettings) -> dict:
                 continue
             kept.append(p)
             key = f"eval:{p['id']}"
-            if s.eval_k:
+            sampled_at = None
+            if s.eval_k and (s.eval_k_problems is None or len(kept) <= s.eval_k_problems):
+                sampled_at = len(requests)
                 requests.append(Request(key, ids, s.eval_k, s.eval_temperature, request_seed(s.seed, key)))
             if s.greedy:
                 requests.append(Request(key + ":greedy", ids, 1, 0.0, request_seed(s.seed, key + ":greedy")))
+            where.append((sampled_at, len(requests) - 1 if s.greedy else None))
         outputs = sampler.generate(requests)
-        step = bool(s.eval_k) + bool(s.greedy)
         results, rows = [], []
-        for j, p in enumerate(kept):
-            sampled = [g.text for g in outputs[step * j]] if s.eval_k else []
-            greedy = outputs[step * j + step - 1][0].text if s.greedy else None
+        for p, (sampled_at, greedy_at) in zip(kept, where):
+            sampled = [g.text for g in outputs[sampled_at]] if sampled_at is not None else []
+            greedy = outputs[greedy_at][0].text if greedy_at is not None else None
             result, graded = grade_problem(p, sampled, greedy, task)
-            results.append(result)
+            results.append({**result, "cluster": cluster_key(p, s.cluster_by)})
             rows.extend(graded)
         if not results:
             raise ScpoError(f"{eval_file}: no problem fits max_model_len; nothing was evaluated")
@@ -195,7 +226,8 @@ def run(s: EvalSettings) -> dict:
         if metrics.get("gold_unparsed"):
             print(f"[eval] warning: {metrics['gold_unparsed']} problem(s) of {eval_file} have a gold answer the task "
                   "cannot parse; they count as wrong", file=sys.stderr)
-        write_rows(Path(output).with_name("eval_samples.jsonl"), rows)
+        write_rows(sidecar(output, "samples"), rows)
+        write_rows(sidecar(output, "per_problem"), results)  # paired differences between models read it
         write_json(output, {**metrics, "model": model_path, "eval_file": eval_file})
         print(f"[eval] {output}: " + ", ".join(
             f"{k} {v['mean']:.3f}±{v['stderr']:.3f}" for k, v in metrics.items()

@@ -28,7 +28,7 @@ from scpo.core.blocks import GuardBlock, LaunchBlock, ModelBlock, StageBlock, Ta
 from scpo.core.errors import ScpoError
 from scpo.core.io import read_rows
 from scpo.core.manifest import iter_file
-from scpo.core.rows import EVAL_FIELDS, load_problems, prompt_of
+from scpo.core.rows import EVAL_FIELDS, check_disjoint, load_problems, prompt_of
 from scpo.core import trl_keys
 from scpo.core.settings import peek, wants_help, with_extensions
 from scpo.reporting.grpo import LOG_NAME
@@ -52,7 +52,8 @@ class GrpoSettings(StageBlock, LaunchBlock, TaskBlock, ModelBlock, GuardBlock, T
     reward_funcs: list[str] = field(default_factory=lambda: ["majority"])  # majority | vote_share | gold | format | self_certainty | negative_entropy | semantic_vote_share
     n_votes: int | None = None  # rollouts per prompt that vote: TRL's num_generations (default: num_generations)
     n_samples: int | None = None  # the first n_samples of them are trained on (default: all)
-    eval_file: str | None = None  # held-out problems with gold answers: greedy accuracy during training
+    eval_file: str | None = None  # held-out problems with gold answers: greedy accuracy during training (logged as
+    # heldout/accuracy; with guard_file set, that file is evaluated instead: the guard chooses on dev data)
     max_eval_problems: int | None = None  # only the first N held-out problems
     eval_every_steps: int = 0  # 0: before training and at the end only
     eval_max_tokens: int | None = None  # default: max_completion_length
@@ -81,9 +82,12 @@ class GrpoSettings(StageBlock, LaunchBlock, TaskBlock, ModelBlock, GuardBlock, T
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ScpoError(f"setting guard_metric={self.guard_metric!r}: scpo grpo does not log it{hint}; "
                                 f"it logs {', '.join(known)}")
-            if self.guard_metric.startswith("heldout/") and not self.eval_file:
-                raise ScpoError(f"setting guard_metric={self.guard_metric}: held-out metrics need eval_file "
-                                "(problems with gold answers, checked every eval_every_steps)")
+            if self.guard_metric.startswith("heldout/") and not self.guard_file:
+                raise ScpoError(f"setting guard_metric={self.guard_metric}: the guard chooses the model, so heldout/ "
+                                "metrics are measured on guard_file (dev problems with gold answers, checked every "
+                                "eval_every_steps), never on the held-out eval_file")
+            if self.guard_file and self.eval_file:
+                check_disjoint(self.guard_file, "guard_file", self.eval_file, "eval_file")
 
 
 SETTINGS = GrpoSettings
@@ -146,7 +150,7 @@ def load_prompts(path: str, task, max_problems: int | None):
     """The training prompts as a `datasets.Dataset`: conversational prompt, id, gold (None when unlabeled)."""
     import datasets
 
-    problems = load_problems(path, max_problems)
+    problems = load_problems(path, max_problems, task)
     if not problems:
         raise ScpoError(f"{path}: no problems to train on")
     datasets.disable_progress_bars()
@@ -166,15 +170,16 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
     from scpo.tasks import get_task
 
     problems_file = iter_file(settings.iter_dir, settings.problems_file, "problems.jsonl")
-    inputs = [problems_file] + ([settings.eval_file] if settings.eval_file else [])
+    inputs = [problems_file] + [f for f in (settings.eval_file, settings.guard_file) if f]
     job = TrlJob("grpo", settings, args, model_args, argv, inputs=inputs)
     if (done := job.done()) is not None:
         return done
     task = get_task(settings.task, **settings.task_options)
     dataset = load_prompts(problems_file, task, settings.max_problems)  # bad input fails before anything starts
     heldout = []
-    if settings.eval_file:
-        heldout = read_rows(settings.eval_file, required=EVAL_FIELDS)
+    watched = settings.guard_file or settings.eval_file  # with a guard file, the in-training eval is the dev file
+    if watched:
+        heldout = read_rows(watched, required=EVAL_FIELDS)
         heldout = heldout[: settings.max_eval_problems] if settings.max_eval_problems else heldout
     if job.relaunch():
         return None

@@ -1,6 +1,7 @@
 """`scpo guard`: the loop's collapse guard, between ScPO iterations (the offline twin of `scpo grpo`'s guard).
 
-After M_t's held-out eval the guard reads every iteration's `eval.json` so far, applies the guard rule
+After M_t's evals the guard reads every iteration's eval on the dev file (`iter_<t>/guard_eval.json`, made by
+`scpo eval --eval_file <guard_file>`; the plan adds it), never the held-out `eval.json`, applies the guard rule
 (scpo/training/guard.py: `guard_patience` evals without an improvement of more than `guard_min_delta` in
 `guard_metric`, or one drop larger than `guard_max_drop`), and writes `<run>/guard.json` (the metric per
 iteration, the best model, the stop) and `<run>/final_model`, a link to the best model so far: M_0 when no
@@ -16,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from scpo.core.blocks import GuardBlock, StageBlock
+from scpo.core.blocks import GUARD_EVAL, GuardBlock, StageBlock
 from scpo.core.errors import LoopStop, ScpoError
 from scpo.core.io import write_json
 from scpo.core.models import resolve_model
@@ -26,7 +27,7 @@ from scpo.training.guard import GuardRule
 
 @dataclass
 class GuardSettings(StageBlock, GuardBlock):
-    """scpo guard: stop the loop when M_t's held-out results stop improving, and keep the best model."""
+    """scpo guard: stop the loop when M_t's results on the dev file stop improving, and keep the best model."""
 
     model: str = "embedded"  # M_t (the plan passes it)
     initial_model: str | None = None  # M_0, the best model when no trained model beats it (the plan passes it)
@@ -45,9 +46,10 @@ def run(s: GuardSettings) -> dict:
     run_dir = Path(s.iter_dir).parent
     values = []
     for t in range(s.iteration + 1):
-        path = run_dir / f"iter_{t}" / "eval.json"
+        path = run_dir / f"iter_{t}" / GUARD_EVAL
         if not path.exists():
-            raise ScpoError(f"{path}: missing: the guard compares every iteration's held-out eval (run scpo eval)")
+            raise ScpoError(f"{path}: missing: the guard compares every iteration's eval on its dev file (run scpo "
+                            f"eval --eval_file <guard_file> --eval_output {path})")
         metrics = json.loads(path.read_text())
         if s.guard_metric not in metrics:
             known = sorted(k for k, v in metrics.items() if isinstance(v, dict) and "mean" in v)

@@ -13,7 +13,7 @@ from scpo.core.blocks import EngineBlock, ModelBlock, ShardBlock, StageBlock, Ta
 from scpo.core.errors import ScpoError
 from scpo.core.io import check_writable, read_numbered, write_rows
 from scpo.core.manifest import check_distinct, iter_file, run_once
-from scpo.core.rows import check_sample_rows, group_by_prompt
+from scpo.core.rows import check_gold, check_sample_rows, group_by_prompt
 from scpo.core.settings import parse_settings, peek, with_extensions
 from scpo.labelers import LABELERS, LabelFiles
 from scpo.tasks import get_task
@@ -74,6 +74,7 @@ def run(s) -> dict | None:
 
     def body() -> dict:
         rows = read_samples(files.samples, labeler.sample_fields)
+        check_gold(rows, labeler.task, files.samples)
         if s.teacher_samples:
             rows = with_teacher_rows(rows, read_samples(s.teacher_samples, labeler.sample_fields), s.teacher_samples)
         labeled, counts = labeler.label(rows, files)

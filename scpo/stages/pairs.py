@@ -17,7 +17,7 @@ from scpo.core.blocks import StageBlock, TaskBlock
 from scpo.core.errors import ScpoError
 from scpo.core.io import check_writable, read_numbered, write_rows
 from scpo.core.manifest import check_distinct, iter_file, run_once
-from scpo.core.rows import check_sample_rows, group_by_prompt
+from scpo.core.rows import check_gold, check_sample_rows, group_by_prompt
 from scpo.core.settings import parse_settings, peek, with_extensions
 from scpo.labelers import LABELERS, pair_row
 from scpo.tasks import get_task
@@ -83,6 +83,7 @@ def run(s) -> dict:
 
     def body() -> dict:
         rows = check_sample_rows(read_numbered(labels, required=labeler.label_fields), labels)
+        check_gold(rows, labeler.task, labels)
         pairs, counts = build_pairs(rows, labeler)
         if not pairs:
             raise ScpoError(f"{labels}: 0 pairs from {counts['prompts']} prompts (skipped: {counts['skipped']}); "

@@ -142,7 +142,8 @@ def worker_commands(argv: list[str], s: SampleSettings, workers: int) -> list[tu
 
 def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
     problems_file = iter_file(s.iter_dir, s.problems_file, "problems.jsonl")
-    problems = load_problems(problems_file, s.max_problems)  # bad input fails before the engine starts
+    # bad input fails before the engine starts, gold the task cannot grade included
+    problems = load_problems(problems_file, s.max_problems, get_task(s.task, **s.task_options))
     if s.new_problems:
         generated = iter_file(s.iter_dir, None, "generated_problems.jsonl")
         if not Path(generated).exists():

@@ -67,6 +67,11 @@ class Task:
     def equivalent(self, a: str, b: str) -> bool:
         return self.answer_key(a) == self.answer_key(b)
 
+    def credit_units(self, gold: str) -> int:
+        """How many units the `partial_credit` score of an answer to this gold averages over (zebra: the grid's cells):
+        the metric over a set is sum(score x units) / sum(units), micro as ZeroEval's cell accuracy."""
+        return 1
+
     def score(self, answer: str | None, gold: str) -> float:
         """The `partial_credit` score of an answer against the gold answer (tasks that declare one)."""
         raise NotImplementedError

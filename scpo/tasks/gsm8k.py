@@ -13,6 +13,9 @@ HASHES = re.compile(r"####\s*(.+)")
 # Possessive quantifiers (*+, ?+): a run of spaces is matched once and never given back, so degenerate text
 # ("The answer is" and 100k spaces) costs linear time instead of the cubic backtracking of three \s* in a row.
 ANSWER_IS = re.compile(r"answer is[:\s]*+\$?+\s*+(?:\\boxed\{)?+\s*+([-\d.,/$]+)", re.IGNORECASE)
+# "The answer is 12 - 4 = 8." states a computation: its result is the number after the sentence's last "=".
+SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
+RESULT = re.compile(r"=\s*+\$?+\s*+(-?[\d.,/]+)")
 BOXED_NUMBER = re.compile(r"\\boxed\{\s*+\\?+\$?+([-\d.,/]++)[^}]{0,64}+\}")  # a unit may follow the number
 
 
@@ -32,9 +35,14 @@ class GSM8K(Task):
     @staticmethod
     def _extract(text: str, patterns) -> str | None:
         for pattern in patterns:
-            matches = pattern.findall(text)
+            matches = list(pattern.finditer(text))
             if matches:
-                numbers = find_numbers(matches[-1])
+                stated = matches[-1].group(1)
+                if pattern is ANSWER_IS:
+                    rest = SENTENCE_END.split(text[matches[-1].start(1): matches[-1].start(1) + 160], maxsplit=1)[0]
+                    results = RESULT.findall(rest)
+                    stated = results[-1] if results else stated
+                numbers = find_numbers(stated)
                 if numbers:
                     return canonical_number(numbers[0])
         numbers = find_numbers(text)

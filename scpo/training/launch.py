@@ -21,6 +21,7 @@ without a GPU, precision is settled once, when the settings are parsed (`cpu_pre
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import subprocess
 import sys
@@ -149,11 +150,24 @@ def parse_with_trl(argv: list[str], classes: tuple, adjust=None, stage: str = "t
     try:
         parser = TrlParser(classes)
         try:
-            return tuple(parser.parse_args_and_config(args=["--config", f.name]))
+            parsed = tuple(parser.parse_args_and_config(args=["--config", f.name]))
         except SystemExit as e:
             raise ScpoError(f"invalid training settings (see the message above), exit {e.code}") from None
+        check_finite(parsed)
+        return parsed
     finally:
         os.unlink(f.name)
+
+
+def check_finite(parsed: tuple) -> None:
+    """NaN or an infinity in any float setting (TRL's learning_rate, reward_weights, ...) is refused: NaN compares
+    false with everything, so a run would train on without an error."""
+    for obj in parsed:
+        for f in dataclasses.fields(obj) if dataclasses.is_dataclass(obj) else ():
+            value = getattr(obj, f.name, None)
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ScpoError(f"setting {f.name}={value}: expected finite numbers (no nan or inf)")
 
 
 def cpu_precision(ours: dict, cli: dict, stage: str) -> None:

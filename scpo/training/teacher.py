@@ -5,8 +5,9 @@ policy's (n_votes), sampled with the policy's generation settings from the very 
 the policy's rollouts join the answer groups without votes, so every vote reward (majority, vote_share,
 semantic_vote_share) scores the policy against the teacher's votes.
 
-- frozen (SRT, Shafayat et al. 2025, arXiv 2505.21444: labels from a model that does not drift with the
-  policy): the teacher is M_0 (a copy of the policy before its first step) or `teacher_model`, never updated.
+- frozen: the teacher is M_0 (a copy of the policy before its first step) or `teacher_model`, never updated.
+  SRT (Shafayat et al. 2025, arXiv 2505.21444) votes with the current policy in its main method (`current`
+  here); labels from a fixed model are one of the variants it studies, which it reports as weaker.
 - ema (Co-rewarding-II, Zhang et al. 2025, arXiv 2508.00410; code tmlr-group/Co-rewarding, Co-rewarding-II):
   the teacher starts as the policy and, at every step before it generates, becomes
   teacher <- alpha x policy + (1 - alpha) x teacher (`sharding_manager/fsdp_vllm.py:

@@ -81,12 +81,14 @@ def test_plan_chains_each_models_eval_and_sampling():
     assert engines == 3  # engine starts per run: 5 before (eval and sample each start one)
 
     _, steps = plan(["--config", str(ROOT / "recipes" / "cpu_demo.yaml"), "--guard_metric", "pass@1",
-                     "--new_problems", "4"])
+                     "--new_problems", "4", "--eval_file", str(ROOT / "recipes" / "cpu_demo_dev" / "eval.jsonl"),
+                     "--guard_file", str(ROOT / "recipes" / "cpu_demo_dev" / "dev.jsonl")])
+    # the held-out eval and the guard's eval on the dev file share M_t's engine
     assert [stages(line) for line in chained(steps)][:6] == [
-        ["eval", "generate-problems", "sample"], ["label"], ["pairs"], ["train"],
-        ["eval", "guard", "generate-problems", "sample"], ["label"]]
+        ["eval", "eval", "generate-problems", "sample"], ["label"], ["pairs"], ["train"],
+        ["eval", "eval", "guard", "generate-problems", "sample"], ["label"]]
     # The last eval's guard stays out of the chain: it uses no engine.
-    assert [stages(line) for line in chained(steps)][-3:] == [["eval"], ["guard"], ["report"]]
+    assert [stages(line) for line in chained(steps)][-3:] == [["eval", "eval"], ["guard"], ["report"]]
 
 
 def test_frozen_teacher_samples_break_the_chain():

@@ -13,6 +13,7 @@ from test_loop import recipe
 
 from scpo.core.errors import ScpoError
 from scpo.core.settings import parse_settings
+from scpo.reporting.per_problem import paired, per_problem
 from scpo.loop import compare
 
 
@@ -57,11 +58,43 @@ def test_budget_sets_grpo_steps_and_bad_comparisons_are_refused(tmp_path, tiny_m
         ("  a: {{recipe: /no/such.yaml}}\n", "setting methods.a.recipe='/no/such.yaml': no such file"),
         ("  a: {{recipe: {loop}, trainer: ppo}}\n", "setting methods.a.trainer='ppo': expected one of"),
         ("  a: {{recipe: {grpo}, trainer: grpo, max_steps: 3}}\n", "max_steps 3 x 6 rollouts per step = 18"),
+        ("  a: {{recipe: {loop}}}\n  a: {{recipe: {loop}, weighting: none}}\n", "the key 'a' is given twice"),
     ]
     for methods_text, message in cases:
         bad = compare_file(tmp_path, tiny_model, methods_text, budget="budget_rollouts: 36\n")
         with pytest.raises(ScpoError, match=re.escape(message)):
             compare.build(settings(bad))
+    # a budget that is no whole number of GRPO steps (37 / 6) is refused, not rounded up
+    uneven = compare_file(tmp_path, tiny_model, "  t: {{recipe: {grpo}, trainer: grpo}}\n", budget="budget_rollouts: 37\n")
+    with pytest.raises(ScpoError, match="budget_rollouts 37 is not a whole number of GRPO steps of 6 rollouts"):
+        compare.build(settings(uneven))
+    with pytest.raises(ScpoError, match="setting run_name='': the comparison's folder name"):
+        settings(path, "--run_name", "")
+    no_eval = tmp_path / "no_eval.yaml"
+    no_eval.write_text(path.read_text().replace(f"eval_recipe: {tmp_path / 'tiny.yaml'}\n", ""))
+    with pytest.raises(ScpoError, match="setting eval_recipe: name the recipe whose model is M_0"):
+        settings(no_eval)
+
+
+def test_a_methods_result_depends_on_its_recipe_and_data_contents(tmp_path, tiny_model):
+    """Editing a method's recipe (or a data file it names) changes its hash: a finished result is not reused."""
+    path = compare_file(tmp_path, tiny_model, METHODS)
+    before = {m.name: m.spec_hash for m in compare.build(settings(path))[2]}
+    grpo = tmp_path / "grpo.yaml"
+    grpo.write_text(grpo.read_text().replace("learning_rate: 1.0e-4", "learning_rate: 2.0e-4"))
+    after = {m.name: m.spec_hash for m in compare.build(settings(path))[2]}
+    assert after["ttrl"] != before["ttrl"] and after["scpo"] == before["scpo"]
+    with open(tmp_path / "train.jsonl", "a") as f:  # every method trains on it
+        f.write('{"id": "extra", "prompt": "one more", "gold": "1"}\n')
+    again = {m.name: m.spec_hash for m in compare.build(settings(path))[2]}
+    assert all(again[name] != after[name] for name in again)
+
+
+def test_a_guard_file_that_overlaps_the_eval_file_is_refused(tmp_path, tiny_model):
+    path = compare_file(tmp_path, tiny_model, "  g: {{recipe: {loop}, guard_metric: greedy, guard_file: %s}}\n"
+                        % (tmp_path / "eval.jsonl"))
+    with pytest.raises(ScpoError, match="guard_file=.*is also in eval_file="):
+        compare.build(settings(path))
 
 
 def test_paired_difference_and_the_table(tmp_path):
@@ -80,9 +113,10 @@ def test_paired_difference_and_the_table(tmp_path):
     m0 = write_eval(tmp_path / "m0", {"a": [False, False], "b": [True, False], "c": [False, False]}, 0.0)
     good = write_eval(tmp_path / "good", {"a": [True, True], "b": [True, True], "c": [True, False]}, 1.0)
     same = write_eval(tmp_path / "same", {"a": [False, True], "b": [True, False], "c": [False, False]}, 0.0)
-    assert compare.per_problem_pass(good) == {"a": 1.0, "b": 1.0, "c": 0.5}
-    d, se = compare.paired({"a": 1.0, "b": 0.5, "c": 0.5}, {"a": 0.0, "b": 0.5, "c": 0.0})
-    assert d == pytest.approx(0.5) and se == pytest.approx((0.25 / 3) ** 0.5)  # sd 0.5 over 3 problems
+    # the greedy row (sample_index -1) is not one of pass@1's samples
+    assert {i: r["pass@1"] for i, r in per_problem(good).items()} == {"a": 1.0, "b": 1.0, "c": 0.5}
+    d, se, n = paired(per_problem(good), per_problem(m0), "pass@1")
+    assert d == pytest.approx(2 / 3) and n == 3 and se == pytest.approx((1 / 12 / 3) ** 0.5)  # sd over 3 problems
     results = {name: {"trainer": "loop", "eval": str(path), "rollouts": 36, "tokens": 100, "train_steps": 4,
                       "wall_s": 12.0} for name, path in (("good", good), ("same", same))}
     # the model's seconds: every non-eval stage manifest of the method (a copied one too), evals left out
@@ -91,7 +125,7 @@ def test_paired_difference_and_the_table(tmp_path):
     (tmp_path / "good" / "iter_0" / "model.manifest.json").write_text('{"stage": "train", "seconds": 50.5}')
     (tmp_path / "good" / "iter_0" / "eval.json.manifest.json").write_text('{"stage": "eval", "seconds": 99}')
     assert compare.model_seconds(tmp_path / "good", "loop") == 80.5
-    text, notes = compare.table(results, 2, json.loads(m0.read_text()), compare.per_problem_pass(m0), tmp_path)
+    text, notes = compare.table(results, 2, json.loads(m0.read_text()), per_problem(m0), tmp_path)
     lines = text.splitlines()
     assert lines[0].startswith("| method | trainer | greedy | pass@1 | maj@2 | Δ pass@1 vs M_0")
     assert lines[2].startswith("| M_0 |") and lines[3].startswith("| good | loop | 1.000 ± 0.100 |")
@@ -101,7 +135,7 @@ def test_paired_difference_and_the_table(tmp_path):
     # a method trained on gold gets the best line, and the best label-free method a line of its own
     worse = write_eval(tmp_path / "worse", {"a": [False, False], "b": [False, False], "c": [False, False]}, 0.0)
     three = {**results, "worse": {**results["same"], "eval": str(worse)}}
-    _, notes = compare.table(three, 2, json.loads(m0.read_text()), compare.per_problem_pass(m0), tmp_path, {"good"})
+    _, notes = compare.table(three, 2, json.loads(m0.read_text()), per_problem(m0), tmp_path, {"good"})
     assert notes[0].startswith("Best pass@1: **good**")
     assert notes[1].startswith("Best without gold labels: **same**, +0.333 over worse")
     assert compare.uses_gold(["--mode", "supervised"]) and compare.uses_gold(["--reward_funcs", "majority,gold"])

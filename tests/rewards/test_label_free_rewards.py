@@ -77,6 +77,33 @@ def test_self_certainty_and_negative_entropy_average_the_tokens():
         reward("negative_entropy", entropy_tokens="middle")
 
 
+def test_negative_entropy_as_rents_code_and_em_rls_sum():
+    """RENT's code (satrams/rent-rl, `minimize_entropy` with its `format` experiment): -mean entropy over all the
+    response's tokens, -7.0 (-entropy_base) for a rollout without an answer; EM-RL's paper sums the entropies."""
+    stats = [TokenStats(entropy=[1.0, 2.0, 3.0], self_certainty=[0.0] * 3), TokenStats(entropy=[0.3], self_certainty=[0.0]),
+             TokenStats(entropy=[0.1, 0.1], self_certainty=[0.0] * 2)]
+    batch = batch_of(["1", "2", None], stats)
+    assert reward("negative_entropy")(batch) == pytest.approx([-2.0, -0.3, -7.0])
+    assert reward("negative_entropy", entropy_unparsed_reward=None)(batch) == pytest.approx([-2.0, -0.3, -0.1])
+    assert reward("negative_entropy", entropy_aggregate="sum", entropy_unparsed_reward=-1.0)(batch) == \
+        pytest.approx([-6.0, -0.3, -1.0])
+    with pytest.raises(ScpoError, match="entropy_aggregate='max': one of mean, sum"):
+        reward("negative_entropy", entropy_aggregate="max")
+    with pytest.raises(ScpoError, match="entropy_unparsed_reward=nan: a finite number or null"):
+        reward("negative_entropy", entropy_unparsed_reward=float("nan"))
+
+
+def test_semantic_vote_share_with_a_teacher_gives_an_unparsed_rollout_zero():
+    """Only the teacher votes: a policy rollout without an answer is in no teacher cluster, like a parsed answer the
+    teacher never gave (before: 1/n, ranking it above that answer)."""
+    task = get_task("gsm8k")
+    group = vote_group(["4", "9", None, "5"], task, teacher_answers=["4", "4", "4", "5"])
+    batch = RolloutBatch(texts=["x"] * 4, answers=["4", "9", None, "5"], groups=[group], group_golds=[None],
+                         group_answers=[["4", "9", None, "5"]], local=slice(0, 4), task=task)
+    got = reward("semantic_vote_share", empo_entropy_high=1.0)(batch)
+    assert got[1] == 0.0 and got[2] == 0.0 and got[0] > got[3] > 0
+
+
 def test_semantic_vote_share_clusters_no_answer_alone_and_filters_by_entropy():
     # 8 rollouts: '4' x4, '5' x2, two without an answer (each its own cluster, share 1/8, as EMPO's code)
     answers = ["4", "4.0", "4", "4", "5", "5", None, None]

@@ -65,11 +65,10 @@ def _fake_run(tmp_path):
 
 def test_report_writes_table_and_plots(tmp_path):
     run = _fake_run(tmp_path)
-    proc = run_scpo("report", str(run))
+    run_scpo("report", str(run))
     text = (run / "report.md").read_text()
     assert "| 1 | 0.600 ± 0.020 | 0.600 ± 0.020 |" in text and "| 101 | 0.5 |" in text
-    assert "M_0 0.500 -> M_2 0.650 (+15.0 points; standard error of the difference 2.8 points)" in text
-    assert "+15.0 points" in proc.stdout
+    assert "Paired differences" not in text  # the fake run has no per-problem results to pair
     for png in ("metrics.png", "calibration.png"):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -79,9 +78,31 @@ def test_report_pairs_the_same_problems(tmp_path):
     for t, flips in ((0, 0), (2, 1)):  # M_2 gets one more of 4 samples right on each of 3 problems
         rows = [{"id": f"q{i}", "sample_index": j, "correct": j < 2 + flips, "vote_share": 0.5}
                 for i in range(3) for j in range(4)]
+        rows += [{"id": f"q{i}", "sample_index": -1, "correct": t > 0, "vote_share": None} for i in range(3)]
         (run / f"iter_{t}" / "eval_samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     run_scpo("report", str(run))
-    assert "(+25.0 points; paired over the same 3 problems)" in (run / "report.md").read_text()
+    text = (run / "report.md").read_text()
+    # greedy: 0 -> 1 on all three; pass@1: 2/4 -> 3/4 each (the greedy rows are not samples); no spread: no z
+    assert "| M_2 - M_0 | +100.0 ± 0.0 (n 3) | +25.0 ± 0.0 (n 3) | - |" in text
+
+
+def test_report_pairs_clustered_problems_with_cluster_standard_errors(tmp_path):
+    """Four wordings of one fact are one unit: the paired SE is over facts (CR1), larger than over rows."""
+    from scpo.metrics import mean_and_stderr
+
+    run = _fake_run(tmp_path)
+    gains = {"a#0": 1, "a#1": 1, "a#2": 1, "a#3": 1, "b#0": 0, "b#1": 0, "b#2": 0, "b#3": 0, "c#0": 1, "c#1": 0}
+    for t in (0, 2):
+        rows = [{"id": i, "c": 0, "n": 0, "greedy": bool(t and g), "maj": 0.0, "cluster": i.split("#")[0]}
+                for i, g in gains.items()]
+        (run / f"iter_{t}" / "eval_per_problem.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_scpo("report", str(run))
+    text = (run / "report.md").read_text()
+    d = [float(g) for g in gains.values()]
+    _, plain = mean_and_stderr(d)
+    _, clustered = mean_and_stderr(d, [i.split("#")[0] for i in gains])
+    assert clustered > plain * 1.3
+    assert f"| M_2 - M_0 | +50.0 ± {clustered * 100:.1f} (n 10, " in text and "over clusters of problems" in text
 
 
 def test_report_shows_adaptive_sampling_and_new_problems(tmp_path):
@@ -96,7 +117,8 @@ def test_report_shows_adaptive_sampling_and_new_problems(tmp_path):
     run_scpo("report", str(run))
     text = (run / "report.md").read_text()
     assert "| 1 | 5.00 | 30 | 5.0% of 20 | 50 | 42 | duplicate_of_seed 5, empty 3 | 12 |" in text
-    assert "| 0 | 5.00" not in text and "| 0 | -" not in text  # iteration 0 used neither: no row
+    rows = text.splitlines()
+    assert not any(row.startswith(("| 0 | 5.00", "| 0 | -")) for row in rows)  # iteration 0 used neither: no row
 
 
 def test_report_on_a_folder_that_is_not_a_run(tmp_path):
@@ -158,3 +180,36 @@ def test_report_shows_the_dev_selection_per_iteration(tmp_path):
     text = (run / "report.md").read_text()
     assert "| 0 | greedy | 1: 0.400, 2: 0.550, 3: 0.500 | 2 |" in text and "selection.png" in text
     assert (run / "selection.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_k_problems_samples_a_subset_and_grades_greedy_on_all():
+    """pass@1 and maj@k over the first N problems only, greedy over all: summarize keeps the two apart."""
+    from scpo.stages.eval import grade_problem, summarize
+    from scpo.tasks import get_task
+
+    task = get_task("gsm8k")
+    results, rows = [], []
+    for i in range(5):
+        sampled = ["The answer is 2.", "The answer is 3."] if i < 2 else []  # eval_k_problems 2 of 5
+        result, graded = grade_problem({"id": f"p{i}", "gold": "#### 2"}, sampled, "The answer is 2.", task)
+        results.append(result)
+        rows.extend(graded)
+    metrics = summarize(results, rows, 2)
+    assert metrics["problems"] == 5 and metrics["problems_sampled"] == 2
+    assert metrics["greedy"]["mean"] == 1.0 and metrics["pass@1"]["mean"] == 0.5
+    assert metrics["maj@2"]["mean"] == 0.5  # a 1-1 tie: the share of correct tied answers
+
+
+def test_cluster_robust_standard_error():
+    """CR1 over clusters: singletons give the plain SE; identical wordings of one item count once."""
+    from scpo.metrics import cluster_key, mean_and_stderr
+
+    values = [1.0, 0.0, 1.0, 1.0, 0.0]
+    assert mean_and_stderr(values, list("abcde")) == pytest.approx(mean_and_stderr(values))
+    # two items asked four ways each, all wordings agreeing: the same SE as the two items alone
+    _, four_ways = mean_and_stderr([1.0] * 4 + [0.0] * 4, ["x"] * 4 + ["y"] * 4)
+    assert four_ways == pytest.approx(mean_and_stderr([1.0, 0.0])[1])
+    assert four_ways > mean_and_stderr([1.0] * 4 + [0.0] * 4)[1] * 1.8  # rows as units: too small by ~sqrt(7/2)
+    assert mean_and_stderr([1.0, 0.0], ["x", "x"]) == (0.5, 0.0)  # one cluster: nothing independent to measure
+    assert cluster_key({"id": "8+4#2"}, "id_prefix") == "8+4" and cluster_key({"id": "8+4#2"}, "none") == "8+4#2"
+    assert cluster_key({"id": "p", "group": "g1"}, "group") == "g1"

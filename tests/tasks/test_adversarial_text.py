@@ -31,6 +31,10 @@ ADVERSARIAL = {
     "unclosed \\boxed{1": "\\boxed{1" * (N // 8),
     "repeated 'The answer is '": "The answer is " * (N // 14),
     "'**' after 'Score'": "Score" + "*" * N,
+    # zebra: a solution nested ~1000 levels deep (json recursed past Python's limit) and an unterminated grid of
+    # repeated cells (json_repair is quadratic on it: 3.4 s at 400 KB)
+    "solution nested 1000 deep": '{"solution": ' + "[" * 1000,
+    "unterminated grid of repeated cells": '{"solution": {"House 1": {"Name": "' + 'x", "' * (N // 2),
 }
 
 
@@ -78,3 +82,13 @@ def test_the_rewritten_patterns_still_read_real_answers():
     assert parse_score("**Score:** 3") == 3.0 and parse_score("I award 4 points") == 4.0 and parse_score("v1.5 points") == 1.5
     assert parse_winner("**Winner:** (B)") == "B"
     assert parse_problem("Problem 1: Tom has 3 apples.\nAnswer: 3") == "Tom has 3 apples."
+
+
+def test_a_deeply_nested_data_row_is_a_named_malformed_json_error(tmp_path):
+    from scpo.core.errors import ScpoError
+    from scpo.core.io import read_rows
+
+    path = tmp_path / "problems.jsonl"
+    path.write_text('{"id": "p1", "prompt": "ok"}\n' + '{"id": ' + "[" * 50_000 + "\n")
+    with pytest.raises(ScpoError, match=r"problems.jsonl:2: malformed JSON \(nested too deeply"):
+        read_rows(path)

@@ -111,6 +111,11 @@ def test_numeric_off_by_one_large_integers_are_different():
     ("The answer is \\boxed{12}.", "12"),
     ("The answer is 3.50.", "3.5"),
     ("First 4, then 5, so the answer is 7 apples and 3 pears", "7"),
+    # An answer sentence that states a computation gives its result, not its first operand (issue 30, point 8).
+    ("The answer is 12 - 4 = 8.", "8"),
+    ("The answer is 3 x 5 = 15 apples.", "15"),
+    ("The answer is 10 + 2 = $12.", "12"),
+    ("So 2 = 2. The answer is 5. Then x = 7", "5"),  # an "=" in a later sentence is not the answer's
     ("I am not sure how to solve this problem.", None),
     ("", None),
 ])

@@ -156,3 +156,28 @@ def test_report_shows_cell_accuracy_no_answer_and_the_subsets():
     assert "greedy cell_accuracy" in header and "maj@2 cell_accuracy" in header and "easy greedy" in header
     assert row.startswith("| 0 | 0.000 ± 0.000 | 0.500 ± 0.000 | 1.000")  # greedy no answer, sampled no answer, cells
     assert answers_table([{"iteration": 0, "eval": {"k": 2, "greedy": {"mean": 1, "stderr": 0}}}], 2) == []
+
+
+def test_cell_accuracy_is_micro_over_puzzles_of_different_sizes():
+    """ZeroEval pools the cells: correct cells / all cells, not the mean of per-puzzle accuracies. A 2x2 puzzle with
+    all 4 cells right and a 2x3 puzzle with 3 of 6 right: micro 7 / 10 = 0.7 (the per-puzzle mean would be 0.75)."""
+    task = get_task("zebra")
+    big_gold = {"House 1": {"Name": "Arnold", "Drink": "tea", "Pet": "cat"},
+                "House 2": {"Name": "Peter", "Drink": "water", "Pet": "dog"}}
+    big_answer = {"House 1": {"Name": "Arnold", "Drink": "water", "Pet": "dog"},
+                  "House 2": {"Name": "Peter", "Drink": "tea", "Pet": "dog"}}
+    big = {"id": "b", "prompt": "a 2x3 puzzle", "gold": big_gold, "houses": 2, "columns": ["Name", "Drink", "Pet"],
+           "size": "2*3"}
+    small = {"id": "s", "prompt": PUZZLE, "gold": GOLD, "size": "2*2"}
+    results, rows = [], []
+    for problem, greedy in ((small, RIGHT), (big, json.dumps({"solution": big_answer}))):
+        result, graded = grade_problem(problem, [], greedy, task)
+        results.append(result)
+        rows += graded
+    m = summarize(results, rows, 0, task.partial_credit)
+    assert [r["credit_units"] for r in results] == [4, 6]
+    assert m["greedy_cell_accuracy"]["mean"] == pytest.approx(0.7)
+    from scpo.metrics import ratio_and_stderr
+
+    assert ratio_and_stderr([1.0, 0.5], [4, 6]) == (pytest.approx(0.7), pytest.approx(m["greedy_cell_accuracy"]["stderr"], abs=1e-4))
+    assert ratio_and_stderr([1.0, 0.0, 1.0], [1, 1, 1])[1] == pytest.approx(0.3333, abs=1e-4)  # = the plain SE

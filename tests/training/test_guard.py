@@ -43,7 +43,10 @@ def test_rule_stops_after_patience_or_a_drop_and_keeps_the_best():
 @pytest.mark.parametrize("args, message", [
     (["--guard_metric", "heldout/acuracy", "--eval_file", str(DEMO / "eval.jsonl")],
      "does not log it (did you mean 'heldout/accuracy'?)"),
-    (["--guard_metric", "heldout/accuracy"], "held-out metrics need eval_file"),
+    (["--guard_metric", "heldout/accuracy", "--eval_file", str(DEMO / "eval.jsonl")],
+     "heldout/ metrics are measured on guard_file"),  # never chosen on the held-out eval
+    (["--guard_metric", "heldout/accuracy", "--eval_file", str(DEMO / "eval.jsonl"), "--guard_file",
+      str(ROOT / "recipes" / "cpu_demo_dev" / "dev.jsonl")], "is also in eval_file="),
     (["--guard_metric", "reward", "--guard_mode", "up"], "guard_mode='up': one of max, min"),
     (["--guard_metric", "reward", "--guard_patience", "0"], "guard_patience=0: must be at least 1"),
 ])
@@ -64,7 +67,7 @@ def test_guard_stops_a_real_run_and_restores_the_best_model(tmp_path, tiny_model
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
     run_scpo("grpo", "--model", tiny_model, "--task", "grpo_helpers:FirstLetter",
              "--task_options", '{"truncated_completions_vote": true}',
-             "--problems_file", str(DEMO / "train.jsonl"), "--eval_file", str(DEMO / "eval.jsonl"),
+             "--problems_file", str(DEMO / "train.jsonl"), "--guard_file", str(DEMO / "eval.jsonl"),
              "--max_eval_problems", "4", "--eval_every_steps", "1", "--output_dir", str(out),
              "--guard_metric", "heldout/accuracy", "--guard_patience", "1",
              "--n_votes", "4", "--max_steps", "5", "--per_device_train_batch_size", "4", "--max_completion_length", "6",
