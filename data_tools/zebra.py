@@ -95,9 +95,16 @@ def main(argv: list[str] | None = None) -> dict:
         return {"checked": check_file(args.check)}
     if not args.output_dir:
         raise ScpoError("scpo puzzles: --output_dir is required (or --check FILE)")
+    for flag in ("train", "dev", "eval"):
+        if getattr(args, flag) < 0:
+            raise ScpoError(f"--{flag} {getattr(args, flag)}: a number of puzzles, 0 or more")
     eval_sizes = args.eval_sizes or args.train_sizes
     splits = [("train", args.train_sizes, args.train), ("dev", args.dev_sizes or eval_sizes, args.dev),
               ("eval", eval_sizes, args.eval)]
+    for name, sizes, count in splits:
+        if count and not [s for s in (sizes or "").split(",") if s.strip()]:
+            raise ScpoError(f"--{name}_sizes {sizes!r} names no size for {count} {name} puzzles "
+                            "(give houses*attributes, e.g. 2*3)")
     out, seen, stats, counts = Path(args.output_dir), set(), {}, {}
     # Eval first: its puzzles do not depend on the other splits' sizes or counts.
     for name, sizes, count in sorted(splits, key=lambda s: s[0] != "eval"):

@@ -249,3 +249,13 @@ def test_zebra_gold_that_does_not_fit_its_puzzle_is_refused_by_every_stage_that_
     assert proc.returncode == 1 and "problem 'z1': its gold grid has houses" in proc.stderr
     assert not (tmp_path / "labels.jsonl").exists()
     check_gold([{"id": "u", "prompt": PUZZLE}], task, "unlabeled.jsonl")  # no gold: unlabeled, passes
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--train", "-3"], "--train -3: a number of puzzles, 0 or more"),
+    (["--train_sizes", ""], "--train_sizes '' names no size for 200 train puzzles"),
+])
+def test_puzzle_counts_and_sizes_are_checked_before_anything_is_written(tmp_path, args, message):
+    proc = run_scpo("puzzles", "--output_dir", str(tmp_path / "out"), *args, check=False)
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
