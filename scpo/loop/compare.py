@@ -11,8 +11,9 @@ A comparison file names the methods, each a recipe plus the settings it changes:
       ttrl: {trainer: grpo, recipe: recipes/grpo_cpu_demo.yaml, reward_funcs: [majority]}
 
 An offline method (`trainer: loop`, the default) runs its loop plan (scpo/loop/plan.py) in
-`<output_root>/<run_name>/<method>/`; its rollouts are iterations x problems x k (ScPO's extra samples
-at T=1.2 count too, as sampled). An online method (`trainer: grpo`) runs `scpo grpo` there with
+`<output_root>/<run_name>/<method>/`; its planned rollouts are iterations x problems x k, and its measured
+rollouts every completion it sampled (`measured`: ScPO's extra samples at T=1.2, a vote teacher's samples,
+new-problem candidates and judge outputs too). An online method (`trainer: grpo`) runs `scpo grpo` there with
 `max_steps` = budget / rollouts per step (per_device_train_batch_size x gradient_accumulation_steps x
 processes; every rollout counts, the vote-only ones too), then `scpo eval` of its model with the eval
 recipe's settings. The plan refuses, before anything runs, an offline method whose planned rollouts
@@ -276,10 +277,14 @@ def measured(m: Method) -> dict:
     """Rollouts and completion tokens sampled, optimizer steps: from the method's manifests or GRPO log."""
     out = {"rollouts": 0, "tokens": 0, "train_steps": 0}
     if m.trainer == "loop":
-        for manifest in sorted(m.folder.glob("iter_*/samples.jsonl.manifest.json")):
-            counts = json.loads(manifest.read_text()).get("counts", {})
-            out["rollouts"] += int(counts.get("completions", 0))
-            out["tokens"] += int(counts.get("output_tokens", 0))
+        # every completion the method sampled to make its model: its own samples (ScPO's resampled extras
+        # included), a vote teacher's samples, new-problem candidates and judge outputs; evals are not counted
+        for name, key in (("samples.jsonl", "completions"), ("teacher_samples.jsonl", "completions"),
+                          ("generated_problems.jsonl", "candidates"), ("labels.jsonl", "judge_outputs")):
+            for manifest in sorted(m.folder.glob(f"iter_*/{name}.manifest.json")):
+                counts = json.loads(manifest.read_text()).get("counts", {})
+                out["rollouts"] += int(counts.get(key, 0))
+                out["tokens"] += int(counts.get("output_tokens", 0))
         for manifest in sorted(m.folder.glob("iter_*/model.manifest.json")):
             out["train_steps"] += int(json.loads(manifest.read_text()).get("counts", {}).get("global_step", 0))
         return out

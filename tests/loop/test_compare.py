@@ -167,3 +167,21 @@ def test_compare_runs_every_method_shares_m0_and_resumes(tmp_path, tiny_model):
     before = (root / "compare.json").read_text()
     proc = run_scpo("compare", "--config", str(path), env=env, timeout=600)  # resumes: every method is done
     assert proc.stderr.count("done (") == 3 and (root / "compare.json").read_text() == before
+
+
+def test_measured_rollouts_count_every_completion_sampled(tmp_path):
+    """Resampled extras (inside the samples' count), a vote teacher's samples, new-problem candidates and judge
+    outputs all count toward a method's measured rollouts, not only its k votes per problem."""
+    folder = tmp_path / "m"
+    manifests = {"iter_0/samples.jsonl": {"completions": 40, "output_tokens": 400},  # 32 votes + 8 resampled
+                 "iter_1/samples.jsonl": {"completions": 32, "output_tokens": 300},
+                 "iter_1/teacher_samples.jsonl": {"completions": 32, "output_tokens": 310},
+                 "iter_1/generated_problems.jsonl": {"candidates": 6, "kept": 2},
+                 "iter_1/labels.jsonl": {"judge_outputs": 12}}
+    for name, counts in manifests.items():
+        path = folder / f"{name}.manifest.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"counts": counts}))
+    method = compare.Method("m", "loop", folder, [], 64, [], "h", folder / "iter_2" / "eval.json")
+    got = compare.measured(method)
+    assert got["rollouts"] == 40 + 32 + 32 + 6 + 12 and got["tokens"] == 1010
