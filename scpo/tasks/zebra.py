@@ -21,6 +21,7 @@ no answer = 0), no-answer rate, and easy / hard puzzles: easy = 2*2..2*6, 3*2, 3
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -220,6 +221,50 @@ def votes_per_cell(answers: list[str | None]) -> tuple[str | None, dict[tuple[st
     return _canonical(majority), shares
 
 
+GRADINGS = ("tolerant", "zeroeval")
+
+
+def zeroeval_last_json(text: str):
+    """ZeroEval's `extract_last_complete_json` (src/evaluation/eval_utils.py), as it is: a brace stack that does not
+    look inside strings, the last top-level {...} span that closes, parsed after removing newlines; None when that
+    span does not parse (no repair, no earlier object). Bounded in nesting like scpo's own reading."""
+    stack, start, last = 0, None, None
+    for i, c in enumerate(text):
+        if c == "{":
+            stack += 1
+            if start is None:
+                start = i
+        elif c == "}" and stack:
+            stack -= 1
+            if not stack:
+                last, start = text[start: i + 1], None
+    if last is None or _nesting(last) > MAX_NESTING:
+        return None
+    try:
+        return json.loads(last.replace("\n", ""))
+    except (ValueError, RecursionError):
+        return None
+
+
+def zeroeval_grid(solution) -> dict[str, dict[str, str]] | None:
+    """A solution as ZeroEval grades it: exact house and column keys, each cell lower().strip() (a list: its first
+    element); empty or null cells, and cells that are no text, are left out (ZeroEval skips or rejects them)."""
+    if not isinstance(solution, dict):
+        return None
+    grid: dict[str, dict[str, str]] = {}
+    for house, cells in solution.items():
+        if not isinstance(cells, dict):
+            continue
+        row = {}
+        for column, value in cells.items():
+            if isinstance(value, list):
+                value = value[0] if value else None
+            if isinstance(value, str) and value:
+                row[str(column)] = value.lower().strip()
+        grid[str(house)] = row
+    return grid if any(grid.values()) else None
+
+
 @dataclass
 class Zebra(Task):
     name: str = "zebra"
@@ -229,12 +274,18 @@ class Zebra(Task):
     partial_credit: str | None = "cell_accuracy"
     cell_votes: bool = False  # also grade each cell's majority value across the k samples (eval, for analysis)
     reasoning_field: bool = True  # the answer template asks for "reasoning" before "solution" (ZeroEval); false: solution only
+    grading: str = "tolerant"  # tolerant: scpo's reading (any complete or repaired object with a solution, folded keys)
+    # | zeroeval: ZeroEval's zebra_grid_eval.py exactly (the last complete object only, no repair, exact keys)
+
+    def __post_init__(self):
+        if self.grading not in GRADINGS:
+            raise ScpoError(f"setting task_options.grading={self.grading!r}: one of {', '.join(GRADINGS)}")
 
     # --- prompt ---------------------------------------------------------------------------------------
     def prompt_for(self, row: dict):
         if isinstance(row.get("prompt"), list):
             return row["prompt"]
-        houses, columns = row.get("houses"), row.get("columns")
+        houses, columns = layout_of(row)
         return self._prompt(row["prompt"], houses, columns)
 
     def build_prompt(self, problem: str):
@@ -254,7 +305,11 @@ class Zebra(Task):
 
     # --- answers --------------------------------------------------------------------------------------
     def extract(self, completion: str) -> str | None:
-        grid = last_solution(completion)
+        if self.grading == "zeroeval":
+            found = zeroeval_last_json(completion)
+            grid = zeroeval_grid(found.get("solution")) if isinstance(found, dict) else None
+        else:
+            grid = last_solution(completion)
         return None if grid is None else _canonical(grid)
 
     def extract_gold(self, gold) -> str | None:
@@ -269,7 +324,8 @@ class Zebra(Task):
         if isinstance(gold, dict) and "header" in gold and "rows" in gold:
             header = gold["header"]
             gold = {f"House {i + 1}": dict(zip(header[1:], row[1:])) for i, row in enumerate(gold["rows"])}
-        grid = normalize_grid(gold.get("solution", gold) if isinstance(gold, dict) else None)
+        solution = gold.get("solution", gold) if isinstance(gold, dict) else None
+        grid = zeroeval_grid(solution) if self.grading == "zeroeval" else normalize_grid(solution)
         return None if grid is None else _canonical(grid)
 
     def answer_key(self, answer: str) -> Hashable:
@@ -280,7 +336,8 @@ class Zebra(Task):
         return votes_per_cell(answers)[0]
 
     def equivalent(self, a: str, b: str) -> bool:
-        return a == b
+        """Solved: every gold cell right; cells the gold does not have are ignored (ZeroEval's puzzle accuracy)."""
+        return a == b or (a is not None and self.score(a, b) == 1.0)
 
     def credit_units(self, gold: str) -> int:
         return sum(len(row) for row in json.loads(gold).values())
@@ -323,12 +380,12 @@ class Zebra(Task):
 
     def check_problem(self, problem: dict) -> str | None:
         """Why a row cannot be graded (its gold grid does not fit the puzzle's houses and headers), or None."""
+        if self.grading != "tolerant":  # the fit is checked on folded keys whatever the grading
+            return dataclasses.replace(self, grading="tolerant").check_problem(problem)
         gold = self.extract_gold(problem.get("gold"))
         if gold is None:
             return "its gold is no solution grid"
-        houses, columns = problem.get("houses"), problem.get("columns")
-        if houses is None or columns is None:
-            houses, columns = layout(problem["prompt"] if isinstance(problem["prompt"], str) else "")
+        houses, columns = layout_of(problem)
         if problem.get("size") is not None:
             parse_size(problem["size"])
         grid = json.loads(gold)
@@ -340,6 +397,18 @@ class Zebra(Task):
             if sorted(row) != want:
                 return f"its gold grid's House {house} has attributes {sorted(row)}, the puzzle has {want}"
         return None
+
+
+def layout_of(row: dict) -> tuple[int, list[str]]:
+    """A row's (houses, headers): its own `houses` / `columns`, else its gold's ZebraLogic `header` and `rows` (the
+    real headers: "favorite book genres" is `BookGenre`, which no guess from the text gives), else the text's."""
+    houses, columns = row.get("houses"), row.get("columns")
+    gold = row.get("gold")
+    if (houses is None or columns is None) and isinstance(gold, dict) and "header" in gold and "rows" in gold:
+        return len(gold["rows"]), list(gold["header"][1:])
+    if houses is None or columns is None:
+        return layout(row["prompt"] if isinstance(row["prompt"], str) else "")
+    return houses, columns
 
 
 def layout(puzzle: str) -> tuple[int, list[str]]:

@@ -181,3 +181,42 @@ def test_cell_accuracy_is_micro_over_puzzles_of_different_sizes():
 
     assert ratio_and_stderr([1.0, 0.5], [4, 6]) == (pytest.approx(0.7), pytest.approx(m["greedy_cell_accuracy"]["stderr"], abs=1e-4))
     assert ratio_and_stderr([1.0, 0.0, 1.0], [1, 1, 1])[1] == pytest.approx(0.3333, abs=1e-4)  # = the plain SE
+
+
+
+def test_zeroeval_strict_grading_on_zeroevals_parsing_rules():
+    """grading: zeroeval reads answers as ZeroEval's extract_last_complete_json and zebra_grid_eval.py do; the
+    tolerant reading (the default) differs exactly where ZeroEval is strict."""
+    strict, tolerant = get_task("zebra", grading="zeroeval"), get_task("zebra")
+    gold = {"header": ["House", "Name", "BookGenre"], "rows": [["1", "Arnold", "mystery"], ["2", "Peter", "romance"]]}
+    g_strict, g_tolerant = strict.extract_gold(gold), tolerant.extract_gold(gold)
+    answer = {"reasoning": "x", "solution": {"House 1": {"Name": "arnold ", "BookGenre": ["Mystery"]},
+                                             "House 2": {"Name": "Peter", "BookGenre": "romance", "Pet": "cat"}}}
+    text = json.dumps(answer)
+    # cells compared after lower().strip(), a list by its first element, extra keys ignored: solved in both
+    assert strict.equivalent(strict.extract(text), g_strict) and tolerant.equivalent(tolerant.extract(text), g_tolerant)
+    # exact keys: "house 1" is not "House 1" for ZeroEval (half the cells), folded by the tolerant reading
+    lower = text.replace("House 1", "house 1")
+    assert strict.score(strict.extract(lower), g_strict) == 0.5 and tolerant.score(tolerant.extract(lower), g_tolerant) == 1
+    # the brace stack does not look inside strings: a "}" in the reasoning breaks ZeroEval's reading
+    assert strict.extract(text.replace('"x"', '"a } b"')) is None and tolerant.extract(text.replace('"x"', '"a } b"'))
+    # only the last complete object counts: an invalid one after a good answer means no answer (no fallback)
+    assert strict.extract(text + ' {"solution": nope}') is None and tolerant.extract(text + ' {"solution": nope}')
+    # an unfinished object after it does not replace the last complete one
+    assert strict.extract(text + ' and {"solution": ') == strict.extract(text)
+    # ZeroEval's own example: a complete object without "solution" is no answer
+    assert strict.extract('{\n "reasoning": "($1.40 per pound x 4 pounds)",\n "answer": -21\n}') is None
+    with pytest.raises(ScpoError, match="task_options.grading='exact': one of tolerant, zeroeval"):
+        get_task("zebra", grading="exact")
+
+
+def test_prompt_headers_come_from_the_gold_header():
+    """Real ZebraLogic rows: "favorite book genres" is `BookGenre` in the gold, which no text guess gives."""
+    task = get_task("zebra")
+    gold = {"header": ["House", "Name", "BookGenre"], "rows": [["1", "Arnold", "mystery"], ["2", "Peter", "romance"]]}
+    puzzle = ("There are 2 houses.\n - Each person has a unique name: `Arnold`, `Peter`\n"
+              " - Each person has a unique favorite book genre: `mystery`, `romance`\n\n## Clues:\n1. x")
+    row = {"id": "z", "prompt": puzzle, "gold": gold}
+    prompt = task.prompt_for(row)[0]["content"] if task.chat else task.prompt_for(row)
+    assert '"BookGenre": "___"' in prompt
+    assert task.check_problem(row) is None
