@@ -11,8 +11,8 @@ A comparison file names the methods, each a recipe plus the settings it changes:
       ttrl: {trainer: grpo, recipe: recipes/grpo_cpu_demo.yaml, reward_funcs: [majority]}
 
 An offline method (`trainer: loop`, the default) runs its loop plan (scpo/loop/plan.py) in
-`<output_root>/<run_name>/<method>/`; its planned rollouts are iterations x problems x k, and its measured
-rollouts every completion it sampled (`measured`: ScPO's extra samples at T=1.2, a vote teacher's samples,
+`<output_root>/<run_name>/<method>/`; its planned rollouts are iterations x problems x k plus every extra
+completion it would sample, at most (`offline_rollouts`), and its measured rollouts every completion it sampled (`measured`: ScPO's extra samples at T=1.2, a vote teacher's samples,
 new-problem candidates and judge outputs too). An online method (`trainer: grpo`) runs `scpo grpo` there with
 `max_steps` = budget / rollouts per step (per_device_train_batch_size x gradient_accumulation_steps x
 processes; every rollout counts, the vote-only ones too), then `scpo eval` of its model with the eval
@@ -50,6 +50,7 @@ from pathlib import Path
 from scpo.core.errors import LoopStop, ScpoError
 from scpo.core.io import atomic_path, config_digest, file_digest, write_json
 from scpo.core.settings import Block, parse_settings, peek
+from scpo.labelers import LABELERS
 from scpo.loop.plan import LoopSettings, chained, plan
 from scpo.reporting.per_problem import METRICS as PAIRED_METRICS
 from scpo.reporting.per_problem import paired, per_problem, sidecar
@@ -147,19 +148,28 @@ def eval_config(argv: list[str]) -> dict:
 
 
 def offline_rollouts(argv: list[str]) -> int:
-    """Iterations x problems x (k + resample_n where the recipe resamples): the plan's training rollouts."""
+    """Every completion the plan samples to make the model, at most. Per iteration t: the k votes of each problem
+    (new problems counted as if all were kept), ScPO's `resample_n` extras (as if every prompt were unanimous),
+    one completion per new-problem candidate, a vote teacher's k samples per problem (frozen: from t = 1, or t = 0
+    with a teacher_model; ema: from t = 1) and a judge labeler's `judge_samples` outputs per response."""
     loop = parse_settings(LoopSettings, argv)
     problems = str(peek(argv, "problems_file"))
     if not Path(problems).exists():
         raise ScpoError(f"problems_file={problems!r}: no such file")
+    labeler = LABELERS.get(str(peek(argv, "labeler", "votes")))
     total = 0
     for t in range(loop.iterations):
         at = [*argv, "--iteration", str(t)]
         n = count_rows(problems)
         limit = peek(at, "max_problems")
         n = min(n, int(limit)) if limit not in (None, "null", "None") else n
-        n += int(peek(at, "new_problems", 0) or 0)
-        total += n * int(peek(at, "k", 8))
+        new = int(peek(at, "new_problems", 0) or 0)
+        k = int(peek(at, "k", 8))
+        total += (n + new) * (k + int(peek(at, "resample_n", 0) or 0)) + new
+        if loop.vote_teacher == "ema" and t or loop.vote_teacher == "frozen" and (t or loop.teacher_model):
+            total += (n + new) * k
+        if "judge" in getattr(labeler, "signals", ()):
+            total += (n + new) * k * int(peek(at, "judge_samples", 3) or 3)
     return total
 
 
@@ -216,7 +226,8 @@ def build(s: CompareSettings) -> tuple[Path, list[str], list[Method]]:
             if budget is None:
                 budget = rollouts
             elif rollouts != budget:
-                raise ScpoError(f"method {name}: plans {rollouts} training rollouts (iterations x problems x k), "
+                raise ScpoError(f"method {name}: plans {rollouts} training rollouts (iterations x problems x k, and "
+                                f"every extra completion: resampled, teacher, new-problem and judge samples), "
                                 f"budget_rollouts is {budget}; change its k, max_problems or iterations")
             loop, steps = plan(argv)
             commands = [c for c in chained(steps) if c[0] != "report"]  # as recipes/iterate.sh runs them

@@ -52,7 +52,11 @@ def test_budget_sets_grpo_steps_and_bad_comparisons_are_refused(tmp_path, tiny_m
                                            "--iteration", "1"]
     cases = [
         ("  a: {{recipe: {loop}}}\n  b: {{recipe: {loop}, k: 4}}\n",
-         "method b: plans 24 training rollouts (iterations x problems x k), budget_rollouts is 36"),
+         "method b: plans 24 training rollouts (iterations x problems x k, and every extra completion"),
+        # every sampled completion counts: ScPO's extras (at most 6 x 2) and a frozen teacher's 6 x 6 votes
+        ("  a: {{recipe: {loop}}}\n  b: {{recipe: {loop}, resample_n: 2}}\n", "method b: plans 48 training rollouts"),
+        ("  a: {{recipe: {loop}}}\n  b: {{recipe: {loop}, vote_teacher: frozen, teacher_model: %s}}\n" % tiny_model,
+         "method b: plans 72 training rollouts"),
         ("  a: {{recipe: {loop}, eval_k: 4}}\n", "method a: its held-out eval differs from eval_recipe"),
         ("  a: {{recipe: {loop}, model: /elsewhere}}\n", "method a: model '/elsewhere' is not the eval recipe's M_0"),
         ("  a: {{recipe: /no/such.yaml}}\n", "setting methods.a.recipe='/no/such.yaml': no such file"),
