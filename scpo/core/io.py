@@ -104,8 +104,10 @@ def check_row(row: Any, required: dict[str, type | tuple], where: str) -> None:
     if not isinstance(row, dict):
         raise ScpoError(f"{where}: expected an object, got {type(row).__name__}")
     for field, typ in required.items():
-        if field not in row or row[field] is None:
+        if field not in row:
             raise ScpoError(f"{where}: missing required field {field!r} (fields present: {sorted(row)})")
+        if row[field] is None:
+            raise ScpoError(f"{where}: required field {field!r} is null")
         if not isinstance(row[field], typ) or isinstance(row[field], bool) and bool not in _as_tuple(typ):
             names = "/".join(t.__name__ for t in _as_tuple(typ))
             raise ScpoError(f"{where}: field {field!r} must be {names}, got {type(row[field]).__name__}")

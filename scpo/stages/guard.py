@@ -50,7 +50,13 @@ def run(s: GuardSettings) -> dict:
         if not path.exists():
             raise ScpoError(f"{path}: missing: the guard compares every iteration's eval on its dev file (run scpo "
                             f"eval --eval_file <guard_file> --eval_output {path})")
-        metrics = json.loads(path.read_text())
+        try:
+            metrics = json.loads(path.read_text())
+        except ValueError as e:
+            raise ScpoError(f"{path}: not a readable eval ({e}); run its scpo eval again with --overwrite") from None
+        if not isinstance(metrics, dict):
+            raise ScpoError(f"{path}: holds {type(metrics).__name__}, not an eval's metrics; run its scpo eval again "
+                            "with --overwrite")
         if s.guard_metric not in metrics:
             known = sorted(k for k, v in metrics.items() if isinstance(v, dict) and "mean" in v)
             raise ScpoError(f"setting guard_metric={s.guard_metric!r}: {path} has no such metric; it has {known}")

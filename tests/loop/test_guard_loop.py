@@ -53,6 +53,11 @@ def test_the_guard_chooses_on_dev_when_dev_and_held_out_disagree(tmp_path):
              "--initial_model", str(m0))
     record = json.loads((run / "guard.json").read_text())
     assert record["best_iteration"] == 1 and record["values"] == {"M_0": 0.30, "M_1": 0.55, "M_2": 0.50}
+    for broken, message in (('{"greedy": {"me', "not a readable eval"), ("null", "holds NoneType, not an eval")):
+        (run / "iter_2" / "guard_eval.json").write_text(broken)
+        proc = run_scpo("guard", "--iter_dir", str(run / "iter_2"), "--iteration", "2", "--guard_metric", "greedy",
+                        "--initial_model", str(m0), check=False)
+        assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
     (run / "iter_2" / "guard_eval.json").unlink()
     missing = run_scpo("guard", "--iter_dir", str(run / "iter_2"), "--iteration", "2", "--guard_metric", "greedy",
                        "--initial_model", str(m0), check=False)
