@@ -51,7 +51,7 @@ from scpo.core.errors import LoopStop, ScpoError
 from scpo.core.io import atomic_path, config_digest, file_digest, write_json
 from scpo.core.settings import Block, parse_settings, peek
 from scpo.labelers import LABELERS
-from scpo.loop.plan import LoopSettings, chained, plan
+from scpo.loop.plan import LoopSettings, chained, plan, teacher_samples_at
 from scpo.reporting.per_problem import METRICS as PAIRED_METRICS
 from scpo.reporting.per_problem import paired, per_problem, sidecar
 
@@ -166,7 +166,7 @@ def offline_rollouts(argv: list[str]) -> int:
         new = int(peek(at, "new_problems", 0) or 0)
         k = int(peek(at, "k", 8))
         total += (n + new) * (k + int(peek(at, "resample_n", 0) or 0)) + new
-        if loop.vote_teacher == "ema" and t or loop.vote_teacher == "frozen" and (t or loop.teacher_model):
+        if teacher_samples_at(loop, t):
             total += (n + new) * k
         if "judge" in getattr(labeler, "signals", ()):
             total += (n + new) * k * int(peek(at, "judge_samples", 3) or 3)

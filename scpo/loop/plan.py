@@ -61,6 +61,12 @@ class LoopSettings(GuardBlock, TeacherBlock):
             raise ScpoError(f"setting iterations={self.iterations}: must be >= 0")
 
 
+def teacher_samples_at(loop: LoopSettings, t: int) -> bool:
+    """Whether a vote teacher samples iteration t's problems: ema from t = 1 (at t = 0 it would be M_0 itself),
+    frozen from t = 1, or from t = 0 when teacher_model names another model."""
+    return bool(loop.vote_teacher == "ema" and t or loop.vote_teacher == "frozen" and (t or loop.teacher_model))
+
+
 def check_model_choice(loop: LoopSettings, argv: list[str]) -> str | None:
     """What chooses a model is a dev split, never the held-out eval: the guard's file (guard_file, else dev_file)
     and the checkpoint selection's dev_file must share no problem with eval_file. Returns the guard's file."""
@@ -159,7 +165,7 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
             after = [f"generate-{t}"]
         labeler = LABELERS.get(peek(args, "labeler", "votes"))
         label_args, label_after = list(args), [f"sample-{t}"]
-        if loop.vote_teacher == "ema" and t or loop.vote_teacher == "frozen" and (t or loop.teacher_model):
+        if teacher_samples_at(loop, t):
             # the vote teacher samples the same problems first (its job before the array whose merge the label job runs)
             iter_dir, teacher = f"{run_dir}/iter_{t}", loop.teacher_model or initial
             teacher_args = [*args, "--samples_file", f"{iter_dir}/teacher_samples.jsonl", "--resample_n", "0"]
