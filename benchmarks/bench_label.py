@@ -38,7 +38,7 @@ def synthetic(task: str, prompts: int, k: int, distinct: int, seed: int = 0) -> 
     rows = []
     for p in range(prompts):
         weights = [2 ** (distinct - i) for i in range(distinct)]  # a clear majority, a tail of minorities
-        for j in range(k):
+        for _ in range(k):
             v = rng.choices(range(distinct), weights)[0]
             if task == "gsm8k":
                 answer = 1000 * p + v

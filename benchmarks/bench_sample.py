@@ -130,7 +130,7 @@ def main() -> None:
             (tmp / f"vllm{r}" / "problems.jsonl").write_text((tmp / "vllm" / "problems.jsonl").read_text())
             stages.append(run_stage(tmp / f"vllm{r}", common))
         h_gen, h_wall, h_tokens = run_stage(tmp / "hf", common + ["--backend", "hf"])
-    (bare_gen, bare_start, bare_tokens), (v_gen, v_wall, v_tokens) = bares[-1], stages[-1]
+    (_, bare_start, bare_tokens), (v_gen, v_wall, v_tokens) = bares[-1], stages[-1]
     default, hf = d_tokens / d_gen, h_tokens / h_gen
     bare = statistics.median(t / g for g, _, t in bares)
     scpo = statistics.median(t / g for g, _, t in stages)

@@ -101,7 +101,11 @@ def load_records(path: str, split: str = "train") -> list[dict]:
         raise ScpoError(f"{p}: input not found")
     datasets.disable_progress_bars()
     if p.is_dir():
-        ds = datasets.load_from_disk(str(p))
+        try:
+            ds = datasets.load_from_disk(str(p))
+        except FileNotFoundError:  # an empty folder, or one of files rather than a saved dataset
+            raise ScpoError(f"{p}: a folder that is not a dataset saved with `save_to_disk`; give a .jsonl, .json, "
+                            ".parquet or .csv file, or such a folder") from None
         if isinstance(ds, datasets.DatasetDict):
             if split not in ds:
                 raise ScpoError(f"{p}: no split {split!r} (has {list(ds)})")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from scpo.core.errors import ScpoError
-from scpo.core.io import read_rows, write_json, write_rows
+from scpo.core.io import check_writable, read_rows, write_json, write_rows
 from scpo.tasks._zebra_puzzles import Clue, Encoding, check_puzzle, generate, parse_size, positions, puzzle_text
 from scpo.tasks.zebra import Zebra
 
@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> dict:
             raise ScpoError(f"--{name}_sizes {sizes!r} names no size for {count} {name} puzzles "
                             "(give houses*attributes, e.g. 2*3)")
     out, seen, stats, counts = Path(args.output_dir), set(), {}, {}
+    if out.exists() and not out.is_dir():
+        raise ScpoError(f"--output_dir {out}: is a file; give a folder")
+    check_writable(out / "generator_stats.json", "--output_dir")  # a read-only place is named before any puzzle
     # Eval first: its puzzles do not depend on the other splits' sizes or counts.
     for name, sizes, count in sorted(splits, key=lambda s: s[0] != "eval"):
         if count:

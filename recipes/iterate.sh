@@ -39,7 +39,7 @@ for step in "${steps[@]}"; do
   echo "[loop] $step" >&2
   status=0
   eval "$step" || status=$?
-  if [[ $status -eq 3 ]]; then  # the collapse guard (scpo guard) stopped the loop: only the report is left
+  if [[ $status -eq 3 ]]; then  # STOP_EXIT (scpo/core/errors.py): the collapse guard stopped the loop; the report is left
     echo "[loop] stopped by the collapse guard; the report follows" >&2
     eval "${steps[-1]}"
     exit 0

@@ -37,8 +37,8 @@ COMMANDS = {
 
 
 def usage() -> str:
-    lines = ["usage: scpo <command> [--config recipe.yaml] [--setting value ...]   (scpo <command> --help)", "",
-             "commands:"]
+    lines = ["usage: scpo <command> [--config recipe.yaml] [--setting value ...]   (scpo <command> --help; "
+             "scpo --version)", "", "commands:"]
     lines += [f"  {name:<17} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -69,12 +69,13 @@ def known_keys() -> set[str]:
 
 def wants_verbose(argv: list[str]) -> bool:
     """The `verbose` setting, read before the command parses its own (leading words such as `submit` skipped)."""
-    from scpo.core.settings import peek
+    from scpo.core.settings import peek_setting
+    from scpo.loop.plan import LoopSettings
 
     while argv and not argv[0].startswith("-") and not argv[0].endswith((".yaml", ".yml")):
         argv = argv[1:]
     try:
-        return str(peek(argv, "verbose", False, boolean=True)).lower() in ("true", "1", "yes")
+        return peek_setting(argv, "verbose", LoopSettings)
     except ScpoError:
         return False
 
@@ -106,13 +107,23 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0
+    if argv[0] in ("-V", "--version"):
+        from scpo import __version__
+
+        print(f"scpo {__version__}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"scpo: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    if name == "chain":
-        return chain(rest)
-    status = run_command(name, rest)
+    try:
+        if name == "chain":
+            return chain(rest)
+        status = run_command(name, rest)
+    except KeyboardInterrupt:  # every write is atomic: what finished is kept, the rest resumes
+        print(f"\nscpo {name}: interrupted; what was finished is kept, and the same command resumes from there",
+              file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports it
     if status == 0:
         end_process_group()
     return status
@@ -157,6 +168,9 @@ def chain(argv: list[str]) -> int:
         else:
             part.append(word)
     parts.append(part)
+    if parts[0] and parts[0][0] in ("-h", "--help"):
+        print(f"usage: scpo chain STAGE ARGS [{CHAIN_SEPARATOR} STAGE ARGS ...]\n\n{chain.__doc__}")
+        return 0
     for i, part in enumerate(parts):
         if not part or part[0] not in COMMANDS or part[0] == "chain":
             got = repr(part[0]) if part else "nothing"

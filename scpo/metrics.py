@@ -9,6 +9,11 @@ Two Somers' D between votes and correctness:
   response, and `somers_d_given(votes, acc)` is D of accuracy given the votes, (C - D) over the pairs
   not tied in V (scipy.stats.somersd(V, Acc)). The paper does not say which variable is dependent; Acc
   given V is chosen, as "Acc(y) against V(y)" reads.
+
+The one home of the rules that eval, report and compare share: which graded row is one of the k samples
+(`is_sampled`: the greedy row has sample_index -1), a problem's pass@1 (`pass_at_1`), its per-problem results
+(`problem_results`, `problem_results_from_samples`), paired differences over problems with standard errors
+over clusters (`paired_by_problem`), and the "mean ± se" text (`format_mean_se`, `format_metric`).
 """
 
 from __future__ import annotations
@@ -26,18 +31,35 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
 
 
+GREEDY_INDEX = -1  # eval_samples.jsonl: the sample_index of a problem's greedy completion (not one of its k samples)
+
+
+def is_sampled(row: dict) -> bool:
+    """Whether a graded row of eval_samples.jsonl is one of its problem's k samples (what pass@1, the votes and
+    Somers' D count), not the greedy completion (sample_index GREEDY_INDEX; rows without an index are samples)."""
+    return int(row.get("sample_index", 0)) != GREEDY_INDEX
+
+
+def pass_at_1(c: int, n: int) -> float:
+    """A problem's pass@1: the share c / n of its n samples that are correct (pass_at_k(n, c, 1) exactly)."""
+    return c / n
+
+
 def mean_and_stderr(values: list[float], clusters: list | None = None) -> tuple[float, float]:
     """The mean and its standard error over independent units.
 
     Without `clusters` every value is its own unit: sqrt(s^2 / n). With `clusters` (one key per value: rows
     that are wordings of one item share a key) the cluster-robust (CR1) standard error, sqrt(G / (G - 1) *
     sum_g (sum_{i in g} (x_i - mean))^2) / n over G clusters, which is the plain one when every cluster has
-    one value; with one cluster there is no independent variation to measure and the error is 0.
+    one value (then computed as the plain one); with one cluster there is no independent variation to measure
+    and the error is 0.
     """
     n = len(values)
     if n == 0:
         return 0.0, 0.0
     mean = sum(values) / n
+    if clusters is not None and len(set(clusters)) == len(clusters) == n:
+        clusters = None  # one value per cluster: the plain standard error
     if clusters is None:
         if n == 1:
             return mean, 0.0
@@ -96,6 +118,59 @@ def paired_difference(after: dict[str, float], before: dict[str, float],
     keys = [clusters.get(i, i) for i in ids] if clusters else None
     mean, se = mean_and_stderr([after[i] - before[i] for i in ids], keys)
     return mean, se, len(ids)
+
+
+PER_PROBLEM_METRICS = ("greedy", "pass@1", "maj")  # what problem_results gives, where the eval measured it
+
+
+def problem_results(row: dict) -> dict:
+    """One problem's {greedy, pass@1, maj, cluster} from its eval_per_problem.jsonl row (scpo eval's grade_problem);
+    a metric the eval did not measure for it (no greedy, or no samples: eval_k_problems) is absent."""
+    pid = str(row["id"])
+    out: dict = {"cluster": str(row.get("cluster", pid))}
+    if "greedy" in row:
+        out["greedy"] = float(row["greedy"])
+    if row.get("n"):
+        out["pass@1"], out["maj"] = pass_at_1(row["c"], row["n"]), float(row["maj"])
+    return out
+
+
+def problem_results_from_samples(rows) -> dict[str, dict]:
+    """{problem id: {greedy, pass@1, cluster}} from eval_samples.jsonl rows (evals written before
+    eval_per_problem.jsonl existed): greedy from the greedy row, pass@1 from the sampled rows (`is_sampled`), no maj;
+    every problem is its own cluster."""
+    out: dict[str, dict] = {}
+    hits: dict[str, list[bool]] = {}
+    for r in rows:
+        pid = str(r["id"])
+        row = out.setdefault(pid, {"cluster": pid})
+        if is_sampled(r):
+            hits.setdefault(pid, []).append(bool(r["correct"]))
+        else:
+            row["greedy"] = float(bool(r["correct"]))
+    for pid, h in hits.items():
+        out[pid]["pass@1"] = pass_at_1(sum(h), len(h))
+    return out
+
+
+def paired_by_problem(after: dict[str, dict], before: dict[str, dict], metric: str) -> tuple[float, float, int]:
+    """after - before in `metric` (problem_results of two evals) over the problems both measured, its standard
+    error over the problems' clusters, and the count (`paired_difference`)."""
+    a = {i: r[metric] for i, r in after.items() if metric in r}
+    b = {i: r[metric] for i, r in before.items() if metric in r}
+    clusters = {i: r["cluster"] for i, r in {**before, **after}.items()}
+    return paired_difference(a, b, clusters)
+
+
+def format_mean_se(mean: float, se: float, digits: int = 3, signed: bool = False) -> str:
+    """'0.342 ± 0.039' (`signed`: '+0.342 ± 0.039', for differences): how every table writes a value and its SE."""
+    return f"{mean:{'+' if signed else ''}.{digits}f} ± {se:.{digits}f}"
+
+
+def format_metric(ev: dict | None, key: str) -> str:
+    """eval.json's metric `key` ({mean, stderr}) as 'mean ± se'; '-' where the eval has no such metric."""
+    value = (ev or {}).get(key)
+    return format_mean_se(value["mean"], value["stderr"]) if isinstance(value, dict) else "-"
 
 
 def somers_d(scores: list[float], correct: list[bool]) -> float | None:

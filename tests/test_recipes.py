@@ -1,6 +1,6 @@
 """The GPU recipes hold the papers' settings: each value is read back through the stage that uses it, per iteration,
 and compared with the paper (ScPO arXiv 2411.04109 v3; IRPO arXiv 2404.19733; CREAM's code Raibows/CREAM; TTRL's verl
-scripts). README "recipe vs paper" lists the same values with their sources."""
+scripts). docs/papers.md ("recipe vs paper", per paper) lists the same values with their sources."""
 
 from __future__ import annotations
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from scpo.core.errors import ScpoError
+from scpo.core.errors import ScpoError, did_you_mean
 from scpo.core.settings import Block
 
 BACKENDS = ("vllm", "hf")
+MAIN_PROCESS_PORT = 29500  # the rank-0 node's port when main_process_port is unset (torch.distributed's and accelerate's)
 
 
 @dataclass
@@ -28,7 +29,7 @@ class ModelBlock(Block):
 
 @dataclass
 class TaskBlock(Block):
-    task: str = "gsm8k"  # gsm8k | math | numeric | multiple_choice | zebra, or a dotted path to a Task subclass
+    task: str = "gsm8k"  # gsm8k | math | numeric | multiple_choice | zebra | free_form, or a dotted path to a Task subclass
     task_options: dict = field(default_factory=dict)  # fields of the task (instruction, system_prompt, ...)
 
 
@@ -93,7 +94,7 @@ class LaunchBlock(Block):
     num_machines: int | None = None  # nodes
     machine_rank: int | None = None  # this node's rank
     main_process_ip: str | None = None  # the rank-0 node
-    main_process_port: int | None = None  # its port
+    main_process_port: int | None = None  # its port (unset: 29500, MAIN_PROCESS_PORT, where scpo must name one)
     merge_lora: bool = True  # LoRA: save a merged full model (the adapter in adapter/)
 
 
@@ -145,11 +146,8 @@ class TeacherBlock(Block):
     def __post_init__(self):
         super().__post_init__()
         if self.vote_teacher not in TEACHERS:
-            import difflib
-
-            close = difflib.get_close_matches(str(self.vote_teacher), TEACHERS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ScpoError(f"setting vote_teacher={self.vote_teacher!r}{hint}: one of {', '.join(TEACHERS)}")
+            raise ScpoError(f"setting vote_teacher={self.vote_teacher!r}{did_you_mean(self.vote_teacher, TEACHERS)}: "
+                            f"one of {', '.join(TEACHERS)}")
         if self.teacher_model is not None:
             if self.vote_teacher != "frozen":
                 raise ScpoError(f"setting teacher_model={self.teacher_model!r} needs vote_teacher: frozen (now "

@@ -1,4 +1,10 @@
-"""One exception type for every user-facing input problem, so the CLI can print it without a traceback."""
+"""One exception type for every user-facing input problem, so the CLI can print it without a traceback, and the
+"did you mean" hint its messages give for a misspelt name."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
 
 
 class ScpoError(Exception):
@@ -15,3 +21,9 @@ class LoopStop(Exception):
 
 
 STOP_EXIT = 3
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """' (did you mean 'closest'?)' for the known name closest to a misspelt one (difflib's ratio >= 0.6), else ''."""
+    close = difflib.get_close_matches(str(name), sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

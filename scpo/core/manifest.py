@@ -86,9 +86,24 @@ def iter_file(iter_dir: str | None, explicit: str | None, name: str) -> str:
     return str(Path(iter_dir or ".") / name)
 
 
+def check_own_output(output: str | Path, stage: str) -> None:
+    """An output whose manifest says another stage made it (samples, labels, an eval) is that stage's file: refused,
+    with --overwrite too, so that no stage replaces another's output."""
+    made_by = None
+    if Path(output).exists() and manifest_path(output).exists():
+        try:
+            made_by = json.loads(manifest_path(output).read_text()).get("stage")
+        except (OSError, ValueError, AttributeError):
+            return  # an unreadable manifest: is_done treats the output as not done
+    if made_by and made_by != stage:
+        raise ScpoError(f"{output} is scpo {made_by}'s output (its manifest {manifest_path(output)} says so): scpo "
+                        f"{stage} would replace it; give this stage's output another path")
+
+
 def run_once(stage: str, output: str, config: dict, inputs: list[str], body: Callable[[], dict],
              overwrite: bool = False) -> dict:
     """Runs `body` (which writes `output` atomically and returns counts) unless a matching manifest says it is done."""
+    check_own_output(output, stage)
     if not overwrite:
         done = is_done(output, config, inputs)
         if done is not None:

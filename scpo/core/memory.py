@@ -9,6 +9,11 @@ remedy, an LD_PRELOADed tcmalloc for its engine subprocess, is not bundled with 
 in-process engine scpo uses on CPU (for reproducible batches). mallopt at run time applies to every later
 allocation of the process; the price is that its resident memory stays at its peak until it exits, as with
 PyTorch's caching allocator on GPUs. `SCPO_KEEP_FREED_MEMORY=0` leaves glibc as it is.
+
+A heap that is never trimmed also fragments: the Qwen2.5-0.5B sampler (vocabulary 151,936, so 155 MB per
+[256 x vocabulary] float32 tensor) grew from 4.5 to 9.2 to 12.4 GB resident over three 64-problem shards of one
+process, and was killed beside a second job. `release_freed_memory()` (glibc's malloc_trim) hands every free page
+back between shards, where a page fault per page costs nothing next to a shard's minutes of decoding.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from pathlib import Path
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's malloc.h
 TRIM_THRESHOLD = 2**31 - 1  # bytes free at the heap's top before glibc returns them (mallopt takes an int)
@@ -31,3 +37,25 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def release_freed_memory() -> None:
+    """Returns the heap's free pages to the OS (glibc's malloc_trim(0): also those between live blocks); a no-op
+    off glibc. Call between large units of work (a sampled shard), never inside a decode loop."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def resident_mb() -> int:
+    """This process's resident memory now, in MB (0 where /proc is absent)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0

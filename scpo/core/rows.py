@@ -22,10 +22,26 @@ def load_problems(path: str, max_problems: int | None = None, task=None) -> list
         if str(row["id"]) in seen:
             raise ScpoError(f"{path}:{i}: duplicate problem id {row['id']!r} (ids must be unique)")
         seen.add(str(row["id"]))
+        for field in ("prompt", "messages"):
+            if isinstance(row.get(field), list):
+                check_chat(row[field], f"{path}:{i}: field {field!r}")
     rows = rows[:max_problems] if max_problems else rows
     if task is not None:
         check_gold(rows, task, path)
     return rows
+
+
+def check_chat(messages: list, where: str) -> None:
+    """Chat messages a chat template can render: each a mapping with a string `role` and `content`, named here
+    rather than as a template error after the model has loaded."""
+    for n, message in enumerate(messages, 1):
+        if not isinstance(message, dict):
+            raise ScpoError(f"{where}: message {n} is {type(message).__name__}, not a mapping with role and content")
+        for key in ("role", "content"):
+            if not isinstance(message.get(key), str):
+                got = "missing" if key not in message else f"{type(message[key]).__name__}, not text"
+                raise ScpoError(f"{where}: message {n} has no text {key!r} ({got}); each message needs role and "
+                                "content")
 
 
 def check_gold(rows: list[dict], task, path: str) -> None:

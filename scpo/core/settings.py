@@ -13,19 +13,22 @@ on its line in the source, printed by `scpo <stage> --help`.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
-import difflib
-import math
 import inspect
-import re
+import io
+import math
+import textwrap
+import tokenize
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
-from scpo.core.errors import HelpRequested, ScpoError
+from scpo.core.errors import HelpRequested, ScpoError, did_you_mean
 
 # Keys the loop itself uses.
 LOOP_KEYS = {"config", "iteration"}
@@ -238,9 +241,7 @@ def check_keys(keys: set[str], mine: set[str], source: str) -> None:
         return
     everything = known_keys()
     for key in sorted(foreign - everything):
-        close = difflib.get_close_matches(key, sorted(everything | mine), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ScpoError(f"unknown setting {key!r} in {source}{hint}")
+        raise ScpoError(f"unknown setting {key!r} in {source}{did_you_mean(key, everything | mine)}")
 
 
 def wants_help(argv: list[str]) -> bool:
@@ -248,17 +249,27 @@ def wants_help(argv: list[str]) -> bool:
 
 
 def field_help(cls: type) -> dict[str, str]:
-    """Each field's help: the comment on its line in the class that declares it (dataclass bodies, read once)."""
+    """Each field's help: the comment on its line in the class that declares it (dataclass bodies, read once). A
+    field written over several lines (as a formatter wraps a long one) has the first comment within its lines."""
     out: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         if not dataclasses.is_dataclass(klass) or klass.__module__ == "builtins":
             continue
         try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):
+            source = textwrap.dedent(inspect.getsource(klass))
+            tree = ast.parse(source)
+        except (OSError, TypeError, SyntaxError):
             continue
-        for m in re.finditer(r"^\s+(\w+): [^\n#]*#\s*(.+)$", source, re.MULTILINE):
-            out[m.group(1)] = m.group(2).strip()
+        comments: dict[int, str] = {}  # line -> its comment
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                comments.setdefault(token.start[0], token.string.lstrip("#").strip())
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node in body:
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                lines = [comments[i] for i in range(node.lineno, node.end_lineno + 1) if i in comments]
+                if lines:
+                    out[node.target.id] = lines[0]
     return out
 
 
@@ -293,6 +304,9 @@ _composed: dict[tuple, type] = {}
 def compose(name: str, bases: tuple[type, ...]) -> type:
     """A settings class made of several blocks (a stage's own, and those its labelers or losses declare)."""
     bases = tuple(dict.fromkeys(b for b in bases if b is not None))  # each block once, in order
+    # a block that another block already includes (scir's settings include the judge's) is left to that one: listed
+    # before its subclass, it would leave no consistent method resolution order
+    bases = tuple(b for b in bases if not any(o is not b and issubclass(o, b) for o in bases))
     if (name, bases) not in _composed:
         cls = dataclasses.make_dataclass(name, [], bases=bases)
         cls.__doc__ = bases[0].__doc__
@@ -310,18 +324,34 @@ def with_extensions(base: type, registry, chosen: Any = None) -> type:
     return compose(base.__name__, (base, *blocks))
 
 
-def peek(argv: list[str], key: str, default: Any = None, boolean: bool = False) -> Any:
-    """One setting's value (the command line over the recipe, per iteration), before the stage's class is known:
-    what picks the labeler, loss or rewards whose settings blocks join the stage's."""
+def peek(argv: list[str], key: str, default: Any = None) -> Any:
+    """One setting's raw value (the command line over the recipe, per iteration), before the stage's class is known:
+    what picks the labeler, loss or rewards whose settings blocks join the stage's. A setting some class declares is
+    read with `peek_setting`, which takes the class's default."""
     config, cli = split_argv([a for a in argv if a not in ("-h", "--help")])
     merged = {**load_recipe(config), **cli}
     value = merged.get(key, default)
-    if not boolean:
-        check_bare(key, value, str)
+    check_bare(key, value, str)
     if isinstance(value, list):
         iteration = int(merged.get("iteration", 0) or 0)
         value = value[min(iteration, len(value) - 1)] if value else default
     return value
+
+
+def peek_setting(argv: list[str], key: str, cls: type) -> Any:
+    """`peek` for a setting that the settings class `cls` declares: its value typed as the field (None for null where
+    the field allows it; a list setting whole, not per iteration), or the class's own default when unset. The
+    default is written once, in the class; no caller repeats it."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if key not in fields:
+        raise KeyError(f"{cls.__name__} has no setting {key!r}")
+    config, cli = split_argv([a for a in argv if a not in ("-h", "--help")])
+    merged = {**load_recipe(config), **cli}
+    if key not in merged:
+        default = _default(fields[key])
+        return None if default == "(required)" else default
+    tp = typing.get_type_hints(cls)[key]
+    return _convert(key, per_iteration(key, merged[key], tp, int(merged.get("iteration", 0) or 0)), tp)
 
 
 def parse_settings(cls: type, argv: list[str], title: str | None = None) -> Any:
@@ -337,6 +367,7 @@ def parse_settings(cls: type, argv: list[str], title: str | None = None) -> Any:
     mine = {f.name for f in dataclasses.fields(cls)}
     check_keys(set(recipe), mine, f"recipe {config}")
     check_keys(set(cli), mine, "the command line")
+    check_outputs_apart({**recipe, **cli}, getattr(cls, "OUTPUTS", ()), config)
     merged = {k: v for k, v in {**recipe, **cli}.items() if k in mine}
     iteration = int(merged.get("iteration", 0) or 0)
     values = {}
@@ -347,6 +378,22 @@ def parse_settings(cls: type, argv: list[str], title: str | None = None) -> Any:
         return cls(**values)
     except TypeError as e:
         raise ScpoError(f"settings for {cls.__name__}: {e}") from None
+
+
+def check_outputs_apart(values: dict[str, Any], outputs: typing.Iterable[str], config: str | None) -> None:
+    """An output setting that names a file another path setting of the recipe or command line names (the problems,
+    eval, dev or samples file of any stage) would replace it: refused before anything runs, naming both."""
+    paths = {key: value for key, value in values.items()
+             if isinstance(value, str) and value and key.endswith(("_file", "_output", "_samples"))}
+    for out in outputs:
+        if not paths.get(out):
+            continue
+        target = Path(paths[out]).resolve()
+        for key, other in paths.items():
+            if key != out and Path(other).resolve() == target:
+                where = f"recipe {config} and the command line" if config else "the command line"
+                raise ScpoError(f"settings {out} and {key} are the same file ({paths[out]}) in {where}: writing "
+                                f"{out} would replace it; write {out} elsewhere")
 
 
 def asdict(settings: Any) -> dict[str, Any]:

@@ -7,6 +7,9 @@ process). tests/core/test_settings_and_registry.py checks them against the insta
 
 TRL_VERSION = "1.16.0"
 
+# TRL's defaults that scpo reads before TRL is imported (scpo compare: rollouts per GRPO step).
+GRPO_DEFAULTS = {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 1}
+
 DPO_CONFIG = frozenset({
     "accelerator_config", "activation_offloading", "adam_beta1", "adam_beta2", "adam_epsilon",
     "auto_find_batch_size", "average_tokens_across_devices", "batch_eval_metrics", "beta", "bf16",

@@ -53,6 +53,11 @@ class Labeler:
     def __init__(self, settings, task: Task):
         self.s, self.task = settings, task
 
+    @classmethod
+    def check_recipe(cls, argv: list[str]) -> None:
+        """Named errors for the run's settings (`argv`: recipe and overrides) that `scpo label` would refuse only
+        after sampling (semantic: an encoder folder that is missing or not an encoder); the loop plan calls it first."""
+
     # ---- scpo label
     def label_config(self) -> dict:
         """What the labels depend on (hashed into the labels manifest)."""

@@ -1,10 +1,11 @@
 """Internal-reward labelers (judge, implicit, cream, scir): the model labels its own responses with its own rewards.
 
 Used when there is no final answer to vote on. The labelers read no gold; where a prompt has gold,
-rows get `correct` for reporting only. This module holds what the four share: their settings, the
-judge (Self-Rewarding's LLM-as-a-judge through the sampling backends, sharded and resumable), the
-implicit DPO reward (one batched transformers forward for the models that did not sample), the
-labels rows and the max-vs-min pair pick. Each labeler's file says which rewards it uses.
+rows get `correct` for reporting only. This module holds what the four share: the judge
+(Self-Rewarding's LLM-as-a-judge through the sampling backends, sharded and resumable), the implicit
+DPO reward (one batched transformers forward for the models that did not sample), the labels rows
+and the max-vs-min pair pick. Each labeler's file holds its settings and says which rewards it uses
+(scir's settings include the judge's and the implicit reward's; cream's the implicit reward's).
 
 Labels rows: the sample rows plus `labeler`, `reward` (the reward the pair is picked by; None when
 the response could not be scored), and per signal: `judge_scores` (one per judge output, None where
@@ -17,8 +18,8 @@ Pairs rows: TRL's `prompt`, `chosen`, `rejected`, plus `id`, `weight` (1), `sour
 (scir: each signal's P(chosen > rejected)), `chosen_correct` (gold, reporting only) and the
 sampler's reference log-probs and token ids, as for vote pairs.
 
-The labels manifest hashes every setting below (judge, CREAM and SCIR alike), as it always has: a
-labels file made by an earlier version stays valid.
+The labels manifest hashes the settings of the judge, CREAM and SCIR alike (`label_config_keys`), as it always
+has: a labels file made by an earlier version stays valid.
 """
 
 from __future__ import annotations
@@ -26,79 +27,35 @@ from __future__ import annotations
 import gc
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from scpo.consistency import CORRELATIONS
 from scpo.core.errors import ScpoError
 from scpo.core.io import config_digest, file_digest, write_rows
 from scpo.core.models import model_fingerprint, resolve_model
 from scpo.core.rows import SAMPLE_FIELDS, group_by_prompt, prompt_of
-from scpo.core.settings import Block
 from scpo.core.shards import ShardSet, shard_bounds
-from scpo.judge import (
-    DEFAULT_PAIRWISE_TEMPLATE,
-    DEFAULT_TEMPLATE,
-    mean_score,
-    ordered_pairs,
-    pairwise_scores,
-    parse_score,
-    render,
-    render_pairwise,
-)
-from scpo.labelers._base import Choice, LabelFiles, Labeler, gold_correctness
-from scpo.reward_pairs import REWARD_SIGNALS, reward_pick
+from scpo.judge import mean_score, ordered_pairs, pairwise_scores, parse_score, render, render_pairwise
+from scpo.labelers._base import Choice, Labeler, LabelFiles, gold_correctness
+from scpo.reward_pairs import reward_pick
 from scpo.sampling import Request, make_sampler, prompt_ids, request_seed
 from scpo.tasks import Task
 
 
-@dataclass
-class InternalRewardSettings(Block):
-    # judge (Self-Rewarding)
-    judge_template: str = DEFAULT_TEMPLATE  # needs {instruction} and {response}
-    judge_samples: int = 3  # judge outputs per response, averaged
-    judge_temperature: float = 0.7  # the judge's sampling temperature
-    judge_top_p: float = 0.9  # the judge's nucleus sampling
-    judge_max_tokens: int = 256  # tokens per judge output
-    judge_response_prefix: str = ""  # text the judge's answer starts with (e.g. "Score:" for tiny models)
-    judge_max_score: float = 5.0  # the top of the judge's scale
-    judge_pairwise: bool = False  # compare each two responses (in both orders) instead of scoring each alone
-    judge_pairwise_template: str = DEFAULT_PAIRWISE_TEMPLATE  # needs {instruction}, {response_a}, {response_b}
-    # cream
-    consistency_metric: str = "kendall"  # or spearman
-    # scir
-    scir_rewards: list[str] = field(default_factory=lambda: ["judge", "implicit"])  # the first picks the pair
-    scir_threshold: float = 0.5  # keep a pair when every signal gives P(chosen > rejected) >= this (and > 0.5)
-    scir_scales: dict = field(default_factory=lambda: {"judge": 1.0, "implicit": 10.0})  # P = sigmoid(diff / scale)
-    # the implicit reward's forward passes
-    score_batch_size: int = 8  # responses per transformers forward (implicit reward)
+def label_config_keys() -> tuple[str, ...]:
+    """What the labels depend on, hashed into the labels manifest (besides the models' paths and weights): the
+    judge's, CREAM's and SCIR's settings for every internal labeler, as when one block held them all."""
+    import dataclasses
 
-    def __post_init__(self):
-        super().__post_init__()
-        if self.judge_samples < 1:
-            raise ScpoError(f"setting judge_samples={self.judge_samples}: need at least one judge output")
-        if self.consistency_metric not in CORRELATIONS:
-            raise ScpoError(f"setting consistency_metric={self.consistency_metric!r}: expected one of "
-                            f"{sorted(CORRELATIONS)}")
-        unknown = [r for r in self.scir_rewards if r not in REWARD_SIGNALS]
-        if unknown or (self.labeler == "scir" and len(self.scir_rewards) < 2):
-            raise ScpoError(f"setting scir_rewards={self.scir_rewards}: expected two or more of {REWARD_SIGNALS}")
-        if not 0 <= self.scir_threshold < 1:
-            raise ScpoError(f"setting scir_threshold={self.scir_threshold}: must be in [0, 1)")
-        if any(not isinstance(v, (int, float)) or v <= 0 for v in self.scir_scales.values()):
-            raise ScpoError(f"setting scir_scales={self.scir_scales}: every scale must be a number > 0")
-        if "{instruction}" not in self.judge_template or "{response}" not in self.judge_template:
-            raise ScpoError("setting judge_template: must contain {instruction} and {response}")
-        if self.judge_pairwise and any(f not in self.judge_pairwise_template
-                                       for f in ("{instruction}", "{response_a}", "{response_b}")):
-            raise ScpoError("setting judge_pairwise_template: must contain {instruction}, {response_a} and {response_b}")
+    from scpo.labelers.cream import CreamSettings
+    from scpo.labelers.scir import ScirSettings
+
+    own = dict.fromkeys(f.name for cls in (ScirSettings, CreamSettings) for f in dataclasses.fields(cls)
+                        if f.name != "score_batch_size")  # how the forward passes are batched, not what they give
+    return ("labeler", "task", "task_options", *own, "backend", "seed", "dtype", "max_model_len", "reference_model",
+            "previous_reference_model")
 
 
-# What the labels depend on: hashed into the labels manifest (besides the models' paths and weights).
-LABEL_CONFIG_KEYS = ("labeler", "task", "task_options", *(f.name for f in InternalRewardSettings.__dataclass_fields__.values()
-                                                          if f.name != "score_batch_size"),
-                     "backend", "seed", "dtype", "max_model_len", "reference_model", "previous_reference_model")
 JUDGE_KEYS = ("judge_template", "judge_pairwise", "judge_pairwise_template", "judge_samples", "judge_temperature",
               "judge_top_p", "judge_max_tokens", "judge_response_prefix", "seed", "dtype", "max_model_len", "backend",
               "vllm_kwargs")
@@ -275,7 +232,6 @@ SIGNAL_COLUMNS = {"judge": "judge_score", "implicit": "implicit_reward"}
 class InternalRewardLabeler(Labeler):
     """Labels by the rewards in `signals`; the pair is max vs min of `primary` (ties dropped)."""
 
-    settings = InternalRewardSettings
     label_fields = {**SAMPLE_FIELDS, "labeler": str}
     signals: ClassVar[tuple[str, ...]] = ()  # judge and / or implicit
     previous_reward: ClassVar[bool] = False  # cream: the previous iteration's reward too
@@ -287,7 +243,7 @@ class InternalRewardLabeler(Labeler):
 
     def label_config(self) -> dict:
         s = self.s
-        config = {key: getattr(s, key) for key in LABEL_CONFIG_KEYS}
+        config = {key: getattr(s, key) for key in label_config_keys()}
         for key, path in (("model", s.model), ("reference_model", s.reference_model),
                           ("previous_reference_model", s.previous_reference_model)):
             if path:

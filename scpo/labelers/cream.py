@@ -10,14 +10,30 @@ label of `loss: cream`. At t = 0 there is no previous model: C = 1 (plain DPO).
 
 from __future__ import annotations
 
-from scpo.consistency import mean_and_std
+from dataclasses import dataclass
+
+from scpo.consistency import CORRELATIONS, mean_and_std
+from scpo.core.errors import ScpoError
 from scpo.labelers._base import Choice
 from scpo.labelers._internal import InternalRewardLabeler
+from scpo.labelers.implicit import ImplicitSettings
 from scpo.reward_pairs import reward_pick
+
+
+@dataclass
+class CreamSettings(ImplicitSettings):  # CREAM's reward is the implicit one
+    consistency_metric: str = "kendall"  # or spearman
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.consistency_metric not in CORRELATIONS:
+            raise ScpoError(f"setting consistency_metric={self.consistency_metric!r}: expected one of "
+                            f"{sorted(CORRELATIONS)}")
 
 
 class Cream(InternalRewardLabeler):
     name = "cream"
+    settings = CreamSettings
     signals = ("implicit",)
     previous_reward = True
     reference_models = 2  # M_{t-1} and M_{t-2}

@@ -9,10 +9,19 @@ forward. Pair: max vs min reward.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from scpo.core.settings import Block
 from scpo.labelers._internal import InternalRewardLabeler
+
+
+@dataclass
+class ImplicitSettings(Block):
+    score_batch_size: int = 8  # responses per transformers forward (implicit reward)
 
 
 class Implicit(InternalRewardLabeler):
     name = "implicit"
+    settings = ImplicitSettings
     signals = ("implicit",)
     reference_models = 1  # M_{t-1}

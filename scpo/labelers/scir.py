@@ -10,15 +10,37 @@ candidate (max vs min), and the pair is kept only when every signal gives P >= `
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 from scpo.consistency import scir_filter
+from scpo.core.errors import ScpoError
 from scpo.labelers._base import Choice
 from scpo.labelers._internal import SIGNAL_COLUMNS, InternalRewardLabeler
-from scpo.reward_pairs import reward_pick
+from scpo.labelers.implicit import ImplicitSettings
+from scpo.labelers.judge import JudgeSettings
+from scpo.reward_pairs import REWARD_SIGNALS, reward_pick
+
+
+@dataclass
+class ScirSettings(JudgeSettings, ImplicitSettings):  # SCIR's rewards are the judge's and the implicit one
+    scir_rewards: list[str] = field(default_factory=lambda: ["judge", "implicit"])  # the first picks the pair
+    scir_threshold: float = 0.5  # keep a pair when every signal gives P(chosen > rejected) >= this (and > 0.5)
+    scir_scales: dict = field(default_factory=lambda: {"judge": 1.0, "implicit": 10.0})  # P = sigmoid(diff / scale)
+
+    def __post_init__(self):
+        super().__post_init__()
+        unknown = [r for r in self.scir_rewards if r not in REWARD_SIGNALS]
+        if unknown or (getattr(self, "labeler", None) == "scir" and len(self.scir_rewards) < 2):
+            raise ScpoError(f"setting scir_rewards={self.scir_rewards}: expected two or more of {REWARD_SIGNALS}")
+        if not 0 <= self.scir_threshold < 1:
+            raise ScpoError(f"setting scir_threshold={self.scir_threshold}: must be in [0, 1)")
+        if any(not isinstance(v, (int, float)) or v <= 0 for v in self.scir_scales.values()):
+            raise ScpoError(f"setting scir_scales={self.scir_scales}: every scale must be a number > 0")
 
 
 class Scir(InternalRewardLabeler):
     name = "scir"
+    settings = ScirSettings
     signals = ("judge", "implicit")
     needs_gpu = True  # its judge runs on a vLLM engine
     shardable = True

@@ -9,10 +9,18 @@ top_share and, where the prompt has a gold answer, correct (reporting only in un
 Pairs (scpo/pairs.py): chosen from the most-voted answer group, rejected from the least-voted one,
 kept when V(chosen) >= tau, weight w = (V+ - V-) / k; semi-supervised and supervised modes add
 (correct, incorrect) pairs with w = 1 where gold exists, mixed at `gold_ratio` when it is set.
+
+`vote_rule: scrl` (SCRL, arXiv 2603.19880; scpo/selective_votes.py): chosen from SCRL's positive answer (a share of
+at least scrl_tau_pos that beats the runner-up by more than scrl_tau_marg), rejected from one of its negative answers
+(a share below scrl_tau_low and a mean entropy at or above the prompt's; the least-voted of them, scpo's choice, as
+ScPO rejects the least-voted answer), w = (V+ - V-) / k as ScPO's; a prompt without both gives no pair. The entropy is
+each sample's mean token surprisal from the sampler's log-probs (`selective_votes.surprisal`): the samples file
+holds only the sampled tokens' log-probs, not the distributions SCRL's entropy needs.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -21,15 +29,15 @@ from tqdm import tqdm
 
 from scpo.core.errors import ScpoError
 from scpo.core.rows import SAMPLE_FIELDS, group_by_prompt
-from scpo.core.settings import Block
 from scpo.labelers._base import Choice, LabelFiles, Labeler
 from scpo.pairs import PairRule, mix_sources, pick
+from scpo.selective_votes import ScrlLabelSettings, ScrlLabels, scrl_labels, surprisal
 from scpo.tasks import Task
 from scpo.voting import UNPARSED, Group, PromptVotes, vote
 
 
 @dataclass
-class VoteSettings(Block):
+class VoteSettings(ScrlLabelSettings):
     tau: float = 0.5  # keep a prompt when V(chosen) >= tau: a fraction of k when <= 1, else a vote count
     mode: str = "unsupervised"  # unsupervised | semi_supervised (gold pairs where gold exists) | supervised
     weighting: str = "margin"  # margin: w = (V+ - V-)/k (ScPO); none: w = 1 (the unweighted ablation)
@@ -124,6 +132,20 @@ def votes_from_labels(rows: list[dict]) -> PromptVotes:
                        unparsed_votes=unparsed_votes, voting=voting)
 
 
+def sample_entropies(rows: list[dict]) -> list[float]:
+    """Each voting sample's mean token surprisal (vote_rule scrl's entropy, estimated; 0.0 for a row that does not
+    vote, which SCRL never reads); a named error for a voting row without log-probs."""
+    out = []
+    for row, votes in zip(rows, voting_rows(rows)):
+        value = surprisal(row) if votes else 0.0
+        if value is None or not math.isfinite(value):
+            raise ScpoError(f"prompt {row['id']!r}, sample_index {row.get('sample_index')}: no finite log-probs "
+                            f"(token_logprobs, or logprob and num_tokens) for vote_rule=scrl's entropy gate: sample "
+                            "with `scpo sample` (both backends write them), or use vote_rule: plain")
+        out.append(value)
+    return out
+
+
 class Votes(Labeler):
     name = "votes"
     settings = VoteSettings
@@ -135,6 +157,9 @@ class Votes(Labeler):
         s = settings
         if s.gold_ratio is not None and s.mode != "semi_supervised":
             raise ScpoError(f"setting gold_ratio={s.gold_ratio} needs mode: semi_supervised (now {s.mode!r})")
+        if s.vote_rule == "scrl" and s.mode == "supervised":
+            raise ScpoError("settings vote_rule=scrl and mode=supervised: supervised pairs come from gold answers "
+                            "only, so SCRL's vote labels would never be used; set mode unsupervised or semi_supervised")
         self.rule = PairRule(tau=s.tau, mode=s.mode, seed=s.seed, weighting=s.weighting, top_tie=s.top_tie)
 
     def label_config(self) -> dict:
@@ -142,6 +167,9 @@ class Votes(Labeler):
 
     def label(self, rows: list[dict], files: LabelFiles) -> tuple[list[dict], dict]:
         try:
+            if self.s.vote_rule == "scrl":  # before labeling: the pairs stage needs them
+                for prompt_rows in group_by_prompt(rows).values():
+                    sample_entropies(prompt_rows)
             labeled, counts = label_rows(rows, self.task)
         except ScpoError as e:
             raise ScpoError(f"{files.samples}: {e}") from None
@@ -152,8 +180,12 @@ class Votes(Labeler):
 
     def pairs_config(self) -> dict:
         s = self.s
-        return {"tau": s.tau, "mode": s.mode, "seed": s.seed, "weighting": s.weighting, "top_tie": s.top_tie,
-                "gold_ratio": s.gold_ratio, "task": s.task, "task_options": s.task_options}
+        config = {"tau": s.tau, "mode": s.mode, "seed": s.seed, "weighting": s.weighting, "top_tie": s.top_tie,
+                  "gold_ratio": s.gold_ratio, "task": s.task, "task_options": s.task_options}
+        if s.vote_rule != "plain":  # joined later: plain runs keep their manifests
+            config.update(vote_rule=s.vote_rule, scrl_tau_pos=s.scrl_tau_pos, scrl_tau_marg=s.scrl_tau_marg,
+                          scrl_tau_low=s.scrl_tau_low)
+        return config
 
     def pick(self, prompt_rows: list[dict]) -> Choice | str:
         votes = votes_from_labels(prompt_rows)
@@ -162,7 +194,10 @@ class Votes(Labeler):
         teacher = [bool(r.get("teacher", False)) for r in prompt_rows]
         candidates = [not t for t in teacher] if any(teacher) else None  # a teacher's rows vote, never pair
         extra = [bool(r.get("resampled", False)) for r in prompt_rows]
-        result = pick(votes, self.rule, prompt_rows[0]["id"], correct, candidates, extra)
+        scrl: ScrlLabels | None = None
+        if self.s.vote_rule == "scrl":
+            scrl = scrl_labels(votes, sample_entropies(prompt_rows), self.s.scrl_thresholds())
+        result = pick(votes, self.rule, prompt_rows[0]["id"], correct, candidates, extra, scrl)
         if isinstance(result, str):
             return result
         c, r = prompt_rows[result.chosen], prompt_rows[result.rejected]
@@ -208,6 +243,11 @@ class Votes(Labeler):
             "no_gold": f"mode={self.s.mode} pairs need gold answers and these prompts have none",
             "no_correct": "no sample was correct for the prompts with gold",
             "no_incorrect": "every sample was correct for the prompts with gold",
+            "scrl_no_positive": f"vote_rule scrl: the top answer had less than scrl_tau_pos={self.s.scrl_tau_pos} of "
+                                f"the votes or led the runner-up by at most scrl_tau_marg={self.s.scrl_tau_marg}: "
+                                "lower them or raise k",
+            "scrl_no_negative": f"vote_rule scrl: no other answer had less than scrl_tau_low={self.s.scrl_tau_low} of "
+                                "the votes with a mean entropy at or above the prompt's: raise k or the temperature",
         }
         skipped = sorted(dict(counts.get("skipped", {})).items(), key=lambda kv: -kv[1])
         return "; ".join(f"{n} prompts: {advice.get(reason, reason)}" for reason, n in skipped) or \

@@ -47,13 +47,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scpo.core.errors import LoopStop, ScpoError
+from scpo.core import trl_keys
+from scpo.core.blocks import LaunchBlock, ModelBlock
+from scpo.core.errors import STOP_EXIT, LoopStop, ScpoError
 from scpo.core.io import atomic_path, config_digest, file_digest, write_json
-from scpo.core.settings import Block, parse_settings, peek
+from scpo.core.settings import Block, parse_settings, peek, peek_setting
 from scpo.labelers import LABELERS
 from scpo.loop.plan import LoopSettings, chained, plan, teacher_samples_at
-from scpo.reporting.per_problem import METRICS as PAIRED_METRICS
-from scpo.reporting.per_problem import paired, per_problem, sidecar
+from scpo.metrics import PER_PROBLEM_METRICS as PAIRED_METRICS
+from scpo.metrics import format_mean_se, format_metric, paired_by_problem
+from scpo.reporting.per_problem import per_problem, sidecar
 
 TRAINERS = ("loop", "grpo")
 EVAL_KEYS_LEFT_OUT = ("iter_dir", "eval_output", "overwrite", "iteration", "model", "verbose")
@@ -152,31 +155,36 @@ def offline_rollouts(argv: list[str]) -> int:
     (new problems counted as if all were kept), ScPO's `resample_n` extras (as if every prompt were unanimous),
     one completion per new-problem candidate, a vote teacher's k samples per problem (frozen: from t = 1, or t = 0
     with a teacher_model; ema: from t = 1) and a judge labeler's `judge_samples` outputs per response."""
+    from scpo.labelers.judge import JudgeSettings
+    from scpo.stages.label import LabelSettings
+    from scpo.stages.sample import SampleSettings
+
     loop = parse_settings(LoopSettings, argv)
     problems = str(peek(argv, "problems_file"))
     if not Path(problems).exists():
         raise ScpoError(f"problems_file={problems!r}: no such file")
-    labeler = LABELERS.get(str(peek(argv, "labeler", "votes")))
+    labeler = LABELERS.get(peek_setting(argv, "labeler", LabelSettings))
     total = 0
     for t in range(loop.iterations):
         at = [*argv, "--iteration", str(t)]
         n = count_rows(problems)
-        limit = peek(at, "max_problems")
-        n = min(n, int(limit)) if limit not in (None, "null", "None") else n
-        new = int(peek(at, "new_problems", 0) or 0)
-        k = int(peek(at, "k", 8))
-        total += (n + new) * (k + int(peek(at, "resample_n", 0) or 0)) + new
+        limit = peek_setting(at, "max_problems", SampleSettings)
+        n = min(n, limit) if limit is not None else n
+        new = peek_setting(at, "new_problems", SampleSettings)
+        k = peek_setting(at, "k", SampleSettings)
+        total += (n + new) * (k + peek_setting(at, "resample_n", SampleSettings)) + new
         if teacher_samples_at(loop, t):
             total += (n + new) * k
         if "judge" in getattr(labeler, "signals", ()):
-            total += (n + new) * k * int(peek(at, "judge_samples", 3) or 3)
+            total += (n + new) * k * peek_setting(at, "judge_samples", JudgeSettings)
     return total
 
 
 def grpo_rollouts_per_step(argv: list[str]) -> int:
-    per_device = int(peek(argv, "per_device_train_batch_size", 8))
-    accumulation = int(peek(argv, "gradient_accumulation_steps", 1))
-    processes = int(peek(argv, "num_processes", 1) or 1)
+    defaults = trl_keys.GRPO_DEFAULTS  # TRL's own, kept as data (no TRL import) and checked against TRL by a test
+    per_device = int(peek(argv, "per_device_train_batch_size", defaults["per_device_train_batch_size"]))
+    accumulation = int(peek(argv, "gradient_accumulation_steps", defaults["gradient_accumulation_steps"]))
+    processes = peek_setting(argv, "num_processes", LaunchBlock) or 1  # unset: one process
     return per_device * accumulation * processes
 
 
@@ -200,14 +208,14 @@ def build(s: CompareSettings) -> tuple[Path, list[str], list[Method]]:
     root = Path(s.output_root) / s.run_name
     base = ["--config", s.eval_recipe]
     base_eval = eval_config(base)
-    base_model = str(peek(base, "model", "embedded"))
+    base_model = peek_setting(base, "model", ModelBlock)
     m0_eval = ["eval", *base, "--iter_dir", str(root / "M_0"), "--iteration", "0"]
     methods: list[Method] = []
     budget = s.budget_rollouts
     for name, spec in s.methods.items():
         trainer = spec.get("trainer", "loop")
         argv = ["--config", str(spec["recipe"]), *overrides(spec)]
-        model = str(peek(argv, "model", "embedded"))
+        model = peek_setting(argv, "model", ModelBlock)
         if model != base_model:
             raise ScpoError(f"method {name}: model {model!r} is not the eval recipe's M_0 {base_model!r}: "
                             "every method starts from the same model")
@@ -277,7 +285,7 @@ def run_command(args: list[str]) -> None:
     command = [str(script), *args] if script.exists() else [sys.executable, "-m", "scpo.cli", *args]
     print(f"[compare] scpo {' '.join(args)}", file=sys.stderr, flush=True)
     status = subprocess.run(command).returncode
-    if status == 3:  # the collapse guard stopped this method's loop: its best model stands, the report follows
+    if status == STOP_EXIT:  # the collapse guard stopped this method's loop: its best model stands, the report follows
         raise LoopStop("stopped by the collapse guard")
     if status != 0:
         raise ScpoError(f"`scpo {args[0]}` failed (exit {status}); fix it and run scpo compare again: finished "
@@ -329,11 +337,6 @@ def model_seconds(folder: Path, trainer: str) -> float:
     return total
 
 
-def metric(ev: dict, key: str) -> str:
-    v = ev.get(key)
-    return f"{v['mean']:.3f} ± {v['stderr']:.3f}" if isinstance(v, dict) else "-"
-
-
 def table(results: dict, k: int, m0: dict, m0_problems: dict, root: Path | None = None,
           gold: set[str] | None = None, paired_metric: str = "pass@1") -> tuple[str, list[str]]:
     """`m0_problems`: M_0's per-problem results (scpo/reporting/per_problem.py); `root`: the comparison's folder,
@@ -343,17 +346,18 @@ def table(results: dict, k: int, m0: dict, m0_problems: dict, root: Path | None 
     header = ["method", "trainer", "greedy", "pass@1", f"maj@{k}", f"Δ {shown} vs M_0 (paired)", "rollouts",
               "tokens sampled", "train steps", "model (s)", "wall (s)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines.append("| M_0 | - | " + " | ".join([metric(m0, "greedy"), metric(m0, "pass@1"), metric(m0, f"maj@{k}")])
+    lines.append("| M_0 | - | " + " | ".join([format_metric(m0, "greedy"), format_metric(m0, "pass@1"),
+                                            format_metric(m0, f"maj@{k}")])
                  + " | - | - | - | - | - | - |")
     passes = {}
     for name, r in results.items():
         ev = json.loads(Path(r["eval"]).read_text())
         passes[name] = per_problem(Path(r["eval"]))
-        d, se, _ = paired(passes[name], m0_problems, paired_metric)
+        d, se, _ = paired_by_problem(passes[name], m0_problems, paired_metric)
         made = f"{model_seconds(root / name, r['trainer']):.0f}" if root is not None else "-"
-        lines.append(f"| {name} | {r['trainer']} | {metric(ev, 'greedy')} | {metric(ev, 'pass@1')} | "
-                     f"{metric(ev, f'maj@{k}')} | {d:+.3f} ± {se:.3f} | {r['rollouts']} | {r['tokens']} | "
-                     f"{r['train_steps']} | {made} | {r['wall_s']:.0f} |")
+        lines.append(f"| {name} | {r['trainer']} | {format_metric(ev, 'greedy')} | {format_metric(ev, 'pass@1')} | "
+                     f"{format_metric(ev, f'maj@{k}')} | {format_mean_se(d, se, signed=True)} | {r['rollouts']} | "
+                     f"{r['tokens']} | {r['train_steps']} | {made} | {r['wall_s']:.0f} |")
     def mean(name):
         values = [r[paired_metric] for r in passes[name].values() if paired_metric in r]
         return sum(values) / max(len(values), 1)
@@ -370,7 +374,7 @@ def best_line(title: str, ranked: list[str], passes: dict, paired_metric: str = 
     """The first of `ranked` against the second, paired over problems (SE over clusters); empty with fewer than two."""
     if len(ranked) < 2:
         return ""
-    d, se, _ = paired(passes[ranked[0]], passes[ranked[1]], paired_metric)
+    d, se, _ = paired_by_problem(passes[ranked[0]], passes[ranked[1]], paired_metric)
     verdict = "beyond" if abs(d) > 2 * se else "within"
     z = f"{d / se:.1f} SE" if se else "no spread"
     return (f"{title}: **{ranked[0]}**, {d:+.3f} over {ranked[1]} (paired SE {se:.3f}: {z}, {verdict} 2 SE of "
@@ -380,9 +384,10 @@ def best_line(title: str, ranked: list[str], passes: dict, paired_metric: str = 
 def uses_gold(argv: list[str]) -> bool:
     """Whether a method (its recipe and overrides) trains on gold answers: IRPO's upper bound, semi-supervised
     mixes, the gold reward."""
-    rewards = peek(argv, "reward_funcs") or []
-    rewards = rewards.split(",") if isinstance(rewards, str) else rewards
-    return str(peek(argv, "mode") or "unsupervised") != "unsupervised" or "gold" in rewards
+    from scpo.stages.grpo import GrpoSettings
+
+    rewards = peek_setting(argv, "reward_funcs", GrpoSettings)  # the whole list, not one per iteration
+    return peek_setting(argv, "mode", LABELERS.get("votes").settings) != "unsupervised" or "gold" in rewards
 
 
 def plot(results: dict, k: int, m0: dict, path: Path) -> None:
@@ -415,7 +420,9 @@ def run(s: CompareSettings) -> dict:
     from scpo.core.lock import run_lock
 
     root, m0_eval, methods = build(s)
-    k = int(peek(["--config", s.eval_recipe], "eval_k", 8) or 0)
+    from scpo.stages.eval import EvalSettings
+
+    k = peek_setting(["--config", s.eval_recipe], "eval_k", EvalSettings)
     if s.dry_run:
         for command in [m0_eval] + [c for m in methods for c in m.commands]:
             print("scpo " + " ".join(command))

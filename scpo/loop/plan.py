@@ -34,16 +34,17 @@ import dataclasses
 import shlex
 from dataclasses import dataclass, field
 
-from scpo.core.blocks import GUARD_EVAL, GuardBlock, TeacherBlock
-from scpo.core.errors import ScpoError
+from scpo.core.blocks import GUARD_EVAL, GuardBlock, TaskBlock, TeacherBlock
+from scpo.core.errors import ScpoError, did_you_mean
 from scpo.core.rows import check_disjoint
-from scpo.core.settings import Block, parse_settings, peek
+from scpo.core.settings import parse_settings, peek, peek_setting
 from scpo.labelers import LABELERS
 
 
 @dataclass
 class LoopSettings(GuardBlock, TeacherBlock):
     """The loop: scpo plan / recipes/iterate.sh run every stage of every iteration."""
+    OUTPUTS = ("samples_file", "labels_file", "pairs_file", "eval_output")  # no stage's output is another's input
 
     run_name: str = "scpo"  # the run's folder: <output_root>/<run_name>/iter_<t>/
     output_root: str = "runs"  # where runs go
@@ -87,25 +88,22 @@ def check_model_choice(loop: LoopSettings, argv: list[str]) -> str | None:
 
 def check_guard_metric(metric: str, argv: list[str]) -> None:
     """The loop's guard watches a metric of eval.json: refused before anything runs when eval does not write it."""
+    from scpo.stages.eval import EvalSettings
     from scpo.tasks import get_task
 
-    k = int(peek(argv, "eval_k", 8) or 0)
-    known = ["greedy", "greedy_no_answer"] + ([f"pass@1", f"pass@{k}", f"maj@{k}", f"maj@{k}_strict", "no_answer"]
+    k = peek_setting(argv, "eval_k", EvalSettings)
+    known = ["greedy", "greedy_no_answer"] + (["pass@1", f"pass@{k}", f"maj@{k}", f"maj@{k}_strict", "no_answer"]
                                               if k else [])
-    options = peek(argv, "task_options", None)
     try:
-        credit = get_task(str(peek(argv, "task", "gsm8k")), **(options if isinstance(options, dict) else {})).partial_credit
+        task = get_task(peek_setting(argv, "task", TaskBlock), **peek_setting(argv, "task_options", TaskBlock))
+        credit = task.partial_credit
     except ScpoError:
         credit = None
     if credit:
         known += [f"greedy_{credit}"] + ([f"{credit}@1", f"maj@{k}_{credit}"] if k else [])
     if metric not in known:
-        import difflib
-
-        close = difflib.get_close_matches(metric, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ScpoError(f"setting guard_metric={metric!r}: scpo eval does not write it{hint}; the loop's guard "
-                        f"watches one of {', '.join(known)}")
+        raise ScpoError(f"setting guard_metric={metric!r}: scpo eval does not write it{did_you_mean(metric, known)}; "
+                        f"the loop's guard watches one of {', '.join(known)}")
 
 
 SETTINGS = LoopSettings
@@ -154,16 +152,21 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
     steps.append(Step("eval", at(0, model), 0, "eval-0", after_sft))
     steps += guard_eval(0, model, "eval-0", after_sft)
     initial = previous_teacher = model
-    if loop.vote_teacher != "current" and not LABELERS.get(str(peek(argv, "labeler", "votes"))).takes_teacher_votes:
-        raise ScpoError(f"setting vote_teacher={loop.vote_teacher}: labeler={peek(argv, 'labeler', 'votes')} does not "
+    from scpo.stages.generate import GenerateSettings
+    from scpo.stages.label import LabelSettings
+
+    labeler_name = peek_setting(argv, "labeler", LabelSettings)
+    if loop.vote_teacher != "current" and not LABELERS.get(labeler_name).takes_teacher_votes:
+        raise ScpoError(f"setting vote_teacher={loop.vote_teacher}: labeler={labeler_name} does not "
                         "label by votes; a vote teacher works with the votes labeler")
     for t in range(loop.iterations):
         args = at(t, model)
         after = ([f"guard-{t}"] if loop.guard_metric else [f"train-{t - 1}"]) if t else after_sft
-        if int(peek(args, "new_problems", 0) or 0) > 0:  # M_t writes new problems before it samples
+        if peek_setting(args, "new_problems", GenerateSettings) > 0:  # M_t writes new problems before it samples
             steps.append(Step("generate-problems", args, t, f"generate-{t}", after))
             after = [f"generate-{t}"]
-        labeler = LABELERS.get(peek(args, "labeler", "votes"))
+        labeler = LABELERS.get(peek_setting(args, "labeler", LabelSettings))
+        labeler.check_recipe(args)  # before anything samples (semantic: the encoder folder)
         label_args, label_after = list(args), [f"sample-{t}"]
         if teacher_samples_at(loop, t):
             # the vote teacher samples the same problems first (its job before the array whose merge the label job runs)

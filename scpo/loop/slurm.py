@@ -25,14 +25,15 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scpo.core.blocks import MAIN_PROCESS_PORT
 from scpo.core.errors import HelpRequested, ScpoError
-from scpo.core.settings import Block, compose, help_text, parse_settings, peek, wants_help
+from scpo.core.settings import Block, compose, help_text, parse_settings, peek_setting, wants_help
 from scpo.labelers import LABELERS
 from scpo.loop.plan import LoopSettings, Step, plan
+from scpo.stages.label import LabelSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "slurm"
-DEFAULT_PORT = 29500
 
 
 @dataclass
@@ -136,7 +137,7 @@ def slurm_jobs(argv: list[str]) -> tuple[SlurmSettings, list[Job]]:
             if s.nodes > 1 and not train.accelerate_config:
                 raise ScpoError(f"setting nodes={s.nodes}: training on several nodes needs accelerate_config "
                                 "(zero3, zero2 or ddp)")
-            port = ["--main_process_port", str(train.main_process_port or DEFAULT_PORT)]  # the same on every node
+            port = ["--main_process_port", str(train.main_process_port or MAIN_PROCESS_PORT)]  # the same on every node
             jobs.append(Job(name, "train", opts(name, s.time_train, gpus=s.gpus_per_node, nodes=s.nodes),
                             [*args, *port], after, [head.stage]))
         elif head.stage == "eval":
@@ -148,7 +149,7 @@ def slurm_jobs(argv: list[str]) -> tuple[SlurmSettings, list[Job]]:
         elif head.stage == "report":
             jobs.append(Job(name, "stages", opts(name, s.time_label), args, after, stages))
         else:  # merge + label + pairs: a GPU only for a labeler that runs an engine (a judge)
-            labeler = LABELERS.get(peek(args, "labeler", "votes"))
+            labeler = LABELERS.get(peek_setting(args, "labeler", LabelSettings))
             jobs.append(Job(name, "stages", opts(name, s.time_label, gpus=engine_gpus(args) if labeler.needs_gpu else 0), args,
                             after, stages))
     return s, jobs

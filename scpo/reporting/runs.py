@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 
 from scpo.core.errors import ScpoError
-from scpo.reporting.per_problem import paired, per_problem
+from scpo.metrics import PER_PROBLEM_METRICS, format_mean_se, format_metric, paired_by_problem
+from scpo.reporting.per_problem import per_problem
 
 
 def _load(path: Path) -> dict | None:
@@ -39,12 +40,6 @@ def collect(run_dir: Path) -> list[dict]:
     return rows
 
 
-def _metric(ev: dict | None, key: str) -> str:
-    if not ev or key not in ev:
-        return "-"
-    return f"{ev[key]['mean']:.3f} ± {ev[key]['stderr']:.3f}"
-
-
 def _d(ev: dict | None, key: str) -> str:
     return "-" if not ev or ev.get(key) is None else f"{ev[key]:.2f}"
 
@@ -62,8 +57,9 @@ def markdown(rows: list[dict], run_dir: Path) -> str:
     for r in rows:
         ev, pairs, train, sample = r["eval"], (r["pairs"] or {}).get("counts", {}), r["train"] or {}, r["sample"] or {}
         lines.append("| " + " | ".join([
-            str(r["iteration"]), _metric(ev, "greedy"), _metric(ev, "pass@1"), _metric(ev, f"maj@{k}"),
-            _metric(ev, f"maj@{k}_strict"), _metric(ev, f"pass@{k}"), _d(ev, "somers_d_scpo"), _d(ev, "somers_d"),
+            str(r["iteration"]),
+            *(format_metric(ev, key) for key in ("greedy", "pass@1", f"maj@{k}", f"maj@{k}_strict", f"pass@{k}")),
+            _d(ev, "somers_d_scpo"), _d(ev, "somers_d"),
             str(pairs.get("pairs", "-")), str(pairs.get("mean_weight", "-")), str(pairs.get("chosen_accuracy", "-")),
             str(sample.get("seconds", "-")), str(train.get("seconds", "-")),
             str(train.get("counts", {}).get("train_loss", "-"))]) + " |")
@@ -94,19 +90,19 @@ def paired_table(rows: list[dict], run_dir: Path, k: int) -> list[str]:
     first = per_problem(run_dir / f"iter_{evals[0]['iteration']}" / "eval.json")
     if not first:
         return []
-    names = {"greedy": "greedy", "pass@1": "pass@1", "maj": f"maj@{k}"}
+    names = {metric: f"maj@{k}" if metric == "maj" else metric for metric in PER_PROBLEM_METRICS}
     table, clustered = [], False
     for r in evals[1:]:
         later = per_problem(run_dir / f"iter_{r['iteration']}" / "eval.json")
         cells = []
         for metric in names:
-            d, se, n = paired(later, first, metric)
+            d, se, n = paired_by_problem(later, first, metric)
             if n < 2:
                 cells.append("-")
                 continue
             clustered |= len({later[i]["cluster"] for i in later}) < len(later)
             z = f", {d / se:+.1f} SE" if se else ""
-            cells.append(f"{d * 100:+.1f} ± {se * 100:.1f} (n {n}{z})")
+            cells.append(f"{format_mean_se(d * 100, se * 100, digits=1, signed=True)} (n {n}{z})")
         table.append(f"| M_{r['iteration']} - M_{evals[0]['iteration']} | " + " | ".join(cells) + " |")
     units = "clusters of problems (cluster_by)" if clustered else "problems"
     return ["", f"Paired differences against M_{evals[0]['iteration']} in points, over the same problems (± one "
@@ -135,8 +131,8 @@ def answers_table(rows: list[dict], k: int) -> list[str]:
              "| t | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
     for r in evals:
         ev = r["eval"]
-        cells = [_metric(ev, key) for _, key in columns]
-        cells += [_metric(ev.get("subsets", {}).get(name), m) for name in subsets for m in ("greedy", f"maj@{k}")]
+        cells = [format_metric(ev, key) for _, key in columns]
+        cells += [format_metric(ev.get("subsets", {}).get(name), m) for name in subsets for m in ("greedy", f"maj@{k}")]
         lines.append(f"| {r['iteration']} | " + " | ".join(cells) + " |")
     return lines
 

@@ -33,6 +33,9 @@ class RolloutBatch:
     # Per local rollout, the policy's per-token `entropy` and `self_certainty` lists (scpo/training/token_stats.py);
     # computed only when a reward declares `needs_token_stats`.
     token_stats: Sequence[Any] | None = None
+    # With token_stats: each group's rollouts' mean token entropies, in group order, over all processes (vote_rule scrl)
+    group_entropies: list[list[float]] | None = None
+    group_texts: list[list[str]] | None = None  # each group's rollout texts, all processes (semantic_voting)
 
     def per_group(self, values_of_group) -> list:
         """Values computed per group (`values_of_group(i, group)` -> one per rollout), this process's rows."""

@@ -3,6 +3,7 @@ where vLLM cannot run. Slower (no paged attention or continuous batching); corre
 
 from __future__ import annotations
 
+from scpo.core.devices import has_gpu
 from scpo.core.errors import ScpoError
 from scpo.sampling import Generation, Request
 
@@ -15,7 +16,7 @@ class HfSampler:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.torch = torch
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = "cuda" if has_gpu() else "cpu"
         torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
                        "float16": torch.float16}.get(dtype, "auto")
         try:

@@ -14,7 +14,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from scpo.core.devices import cpu_has_bf16
+from scpo.core.devices import cpu_has_bf16, has_gpu
 from scpo.core.errors import ScpoError
 from scpo.sampling import Generation, Request, nucleus
 
@@ -38,12 +38,7 @@ CPU_BLOCK_SIZE = 32  # KV block of the CPU engine (vLLM-CPU's kernels want multi
 
 
 def on_cpu() -> bool:
-    try:
-        import torch
-
-        return not torch.cuda.is_available()
-    except ImportError:
-        return True
+    return not has_gpu()
 
 
 # Samplers not yet collected. An in-process engine (CPU) owns torch.distributed groups; the CLI closes these

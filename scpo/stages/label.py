@@ -22,10 +22,11 @@ from scpo.tasks import get_task
 @dataclass
 class LabelSettings(StageBlock, ShardBlock, EngineBlock, TaskBlock, ModelBlock):
     """scpo label: label each sample by the chosen labeler (votes, judge, implicit, cream, scir)."""
+    OUTPUTS = ("labels_file",)  # checked against every other path setting (scpo/core/settings.py)
 
     samples_file: str | None = None  # default <iter_dir>/samples.jsonl
     labels_file: str | None = None  # default <iter_dir>/labels.jsonl
-    labeler: str = "votes"  # votes | judge | implicit | cream | scir, or a dotted path to a Labeler
+    labeler: str = "votes"  # votes | judge | implicit | cream | scir | semantic, or a dotted path to a Labeler
     reference_model: str | None = None  # M_{t-1}, M_t's DPO reference; none for M_0 (the loop passes it)
     previous_reference_model: str | None = None  # M_{t-2} (cream: the previous iteration's reference)
     teacher_samples: str | None = None  # vote_teacher frozen | ema: a teacher's samples of the same prompts, which vote (the loop passes them); the model's own samples make the pairs

@@ -26,10 +26,11 @@ from scpo.tasks import get_task
 @dataclass
 class PairsSettings(StageBlock, TaskBlock):
     """scpo pairs: preference pairs from a labels file, by the chosen labeler."""
+    OUTPUTS = ("pairs_file",)  # checked against every other path setting (scpo/core/settings.py)
 
     labels_file: str | None = None  # default <iter_dir>/labels.jsonl
     pairs_file: str | None = None  # default <iter_dir>/pairs.jsonl
-    labeler: str = "votes"  # the labeler that made the labels: votes | judge | implicit | cream | scir
+    labeler: str = "votes"  # the labeler that made the labels: votes | judge | implicit | cream | scir | semantic
     seed: int = 0  # random picks among equals, seeded with each prompt's id
 
     def __post_init__(self):

@@ -22,7 +22,8 @@ from scpo.adaptive import check_rule
 from scpo.core.blocks import DecodingBlock, EngineBlock, ModelBlock, ShardBlock, StageBlock, TaskBlock
 from scpo.core.errors import ScpoError
 from scpo.core.io import check_writable, config_digest, file_digest, read_rows, write_json, write_rows
-from scpo.core.manifest import check_distinct, is_done, iter_file, write_manifest
+from scpo.core.manifest import check_distinct, check_own_output, is_done, iter_file, write_manifest
+from scpo.core.memory import release_freed_memory, resident_mb
 from scpo.core.models import model_fingerprint, resolve_model
 from scpo.core.rows import PROBLEM_FIELDS, load_problems
 from scpo.core.settings import parse_settings
@@ -35,6 +36,7 @@ from scpo.tasks import get_task
 @dataclass
 class SampleSettings(StageBlock, ShardBlock, EngineBlock, DecodingBlock, TaskBlock, ModelBlock):
     """scpo sample: k completions per problem with vLLM (or transformers), sharded and resumable."""
+    OUTPUTS = ("samples_file",)  # checked against every other path setting (scpo/core/settings.py)
 
     problems_file: str | None = None  # id, prompt[, gold]; default <iter_dir>/problems.jsonl
     samples_file: str | None = None  # default <iter_dir>/samples.jsonl
@@ -153,6 +155,7 @@ def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
     model_path = resolve_model(s.model)
     samples_file = iter_file(s.iter_dir, s.samples_file, "samples.jsonl")
     check_distinct({"samples_file": samples_file}, {"problems_file": problems_file})
+    check_own_output(samples_file, "sample")
     check_writable(samples_file, "samples_file")  # before the engine starts, not after all generation
     workers = worker_count(s) if s.worker_index is None and s.shard_index is None else 1
     s.num_shards = max(s.num_shards, workers)  # every data-parallel worker gets at least one shard
@@ -193,7 +196,9 @@ def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
             counts["seconds"] = round(time.time() - t0, 2)
             _write_counts(plan.shards.file(i), counts)  # before the shard: a shard file means both exist
             write_rows(plan.shards.file(i), rows)
-            print(f"[sample] shard {i + 1}/{s.num_shards}: {counts}", flush=True)
+            del rows
+            release_freed_memory()  # a kept heap fragments shard by shard (scpo/core/memory.py)
+            print(f"[sample] shard {i + 1}/{s.num_shards}: {counts}; resident {resident_mb()} MB", flush=True)
     if s.shard_index is not None or s.worker_index is not None:
         return None
     return merge(plan, merge_config, started)

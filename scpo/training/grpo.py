@@ -109,25 +109,27 @@ class GroupVoter:
         else:
             teacher = [None] * len(texts)
         # One list per process, in rank order: the order in which TRL gathers the rewards.
-        per_rank = gather_object([list(zip(ids, answers, golds, truncated, teacher))])
+        per_rank = gather_object([list(zip(ids, answers, golds, truncated, teacher, texts))])
         rank, size = self.rank(), self.group_size()
         rows = [row for part in per_rank for row in part]
         if len(rows) % size or any(len(part) != len(texts) for part in per_rank):
             raise ScpoError(f"{len(rows)} rollouts over {len(per_rank)} processes do not form groups of "
                             f"{size} (num_generations); TRL's batch layout is not the one scpo expects")
-        groups, group_golds, group_answers = [], [], []
+        groups, group_golds, group_answers, group_texts = [], [], [], []
         for start in range(0, len(rows), size):
             block = rows[start:start + size]
             if len({r[0] for r in block}) != 1:
                 raise ScpoError(f"rollouts {start}..{start + size - 1} belong to different prompts "
                                 f"{sorted({r[0] for r in block})[:3]}: not one group; TRL's batch layout changed")
             group_answers.append([r[1] for r in block])
+            group_texts.append([r[5] for r in block])
             teacher_answers = [r[4] for r in block] if kwargs.get("teacher_completion") is not None else None
             groups.append(vote_group(group_answers[-1], self.task, teacher_answers))
             group_golds.append(block[0][2])
         batch = RolloutBatch(texts=texts, answers=answers, groups=groups, group_golds=group_golds,
                              group_answers=group_answers, local=slice(rank * len(texts), (rank + 1) * len(texts)),
-                             task=self.task, completion_ids=kwargs.get("completion_ids"), extras=kwargs)
+                             task=self.task, completion_ids=kwargs.get("completion_ids"), extras=kwargs,
+                             group_texts=group_texts)
         stats = {**batch_stats(groups, group_golds, self.task), "truncated_rollouts": float(sum(r[3] for r in rows))}
         if self.needs_token_stats:
             prompt_ids = kwargs.get("prompt_ids")
@@ -135,6 +137,10 @@ class GroupVoter:
                 raise ScpoError("a reward needs the policy's token statistics, but the trainer gave no prompt and "
                                 "completion ids (scpo's VoteTrainer passes them)")
             batch.token_stats = self.score_tokens(prompt_ids, kwargs["completion_ids"])
+            # Every group's mean token entropies (vote_rule scrl's entropy gate); 0 for an empty completion, as SCRL
+            means = [sum(t.entropy) / len(t.entropy) if t.entropy else 0.0 for t in batch.token_stats]
+            everyone = [m for part in gather_object([means]) for m in part]
+            batch.group_entropies = [everyone[start:start + size] for start in range(0, len(everyone), size)]
             if kwargs.get("log_metric") is not None:  # the rollouts' means on this process; TRL averages them
                 for name, key in (("self_certainty", "self_certainty"), ("token_entropy", "entropy")):
                     values = [sum(getattr(t, key)) / len(getattr(t, key)) for t in batch.token_stats if getattr(t, key)]
@@ -157,7 +163,9 @@ def reward_functions(names: Sequence[str], voter: GroupVoter, settings=None) -> 
         voter.needs_token_stats |= reward.needs_token_stats
 
         def function(prompts, completions, _reward=reward, **kwargs):
-            return voter(prompts, completions, kwargs).reward(_reward)
+            # TRL's arguments whole in the batch's extras: a plain TRL reward function is called with them
+            extras = {"prompts": prompts, "completions": completions, **kwargs}
+            return voter(prompts, completions, extras).reward(_reward)
 
         function.__name__ = reward.name
         functions.append(function)
@@ -179,7 +187,8 @@ def _make_vote_trainer():
     class VoteTrainer(GRPOTrainer):
         """GRPOTrainer that trains on the first n_samples rollouts of each group while all of them vote."""
 
-        def __init__(self, *args, voter: GroupVoter, n_samples: int | None = None, teacher=None, **kwargs):
+        def __init__(self, *args, voter: GroupVoter, n_samples: int | None = None, teacher=None,
+                     dynamic_sampling=None, **kwargs):
             super().__init__(*args, **kwargs)
             from scpo.training.vllm_colocate import adapt_to_cpu
 
@@ -191,7 +200,15 @@ def _make_vote_trainer():
                 from scpo.training.teacher import VoteTeacher
 
                 mode, options = teacher
-                teacher = VoteTeacher.copy_of(self.accelerator.unwrap_model(self.model), mode, **options)
+                as_reference = options.pop("as_reference", False) and mode == "ema" and self.beta != 0.0
+                if as_reference and self.ref_model is None:
+                    raise ScpoError("settings vote_teacher=ema, beta>0 and teacher_as_reference=true: with a PEFT "
+                                    "adapter TRL has no reference model to move (it disables the adapter); set "
+                                    "teacher_as_reference false or beta 0")
+                if as_reference:  # Co-rewarding-II: the moving average is the KL reference (scpo/training/teacher.py)
+                    teacher = VoteTeacher(self.accelerator.unwrap_model(self.ref_model), mode, **options)
+                else:
+                    teacher = VoteTeacher.copy_of(self.accelerator.unwrap_model(self.model), mode, **options)
             if teacher is not None:
                 teacher.model.to(self.accelerator.device)
             self.teacher = teacher
@@ -199,6 +216,17 @@ def _make_vote_trainer():
             check_vote_layout(self.n_samples, self.num_generations, self.args.per_device_train_batch_size,
                               self.args.steps_per_generation)
             voter.bind(self, self.n_samples)
+            # DAPO's dynamic sampling (scpo/training/dynamic_sampling.py): a DynamicSampling, or None (off)
+            self.dynamic_sampling, self.rollouts_generated, self._rewards_per_func = dynamic_sampling, 0, None
+            if dynamic_sampling is not None:
+                from scpo.training.dynamic_sampling import PromptStream, check_rewards_can_vary, check_whole_groups
+
+                check_rewards_can_vary(self.n_samples, self.reward_func_names, self.reward_weights.tolist())
+                check_whole_groups(self.args.per_device_train_batch_size, self.args.steps_per_generation,
+                                   self.num_generations)
+                ids = self.train_dataset["id"] if "id" in self.train_dataset.column_names \
+                    else range(len(self.train_dataset))
+                self._refill_stream = PromptStream([str(i) for i in ids], self.args.seed, self.shuffle_dataset)
             if self.n_samples < self.num_generations:
                 logging.getLogger("trl.trainer.grpo_trainer").addFilter(_VoteOnlyRowsAreExpected())
 
@@ -209,13 +237,19 @@ def _make_vote_trainer():
                 self._teacher_rows = self._teacher_rollouts(self._prompt_ids)
             return generated
 
-        def _teacher_rollouts(self, prompt_ids) -> list[dict]:
-            """The teacher's rollout of every row (ema: moved toward the policy first, once per step)."""
-            if self.model.training:
+        def _prepare_inputs(self, generation_batch):
+            # ema: the teacher moves toward the policy once per optimizer step, at the step's first micro-batch and
+            # before its rollouts; also on the steps that reuse a generation (steps_per_generation >
+            # gradient_accumulation_steps), where no rollout would trigger it
+            if self.teacher is not None and self.model.training:
                 alpha = self.teacher.update(self.accelerator.unwrap_model(self.model), self.state.global_step,
                                             self.state.max_steps)
                 if alpha is not None:
                     self._metrics["train"]["teacher/ema_alpha"].append(alpha)
+            return super()._prepare_inputs(generation_batch)
+
+        def _teacher_rollouts(self, prompt_ids) -> list[dict]:
+            """The teacher's rollout of every row (ema: already moved toward the policy for this step)."""
             eos = list(self.eos_token_ids)
             ids = self.teacher.generate(prompt_ids, self.processing_class.pad_token_id or 0, eos,
                                         self.max_completion_length, self.temperature, self.top_p, self.top_k,
@@ -229,10 +263,18 @@ def _make_vote_trainer():
             # rollouts of the same prompts) go along the same way
             teacher = self._teacher_rows or [{}] * len(inputs)
             inputs = [{**row, "prompt_ids": ids, **extra} for row, ids, extra in zip(inputs, self._prompt_ids, teacher)]
-            return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            self._rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            return self._rewards_per_func  # every process's rows: dynamic sampling reads each group's rewards
 
         def _generate_and_score_completions(self, inputs):
-            output = super()._generate_and_score_completions(inputs)
+            if self.model.training and self.dynamic_sampling is not None:
+                from scpo.training.refill import generate_with_refill
+
+                output = generate_with_refill(self, inputs, super()._generate_and_score_completions)
+            else:
+                output = super()._generate_and_score_completions(inputs)
+                if self.model.training:
+                    self.rollouts_generated += len(inputs) * self.accelerator.num_processes
             if not self.model.training or self.n_samples == self.num_generations:
                 return output
             rows = output["completion_ids"].size(0)

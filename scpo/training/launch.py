@@ -33,7 +33,8 @@ from pathlib import Path
 import yaml
 
 from scpo.core import trl_keys
-from scpo.core.blocks import LAUNCH_KEYS
+from scpo.core.blocks import LAUNCH_KEYS, MAIN_PROCESS_PORT
+from scpo.core.devices import has_gpu
 from scpo.core.errors import HelpRequested, ScpoError
 from scpo.core.io import config_digest
 from scpo.core.manifest import is_done, write_manifest
@@ -46,12 +47,6 @@ LAUNCHED_ENV = "SCPO_UNDER_ACCELERATE"
 # Settings that say where or how to run, not what is trained: left out of the stage's config hash.
 NOT_HASHED = ("iter_dir", "pairs_file", "overwrite", *LAUNCH_KEYS)
 STAMP = ".scpo-train-config"  # in an output folder: scpo wrote it, for the configuration whose hash it holds
-
-
-def has_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def accelerate_config_path(name: str) -> Path:
@@ -71,7 +66,7 @@ def launch_command(s, argv: list[str], command: str = "train") -> list[str]:
         machines = s.num_machines or 1
         return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(s.num_processes // machines),
                 "--nnodes", str(machines), "--node_rank", str(s.machine_rank or 0),
-                "--master_addr", s.main_process_ip or "127.0.0.1", "--master_port", str(s.main_process_port or 29500),
+                "--master_addr", s.main_process_ip or "127.0.0.1", "--master_port", str(s.main_process_port or MAIN_PROCESS_PORT),
                 "-m", "scpo.cli", command, *argv]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
     for flag in ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port"):
@@ -233,6 +228,11 @@ class TrlJob:
         if self.output_dir.resolve() == Path(self.model_path).resolve():
             raise ScpoError(f"setting output_dir={self.output_dir}: it is the model being trained ({self.model_path}); "
                             "write the trained model to another folder")
+        if self.output_dir.exists() and not self.output_dir.is_dir():
+            raise ScpoError(f"setting output_dir={self.output_dir}: is a file; give a folder")
+        existing = next(d for d in [self.output_dir, *self.output_dir.parents] if d.exists())
+        if not os.access(existing, os.W_OK | os.X_OK):  # a read-only place: named before any training
+            raise ScpoError(f"setting output_dir={self.output_dir}: cannot write in {existing}; choose another folder")
         if self.settings.overwrite or not self.output_dir.is_dir() or (self.output_dir / STAMP).exists():
             return
         foreign = sorted(p.name for p in self.output_dir.iterdir() if not p.name.startswith("."))

@@ -17,6 +17,13 @@ semantic_vote_share) scores the policy against the teacher's votes.
   majority of their answers is the pseudo-label the policy is rewarded for matching
   (`reward_manager/co_rewarding_II.py`).
 
+In the reference the moving average IS the KL reference model (it updates verl's ref module, and the run script
+keeps kl_loss_coef 0.001): with `beta > 0` scpo makes TRL's reference model the teacher (`teacher_as_reference`,
+default true), so the KL term pulls toward the average and no third copy is held. The reference updates once per
+training step, where one step is one optimizer step (train_batch_size = ppo_mini_batch_size 128); scpo updates at
+the first micro-batch of every optimizer step, also those that reuse a generation (`steps_per_generation` >
+`gradient_accumulation_steps`).
+
 The teacher is saved into each checkpoint (`teacher.safetensors`), so a resumed ema run goes on from the
 average, not from the resumed policy.
 """

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 
 def colocated_on_cpu(trainer) -> bool:
-    import torch
+    from scpo.core.devices import has_gpu
 
     return bool(getattr(trainer, "use_vllm", False)) and getattr(trainer, "vllm_mode", None) == "colocate" \
-        and not torch.cuda.is_available()
+        and not has_gpu()
 
 
 def sync_weights_on_cpu(generation) -> None:

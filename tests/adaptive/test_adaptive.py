@@ -115,6 +115,7 @@ def hf_sampler(tiny_model):
 PROBLEMS = [{"id": f"q{i}", "prompt": f"What is {i} + 1?"} for i in range(3)]
 
 
+@pytest.mark.slow  # a sampling engine: transformers generate on the tiny model
 @pytest.mark.parametrize("rule, drawn", [("beta", 4), ("overtake", 6), ("esc", 4), ("none", 8)])
 def test_sample_stage_stops_when_settled_and_records_the_count(hf_sampler, rule, drawn):
     from scpo.labelers.votes import label_rows
@@ -138,6 +139,7 @@ def test_sample_stage_stops_when_settled_and_records_the_count(hf_sampler, rule,
     assert {r["k"] for r in labeled} == {drawn}  # the labeler's k is what was drawn
 
 
+@pytest.mark.slow  # a sampling engine: transformers generate on the tiny model
 def test_label_refuses_a_prompt_whose_drawn_count_does_not_match(hf_sampler):
     from scpo.core.errors import ScpoError
     from scpo.labelers.votes import label_rows

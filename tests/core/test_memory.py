@@ -27,6 +27,7 @@ def probe(env_value: str) -> tuple[bool, int]:
     return out[0] == "True", int(out[1])
 
 
+@pytest.mark.slow  # a subprocess
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_freed_blocks_are_reused_without_page_faults_and_the_switch_turns_it_off():
     kept, faults = probe("1")

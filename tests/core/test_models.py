@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers import run_scpo
 
 
@@ -22,6 +23,7 @@ def test_embedded_folder_is_a_plain_consistent_model(embedded_model):
     assert chat.endswith("<|im_start|>assistant\n")
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_model_show_and_missing_paths(tmp_path, tiny_model):
     shown = run_scpo("model", "show", "--model", tiny_model)
     assert json.loads(shown.stdout)["layers"] == 2

@@ -112,6 +112,7 @@ def test_special_tokens_end_a_turn_at_im_end_everywhere(tiny_model, tmp_path):
     assert tok.pad_token == "<|endoftext|>" and config["pad_token_id"] == tok.pad_token_id != tok.eos_token_id
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_model_show_names_a_packaged_models_sources_without_preparing_it(tmp_path):
     from helpers import run_scpo
 

@@ -24,8 +24,11 @@ def test_trl_keys_kept_as_data_are_the_installed_trl_fields():
     for data, cls in ((trl_keys.DPO_CONFIG, DPOConfig), (trl_keys.GRPO_CONFIG, GRPOConfig),
                       (trl_keys.MODEL_CONFIG, ModelConfig), (trl_keys.SFT_CONFIG, SFTConfig)):
         assert data == {f.name for f in dataclasses.fields(cls)}, cls.__name__
+    defaults = {f.name: f.default for f in dataclasses.fields(GRPOConfig)}
+    assert trl_keys.GRPO_DEFAULTS == {key: defaults[key] for key in trl_keys.GRPO_DEFAULTS}
 
 
+@pytest.mark.slow  # a subprocess
 def test_validating_a_recipe_imports_no_trl_or_torch():
     code = ("import sys\nfrom scpo.cli import main\nmain(['setting', 'run_name', '--config', 'recipes/cpu_demo.yaml'])\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'trl', 'transformers', 'vllm'}))")
@@ -33,6 +36,7 @@ def test_validating_a_recipe_imports_no_trl_or_torch():
     assert proc.stdout.split() == ["cpu_demo", "[]"]
 
 
+@pytest.mark.slow  # scpo in a subprocess
 @pytest.mark.parametrize("command, expect", [
     (["label"], "--judge_samples"), (["pairs"], "--tau"), (["train"], "--alpha"), (["grpo"], "--reward_funcs"),
     (["sample"], "--adaptive_confidence"), (["eval"], "--eval_k"), (["generate-problems"], "--generation_shots"),
@@ -115,11 +119,11 @@ def test_every_builtin_registry_lists_its_files():
     from scpo.rewards import REWARDS
     from scpo.tasks import TASKS
 
-    assert LABELERS.names() == ["cream", "implicit", "irpo", "judge", "scir", "votes"]
+    assert LABELERS.names() == ["cream", "implicit", "irpo", "judge", "scir", "semantic", "votes"]
     assert LOSSES.names() == ["cream", "dpo", "irpo", "scpo"]
     assert REWARDS.names() == ["format", "gold", "majority", "negative_entropy", "self_certainty",
-                              "semantic_vote_share", "vote_share"]
-    assert TASKS.names() == ["gsm8k", "math", "multiple_choice", "numeric", "zebra"]
+                              "semantic_vote_share", "semantic_voting", "vote_share"]
+    assert TASKS.names() == ["free_form", "gsm8k", "math", "multiple_choice", "numeric", "zebra"]
     assert RULES.names() == ["beta", "dirichlet", "esc", "overtake"]
     for registry in (LABELERS, LOSSES, REWARDS, TASKS, RULES):
         for name in registry.names():

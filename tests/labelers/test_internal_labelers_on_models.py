@@ -29,6 +29,7 @@ def other_model(tmp_path_factory, embedded_model):
     return str(build_tiny_model(tmp_path_factory.mktemp("models") / "tiny_other", seed=1))
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_implicit_reward_is_log_ratio_and_length_normalised_without_reference(sampled, tiny_model, other_model):
     from scpo.scoring import SequenceScorer
 
@@ -85,6 +86,7 @@ def test_judge_labeler_hf_backend_sharded_resumable_and_unparsed_recorded(sample
     assert "up to date" in again.stdout
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_scir_pairs_keep_only_agreeing_pairs_from_labels(tmp_path):
     """The pairs stage on a labels file: the judge and the implicit reward agree on one prompt only."""
     rows = []
@@ -102,6 +104,7 @@ def test_scir_pairs_keep_only_agreeing_pairs_from_labels(tmp_path):
     assert counts["agreement_rate"] == 0.5 and counts["skipped"] == {"disagree": 1}
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_labels_from_another_labeler_are_an_error(tmp_path):
     write_jsonl(tmp_path / "labels.jsonl", [{"id": "a", "prompt": "q", "completion": "c", "labeler": "judge",
                                              "reward": 1.0}])

@@ -84,7 +84,7 @@ def test_kendall_and_spearman_match_scipy_on_random_rankings_with_ties():
     stats = pytest.importorskip("scipy.stats")
     rng = random.Random(0)
     checked = 0
-    for trial in range(300):
+    for _ in range(300):
         n = rng.choice([2, 3, 4, 5, 8, 16])
         levels = rng.choice([2, 3, n, 100])  # few levels: many ties
         x, y = _random_ranking(rng, n, levels), _random_ranking(rng, n, levels)
@@ -221,7 +221,9 @@ def test_cream_loss_is_the_soft_label_hand_computation_and_dpo_at_c1():
     torch = pytest.importorskip("torch")
     from scpo.losses import pair_losses
 
-    t = lambda xs: torch.tensor(xs, dtype=torch.float64)
+    def t(xs):
+        return torch.tensor(xs, dtype=torch.float64)
+
     pol_c, pol_r, ref_c, ref_r = t([-5.0, -9.0, -3.0]), t([-6.0, -8.0, -3.5]), t([-5.5, -8.5, -3.0]), t([-5.5, -8.0, -4.0])
     beta, cs = 0.1, [1.0, 0.25, 0.0]
     got = pair_losses("cream", pol_c, pol_r, ref_c, ref_r, t([3, 3, 3]), beta=beta, consistency=t(cs))

@@ -51,6 +51,7 @@ def test_eval_then_sample_start_one_engine_and_resume(tmp_path, tiny_model):
     assert proc.stdout.count("is up to date") == 2 and "engine started" not in proc.stderr
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_chain_stops_at_the_first_failing_stage_and_refuses_bad_parts(tmp_path):
     write_jsonl(tmp_path / "problems.jsonl", PROBLEMS)
     missing = ["eval", "--model", str(tmp_path / "no_model"), "--iter_dir", str(tmp_path), "--eval_file",

@@ -8,13 +8,14 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, run_scpo, write_jsonl
+from helpers import run_scpo, write_jsonl
 from test_loop import recipe
 
 from scpo.core.errors import ScpoError
 from scpo.core.settings import parse_settings
-from scpo.reporting.per_problem import paired, per_problem
 from scpo.loop import compare
+from scpo.metrics import paired_by_problem
+from scpo.reporting.per_problem import per_problem
 
 
 def compare_file(tmp_path: Path, tiny_model: str, methods: str, budget: str = "") -> Path:
@@ -55,7 +56,7 @@ def test_budget_sets_grpo_steps_and_bad_comparisons_are_refused(tmp_path, tiny_m
          "method b: plans 24 training rollouts (iterations x problems x k, and every extra completion"),
         # every sampled completion counts: ScPO's extras (at most 6 x 2) and a frozen teacher's 6 x 6 votes
         ("  a: {{recipe: {loop}}}\n  b: {{recipe: {loop}, resample_n: 2}}\n", "method b: plans 48 training rollouts"),
-        ("  a: {{recipe: {loop}}}\n  b: {{recipe: {loop}, vote_teacher: frozen, teacher_model: %s}}\n" % tiny_model,
+        ("  a: {{recipe: {loop}}}\n  b: {{recipe: {loop}, vote_teacher: frozen, teacher_model: " + tiny_model + "}}\n",
          "method b: plans 72 training rollouts"),
         ("  a: {{recipe: {loop}, eval_k: 4}}\n", "method a: its held-out eval differs from eval_recipe"),
         ("  a: {{recipe: {loop}, model: /elsewhere}}\n", "method a: model '/elsewhere' is not the eval recipe's M_0"),
@@ -119,7 +120,7 @@ def test_paired_difference_and_the_table(tmp_path):
     same = write_eval(tmp_path / "same", {"a": [False, True], "b": [True, False], "c": [False, False]}, 0.0)
     # the greedy row (sample_index -1) is not one of pass@1's samples
     assert {i: r["pass@1"] for i, r in per_problem(good).items()} == {"a": 1.0, "b": 1.0, "c": 0.5}
-    d, se, n = paired(per_problem(good), per_problem(m0), "pass@1")
+    d, se, n = paired_by_problem(per_problem(good), per_problem(m0), "pass@1")
     assert d == pytest.approx(2 / 3) and n == 3 and se == pytest.approx((1 / 12 / 3) ** 0.5)  # sd over 3 problems
     results = {name: {"trainer": "loop", "eval": str(path), "rollouts": 36, "tokens": 100, "train_steps": 4,
                       "wall_s": 12.0} for name, path in (("good", good), ("same", same))}

@@ -23,6 +23,7 @@ def evals(run: Path, greedy: list[float], held_out: list[float] | None = None) -
             (run / f"iter_{t - 1}" / "model").mkdir(parents=True, exist_ok=True)
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_guard_keeps_the_best_model_and_stops_with_status_3(tmp_path):
     run = tmp_path / "run"
     m0 = tmp_path / "m0"
@@ -44,6 +45,7 @@ def test_guard_keeps_the_best_model_and_stops_with_status_3(tmp_path):
     assert proc.returncode == 3 and os.path.realpath(run / "final_model") == str(m0.resolve())  # M_0 stays best
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_the_guard_chooses_on_dev_when_dev_and_held_out_disagree(tmp_path):
     """Dev says M_1, the held-out eval says M_2: the run's model is the dev's choice (a test-set choice would be M_2)."""
     run, m0 = tmp_path / "run", tmp_path / "m0"
@@ -68,6 +70,7 @@ DEV_SPLIT = ("--eval_file", str(ROOT / "recipes" / "cpu_demo_dev" / "eval.jsonl"
              "--guard_file", str(ROOT / "recipes" / "cpu_demo_dev" / "dev.jsonl"))
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_a_guard_metric_eval_does_not_write_is_refused_by_the_plan():
     proc = run_scpo("plan", str(ROOT / "recipes" / "cpu_demo.yaml"), "--guard_metric", "maj@16", *DEV_SPLIT,
                     check=False)
@@ -87,6 +90,7 @@ def test_a_guard_metric_eval_does_not_write_is_refused_by_the_plan():
     assert stages.count("eval") == 6
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_a_guard_or_dev_file_that_overlaps_the_held_out_eval_is_refused():
     cpu_demo = str(ROOT / "recipes" / "cpu_demo.yaml")
     no_dev = run_scpo("plan", cpu_demo, "--guard_metric", "greedy", check=False)

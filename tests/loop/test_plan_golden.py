@@ -44,6 +44,7 @@ def test_every_recipe_has_a_golden_plan():
     assert sorted(GOLDEN) == sorted(str(r.relative_to(golden_plan.ROOT)) for r in golden_plan.recipes())
 
 
+@pytest.mark.slow  # the plans come from bash and Slurm dry runs, in subprocesses
 @pytest.mark.parametrize("recipe", sorted(GOLDEN))
 def test_plan_and_stage_configs_are_unchanged(plans, recipe):
     want, got = GOLDEN[recipe], plans[recipe]

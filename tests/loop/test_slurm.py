@@ -34,6 +34,7 @@ def shell_scripts() -> list[Path]:
     return out
 
 
+@pytest.mark.slow  # a subprocess
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_shellcheck_passes_on_every_shell_script():
     scripts = shell_scripts()
@@ -63,6 +64,7 @@ def job_prints(script: str, args: list[str], env: dict[str, str]) -> list[list[s
     return [shlex.split(line) for line in proc.stdout.splitlines()]
 
 
+@pytest.mark.slow  # a subprocess
 def test_train_job_on_two_nodes_of_eight_gpus(tmp_path, monkeypatch):
     """What cannot run here: the srun line of a 2 x 8-GPU training job, and the accelerate launch on node 1."""
     from scpo.core.settings import parse_settings
@@ -98,6 +100,7 @@ def test_train_job_on_two_nodes_of_eight_gpus(tmp_path, monkeypatch):
         "--main_process_port", "29500", "-m", "scpo.cli", "train", *node_argv]
 
 
+@pytest.mark.slow  # a subprocess
 def test_sample_label_and_eval_jobs_print_their_steps(tmp_path):
     env = fake_allocation(tmp_path, SLURM_ARRAY_TASK_ID="5")
     srun = ["srun", "--ntasks=1", "--container-image=scpo.sqsh", "--container-mounts=/data"]
@@ -115,6 +118,7 @@ def iterate(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           timeout=300, check=False)
 
 
+@pytest.mark.slow  # a subprocess
 def test_dry_run_prints_the_chain_of_jobs(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("run_name: big\nmodel: /models/llama\niterations: 2\nnum_shards: 8\naccelerate_config: zero3\n"
@@ -151,6 +155,7 @@ def test_dry_run_prints_the_chain_of_jobs(tmp_path):
         assert f"# ---- slurm/{script} ----\n" + (ROOT / "slurm" / script).read_text().rstrip() in out
 
 
+@pytest.mark.slow  # a subprocess
 def test_new_problems_are_written_before_the_sampling_array(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("run_name: gen\nmodel: /models/llama\niterations: 1\nnum_shards: 4\nnew_problems: 100\n")
@@ -162,6 +167,7 @@ def test_new_problems_are_written_before_the_sampling_array(tmp_path):
     assert "--dependency=afterok:$generate_0" in lines["sample_0"]
 
 
+@pytest.mark.slow  # a subprocess
 def test_bad_slurm_settings_are_clear_errors(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("run_name: x\nk: 4\n")

@@ -120,6 +120,7 @@ def test_semantic_vote_share_clusters_no_answer_alone_and_filters_by_entropy():
         reward("semantic_vote_share", empo_entropy_low=0.8, empo_entropy_high=0.5)
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_an_unknown_reward_name_suggests_the_closest(tmp_path):
     proc = run_scpo("grpo", "--model", "embedded", "--problems_file", str(ROOT / "recipes/cpu_demo/train.jsonl"),
                     "--reward_funcs", "self_certanity", "--output_dir", str(tmp_path / "m"), check=False)

@@ -63,6 +63,7 @@ def _fake_run(tmp_path):
     return run
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_report_writes_table_and_plots(tmp_path):
     run = _fake_run(tmp_path)
     run_scpo("report", str(run))
@@ -73,6 +74,7 @@ def test_report_writes_table_and_plots(tmp_path):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_report_pairs_the_same_problems(tmp_path):
     run = _fake_run(tmp_path)
     for t, flips in ((0, 0), (2, 1)):  # M_2 gets one more of 4 samples right on each of 3 problems
@@ -86,6 +88,7 @@ def test_report_pairs_the_same_problems(tmp_path):
     assert "| M_2 - M_0 | +100.0 ± 0.0 (n 3) | +25.0 ± 0.0 (n 3) | - |" in text
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_report_pairs_clustered_problems_with_cluster_standard_errors(tmp_path):
     """Four wordings of one fact are one unit: the paired SE is over facts (CR1), larger than over rows."""
     from scpo.metrics import mean_and_stderr
@@ -105,6 +108,7 @@ def test_report_pairs_clustered_problems_with_cluster_standard_errors(tmp_path):
     assert f"| M_2 - M_0 | +50.0 ± {clustered * 100:.1f} (n 10, " in text and "over clusters of problems" in text
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_report_shows_adaptive_sampling_and_new_problems(tmp_path):
     run = _fake_run(tmp_path)
     d = run / "iter_1"
@@ -121,11 +125,13 @@ def test_report_shows_adaptive_sampling_and_new_problems(tmp_path):
     assert not any(row.startswith(("| 0 | 5.00", "| 0 | -")) for row in rows)  # iteration 0 used neither: no row
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_report_on_a_folder_that_is_not_a_run(tmp_path):
     proc = run_scpo("report", str(tmp_path), check=False)
     assert proc.returncode == 1 and "no iter_<t> folders" in proc.stderr
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_setting_resolves_recipe_and_overrides(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("run_name: demo\niterations: 3\ntau: [0.5, 0.7]\nlearning_rate: 1.0e-6\n")
@@ -170,6 +176,7 @@ def test_scpo_somers_d_is_scipys_somersd_of_accuracy_given_votes(points):
     assert got == pytest.approx(want, abs=1e-12)
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_report_shows_the_dev_selection_per_iteration(tmp_path):
     run = _fake_run(tmp_path)
     curve = [{"epoch": 1, "step": 5, "value": 0.4}, {"epoch": 2, "step": 10, "value": 0.55},
@@ -213,3 +220,22 @@ def test_cluster_robust_standard_error():
     assert mean_and_stderr([1.0, 0.0], ["x", "x"]) == (0.5, 0.0)  # one cluster: nothing independent to measure
     assert cluster_key({"id": "8+4#2"}, "id_prefix") == "8+4" and cluster_key({"id": "8+4#2"}, "none") == "8+4#2"
     assert cluster_key({"id": "p", "group": "g1"}, "group") == "g1"
+
+
+@pytest.mark.slow  # scpo in a subprocess
+def test_eval_max_tokens_caps_the_evaluated_completions(tmp_path):
+    """eval_max_tokens is eval's own length (ZeroEval's 4096 for ZebraLogic), max_tokens stays the sampling one."""
+    from helpers import ROOT
+
+    problems = tmp_path / "eval.jsonl"
+    problems.write_text("".join((ROOT / "recipes/cpu_demo/eval.jsonl").read_text().splitlines(True)[:3]))
+    out = tmp_path / "eval.json"
+    run_scpo("eval", "--model", "embedded", "--eval_file", str(problems), "--eval_output", str(out), "--eval_k", "2",
+             "--max_tokens", "64", "--eval_max_tokens", "3", "--iter_dir", str(tmp_path))
+    metrics = json.loads(out.read_text())
+    assert 0 < metrics["output_tokens"] <= 3 * 3 * (2 + 1)  # 3 problems x (greedy + 2 samples), 3 tokens each
+    for args, message in ((["--eval_max_tokens", "0"], "eval_max_tokens=0: must be at least 1"),
+                          (["--eval_max_tokens", "512", "--max_model_len", "512"], "leaves no room for a prompt")):
+        proc = run_scpo("eval", "--model", "embedded", "--eval_file", str(problems), "--iter_dir", str(tmp_path),
+                        *args, check=False)
+        assert proc.returncode == 1 and message in proc.stderr, proc.stderr

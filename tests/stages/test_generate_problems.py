@@ -76,6 +76,7 @@ def test_parse_problem(completion, problem):
     assert parse_problem(completion) == problem
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_generate_stage_keeps_provenance_and_drops_duplicates(tmp_path, tiny_model):
     """The tiny random model writes gibberish: the stage's plumbing is what is checked (real generation, hf)."""
     seeds = [{"id": f"q{i}", "prompt": f"What is {i} + {i + 1}?"} for i in range(6)]
@@ -101,6 +102,7 @@ def test_generate_stage_keeps_provenance_and_drops_duplicates(tmp_path, tiny_mod
     assert {r["id"] for r in samples if r.get("origin") == "generated"} == {p["id"] for p in kept}
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_sample_stage_asks_for_the_generated_problems(tmp_path, tiny_model):
     write_jsonl(tmp_path / "seeds.jsonl", [{"id": "q", "prompt": "What is 1 + 1?"}])
     proc = run_scpo("sample", "--model", tiny_model, "--backend", "hf", "--iter_dir", str(tmp_path),
@@ -129,6 +131,7 @@ def test_semi_supervised_mix_ratio(n_gold, n_votes, ratio, want_gold, want_votes
     assert mix_sources(pairs_of(n_gold, n_votes), ratio, seed=1) == mixed  # deterministic
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_mix_ratio_through_the_stages(tmp_path):
     """Gold-labeled problems give (correct, incorrect) pairs with w = 1, unlabeled ones vote pairs, mixed 1:3."""
     def prompt(pid, gold=None):
@@ -148,6 +151,7 @@ def test_mix_ratio_through_the_stages(tmp_path):
     assert counts["pairs_by_source"] == {"gold": 3, "votes": 8} and counts["dropped_for_ratio"] == {"gold": 5}
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_gold_ratio_needs_semi_supervised_mode(tmp_path):
     write_jsonl(tmp_path / "labels.jsonl", [{"id": "a", "prompt": "p", "completion": "1", "answer_group": 0}])
     proc = run_scpo("pairs", "--iter_dir", str(tmp_path), "--gold_ratio", "0.5", check=False)

@@ -97,6 +97,7 @@ def test_pairs_needs_labeled_rows(tmp_path, samples):
         run_pairs(samples, tmp_path / "pairs.jsonl")
 
 
+@pytest.mark.slow  # a subprocess
 def test_cli_reports_bad_input_without_traceback(tmp_path):
     path = tmp_path / "samples.jsonl"
     good = '{"id": "a", "prompt": "q", "completion": "The answer is 1."}\n'

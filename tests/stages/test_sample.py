@@ -123,6 +123,7 @@ def test_killed_shard_resumes_to_exactly_the_uninterrupted_rows(tmp_path, tiny_m
     assert resumed[:first] == read_jsonl(first_shard)
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_hf_backend_same_interface_and_logprobs(tmp_path, tiny_model):
     write_jsonl(tmp_path / "problems.jsonl", PROBLEMS[:3])
     run_scpo("sample", "--backend", "hf", "--model", tiny_model, "--iter_dir", str(tmp_path), "--k", "2",
@@ -136,6 +137,7 @@ def test_hf_backend_same_interface_and_logprobs(tmp_path, tiny_model):
     assert "up to date" in again.stdout
 
 
+@pytest.mark.slow  # scpo in a subprocess
 @pytest.mark.parametrize("args, message", [
     (["--model", "/no/such/model"], "does not exist"),
     (["--k", "0"], "k=0"),
@@ -148,6 +150,7 @@ def test_bad_settings_are_clear_errors(tmp_path, args, message):
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_empty_problems_file_and_unreadable_model(tmp_path):
     (tmp_path / "problems.jsonl").write_text("")
     proc = run_scpo("sample", "--iter_dir", str(tmp_path), check=False)
@@ -185,6 +188,7 @@ def test_shards_are_disjoint_and_cover_every_problem():
             assert covered == list(range(n))
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_unanimous_prompts_get_hotter_extra_samples(tmp_path, tiny_model, monkeypatch):
     """ScPO resampling: when all k samples agree, m extra samples at a higher temperature are drawn and marked."""
     (tmp_path / "agree_task.py").write_text(

@@ -23,6 +23,7 @@ def test_sft_trains_on_seed_data_with_its_own_learning_rate(tmp_path, tiny_model
     assert (out / "model.safetensors").exists()
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_sft_refuses_rows_in_no_sft_format(tmp_path, tiny_model):
     write_jsonl(tmp_path / "seed.jsonl", [{"messages": [{"role": "user", "content": "hi"}]}, {"question": "no"}])
     proc = run_scpo("sft", "--model", tiny_model, "--sft_file", str(tmp_path / "seed.jsonl"), "--output_dir",

@@ -67,6 +67,7 @@ def loads_in_transformers(path: Path) -> None:
     assert model.num_parameters() > 0
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_plain_scpo_training_saves_a_model_and_logs(tmp_path, tiny_model):
     write_jsonl(tmp_path / "pairs.jsonl", text_pairs())
     out = tmp_path / "model"
@@ -83,6 +84,7 @@ def test_plain_scpo_training_saves_a_model_and_logs(tmp_path, tiny_model):
     assert "up to date" in again.stdout  # the manifest makes a re-run a no-op
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_sampler_reference_skips_reference_pass_and_loss_is_exact(tmp_path, tiny_model):
     """With the sampler's log-probs the first step's loss is the formula at margin 0: mean w * (log 2 + NLL/|y+|)."""
     rows = sampler_pairs(tiny_model)
@@ -117,6 +119,7 @@ def test_cpu_precision_autocasts_bf16_only_where_asked_and_native(monkeypatch, n
     assert ours["bf16"] is expected and ours["fp16"] is False and ours.get("use_cpu", False) is expected
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_bf16_on_this_cpu_trains_under_autocast(tmp_path, tiny_model):
     """The first step's loss under bf16 autocast is the float32 one within bf16's precision, and not the same."""
     from scpo.core.devices import cpu_has_bf16
@@ -137,6 +140,7 @@ def test_bf16_on_this_cpu_trains_under_autocast(tmp_path, tiny_model):
     assert losses["true"] != losses["false"] and losses["true"] == pytest.approx(losses["false"], rel=0.05)
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_sampler_log_probs_that_are_not_the_models_fall_back_to_a_reference_pass(tmp_path, tiny_model):
     """A reference that is off by more than ref_logps_tolerance per token is not trained on: TRL's pass runs."""
     rows = sampler_pairs(tiny_model, 4)
@@ -151,6 +155,7 @@ def test_sampler_log_probs_that_are_not_the_models_fall_back_to_a_reference_pass
     assert "falling back to TRL's reference pass" in proc.stderr
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_pairs_sampled_by_another_model_use_a_reference_pass(tmp_path, tiny_model):
     rows = [{**r, "ref_model": "/some/other/model"} for r in sampler_pairs(tiny_model, 4)]
     write_jsonl(tmp_path / "pairs.jsonl", rows)
@@ -163,6 +168,7 @@ def test_pairs_sampled_by_another_model_use_a_reference_pass(tmp_path, tiny_mode
     assert proc.returncode == 1 and "not by" in proc.stderr
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_changed_settings_do_not_resume_old_checkpoints(tmp_path, tiny_model):
     write_jsonl(tmp_path / "pairs.jsonl", text_pairs())
     out = tmp_path / "model"
@@ -177,6 +183,7 @@ def test_changed_settings_do_not_resume_old_checkpoints(tmp_path, tiny_model):
     assert "resuming" in proc.stdout and manifest(out)["counts"]["resumed_from_step"] == 2
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_trl_only_options_are_refused_with_our_losses(tmp_path, tiny_model):
     write_jsonl(tmp_path / "pairs.jsonl", text_pairs(2))
     proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"),
@@ -184,6 +191,7 @@ def test_trl_only_options_are_refused_with_our_losses(tmp_path, tiny_model):
     assert proc.returncode == 1 and "ld_alpha" in proc.stderr and "loss: dpo" in proc.stderr
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_irpo_and_dpo_losses_train(tmp_path, tiny_model):
     write_jsonl(tmp_path / "pairs.jsonl", text_pairs())
     for loss in ("irpo", "dpo"):
@@ -193,6 +201,7 @@ def test_irpo_and_dpo_losses_train(tmp_path, tiny_model):
         assert manifest(out)["counts"]["loss_type"] == loss and weights_changed(tiny_model, out)
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_lora_saves_adapter_and_merged_copy(tmp_path, tiny_model):
     write_jsonl(tmp_path / "pairs.jsonl", text_pairs())
     out = tmp_path / "model"
@@ -245,6 +254,7 @@ def test_trained_folder_loads_in_vllm(tmp_path, tiny_model):
     assert len((tmp_path / "samples.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow  # scpo in a subprocess
 @pytest.mark.parametrize("rows, args, message", [
     ([], [], "no pairs to train on"),
     ([{**p, "weight": 0.0} for p in text_pairs(2)], [], "every pair has weight 0"),

@@ -109,6 +109,7 @@ def test_bad_input_is_named(tmp_path):
         check_puzzle(2, columns, [Clue("found_at", ("Name", "Zoe"), house=1)], "hand")
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_generate_stage_zebra_fresh_puzzles_and_model_rewrites(tmp_path, tiny_model):
     """Both new-problem sources for zebra: fresh generator puzzles (proved unique, none equal to a seed or eval
     puzzle) and the model's rewrites (the tiny random model writes gibberish, dropped as unusable / empty)."""

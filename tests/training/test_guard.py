@@ -40,6 +40,7 @@ def test_rule_stops_after_patience_or_a_drop_and_keeps_the_best():
     assert run_rule([0.1, 0.2, 0.3], patience=1).stopped_at is None
 
 
+@pytest.mark.slow  # scpo in a subprocess
 @pytest.mark.parametrize("args, message", [
     (["--guard_metric", "heldout/acuracy", "--eval_file", str(DEMO / "eval.jsonl")],
      "does not log it (did you mean 'heldout/accuracy'?)"),

@@ -51,6 +51,7 @@ def test_voter_scores_rollouts_against_the_teacher_columns():
     assert logged["ttrl/label_accuracy"] == 1.0 and logged["ttrl/majority_ratio"] == 0.5
 
 
+@pytest.mark.slow  # scpo in a subprocess
 @pytest.mark.parametrize("args, message", [
     (["--vote_teacher", "frozen", "--teacher_model", "/no/such/teacher"],
      "teacher_model='/no/such/teacher': no such folder"),
@@ -66,6 +67,7 @@ def test_bad_teacher_settings_are_named_before_anything_runs(tmp_path, args, mes
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow  # scpo in a subprocess
 def test_ema_teacher_follows_the_policy_and_is_saved_in_checkpoints(tmp_path, tiny_model):
     """Two real steps with the teacher saved at each: before step 1 the teacher is M_0 (no update), before step 2
     it is (1 - a) M_0 + a M_1 with Co-rewarding-II's alpha for step 2 of 2; the policy is rewarded by its votes."""
@@ -103,3 +105,45 @@ def test_ema_teacher_follows_the_policy_and_is_saved_in_checkpoints(tmp_path, ti
     resumed = VoteTeacher(AutoModelForCausalLM.from_pretrained(tiny_model), "ema")  # what a resumed run loads
     assert resumed.load(out / "checkpoint-2") and resumed.updated_at == 1
     assert all(resumed.model.state_dict()[k].equal(t2[k]) for k in t2)
+
+
+def _ema_run(tiny_model, out: Path, *args: str) -> list[dict]:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    run_scpo("grpo", "--model", tiny_model, "--task", "grpo_helpers:FirstLetter",
+             "--task_options", '{"truncated_completions_vote": true}', "--problems_file", str(DEMO / "train.jsonl"),
+             "--output_dir", str(out), "--vote_teacher", "ema", "--reward_funcs", "vote_share", "--n_votes", "4",
+             "--max_steps", "2", "--per_device_train_batch_size", "16", "--max_completion_length", "6",
+             "--learning_rate", "1e-2", "--gradient_checkpointing", "false", "--logging_steps", "1",
+             "--report_to", "none", *args, env=env)
+    return read_jsonl(out / "grpo_log.jsonl")
+
+
+@pytest.mark.slow  # scpo in a subprocess
+def test_ema_teacher_moves_once_per_optimizer_step_when_a_generation_serves_two_steps(tmp_path, tiny_model):
+    """steps_per_generation 2: one generation, two optimizer steps; the teacher still moves before step 2."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "model"
+    log = _ema_run(tiny_model, out, "--teacher_alpha_start", "0.5", "--teacher_alpha_end", "0.1", "--beta", "0.0",
+                   "--steps_per_generation", "2", "--save_strategy", "steps", "--save_steps", "1")
+    alpha = ema_alpha(2, 2, 0.5, 0.1)
+    assert [e["teacher/ema_alpha"] for e in log if "teacher/ema_alpha" in e] == [pytest.approx(alpha)]
+    m0 = load_file(Path(tiny_model) / "model.safetensors")
+    m1 = load_file(out / "checkpoint-1" / "model.safetensors")
+    t2 = load_file(out / "checkpoint-2" / "teacher.safetensors")
+    assert any(not m1[k].equal(m0[k]) for k in m0)
+    for k in m0:
+        expected = (1 - alpha) * m0[k].float() + alpha * m1[k].float()
+        assert (t2[k].float() - expected).abs().max().item() < 1e-6, k
+
+
+@pytest.mark.slow  # scpo in a subprocess
+@pytest.mark.parametrize("as_reference", [True, False])
+def test_ema_teacher_is_the_kl_reference(tmp_path, tiny_model, as_reference):
+    """alpha 1: the teacher becomes the policy before each step, so as TRL's reference the KL of step 2 is 0 (the
+    policy has not moved since that step's rollouts); a separate M_0 reference gives the distance step 1 made."""
+    log = _ema_run(tiny_model, tmp_path / "model", "--teacher_alpha_start", "1.0", "--teacher_alpha_end", "1.0",
+                   "--beta", "0.1", "--teacher_as_reference", str(as_reference).lower())
+    kl = [e["kl"] for e in log if "kl" in e]
+    assert len(kl) == 2 and abs(kl[0]) < 1e-6  # step 1: the reference is M_0, the policy too
+    assert (abs(kl[1]) < 1e-6) == as_reference, kl
