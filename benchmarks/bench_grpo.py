@@ -27,16 +27,36 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from roofline import line as roofline_line, matmul_peak, parameters  # noqa: E402
+from roofline import line as roofline_line  # noqa: E402
+from roofline import matmul_peak, parameters
 
 
 def run(backend: str, out: Path, args) -> dict:
     rollouts = args.prompts_per_step * args.n_votes
-    command = [sys.executable, "-m", "scpo.cli", "grpo", "--config", str(ROOT / "recipes" / "grpo_cpu_demo.yaml"),
-               "--output_dir", str(out), "--max_steps", str(args.steps), "--eval_file", "null",
-               "--n_votes", str(args.n_votes), "--n_samples", str(args.n_votes),
-               "--per_device_train_batch_size", str(rollouts),
-               "--max_completion_length", str(args.max_completion_length), "--report_to", "none"]
+    command = [
+        sys.executable,
+        "-m",
+        "scpo.cli",
+        "grpo",
+        "--config",
+        str(ROOT / "recipes" / "grpo_cpu_demo.yaml"),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        str(args.steps),
+        "--eval_file",
+        "null",
+        "--n_votes",
+        str(args.n_votes),
+        "--n_samples",
+        str(args.n_votes),
+        "--per_device_train_batch_size",
+        str(rollouts),
+        "--max_completion_length",
+        str(args.max_completion_length),
+        "--report_to",
+        "none",
+    ]
     if args.problems_file:
         command += ["--problems_file", args.problems_file]
     if args.instruction is not None:
@@ -44,8 +64,9 @@ def run(backend: str, out: Path, args) -> dict:
     if backend == "vllm":
         command += ["--use_vllm", "true", "--vllm_mode", "colocate"]
     start = time.perf_counter()
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"})
+    proc = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"}
+    )
     wall = time.perf_counter() - start
     if proc.returncode:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
@@ -54,8 +75,13 @@ def run(backend: str, out: Path, args) -> dict:
     times = [e["step_time"] for e in steps[1:]] or [e["step_time"] for e in steps]
     trained = [b["num_tokens"] - a["num_tokens"] for a, b in zip(steps, steps[1:])] or [steps[0]["num_tokens"]]
     generated = statistics.mean(e["completions/mean_length"] for e in steps) * rollouts
-    return {"step_s": statistics.median(times), "rollouts_per_s": rollouts / statistics.median(times),
-            "wall_s": wall, "trained_tokens": statistics.mean(trained), "generated_tokens": generated}
+    return {
+        "step_s": statistics.median(times),
+        "rollouts_per_s": rollouts / statistics.median(times),
+        "wall_s": wall,
+        "trained_tokens": statistics.mean(trained),
+        "generated_tokens": generated,
+    }
 
 
 def main() -> None:
@@ -78,8 +104,10 @@ def main() -> None:
             results[backend] = run(backend, Path(tmp) / backend, args)
     threads = int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0)))
     peak = matmul_peak("float32", threads)
-    print(f"\nscpo grpo, embedded SmolLM2-135M, {args.prompts_per_step} prompts x {args.n_votes} rollouts per step, "
-          f"<= {args.max_completion_length} tokens, {args.steps} steps, {args.problems_file or 'the CPU demo prompts'}")
+    print(
+        f"\nscpo grpo, embedded SmolLM2-135M, {args.prompts_per_step} prompts x {args.n_votes} rollouts per step, "
+        f"<= {args.max_completion_length} tokens, {args.steps} steps, {args.problems_file or 'the CPU demo prompts'}"
+    )
     print(f"{'generation':<14} {'step s':>8} {'rollouts/s':>11} {'wall s':>8}")
     for backend, r in results.items():
         if "error" in r:
@@ -91,10 +119,18 @@ def main() -> None:
     for backend, r in results.items():
         if "error" not in r:
             flops = params * (2 * r["generated_tokens"] + 6 * r["trained_tokens"]) / r["step_s"]
-            print(roofline_line(f"GRPO step ({backend})", flops,
-                                f"(2 x {r['generated_tokens']:.0f} generated + 6 x {r['trained_tokens']:.0f} trained "
-                                f"tokens) x {params / 1e6:.0f}M params / {r['step_s']:.2f} s", peak, "float32",
-                                threads))
+            print(
+                roofline_line(
+                    f"GRPO step ({backend})",
+                    flops,
+                    f"(2 x {r['generated_tokens']:.0f} generated + 6 x {r['trained_tokens']:.0f} trained "
+                    f"tokens) x {params / 1e6:.0f}M params / {r['step_s']:.2f} s",
+                    peak,
+                    "float32",
+                    threads,
+                )
+            )
+
 
 if __name__ == "__main__":
     main()

@@ -30,7 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from roofline import line as roofline_line, matmul_peak, parameters  # noqa: E402
+from roofline import line as roofline_line  # noqa: E402
+from roofline import matmul_peak, parameters
 
 
 def generate(model_path: str, prompts: list[dict], task, k: int, max_new_tokens: int):
@@ -43,16 +44,24 @@ def generate(model_path: str, prompts: list[dict], task, k: int, max_new_tokens:
 
     tok = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
-    texts = [prompt_text(tok, prompt_of(p, task))
-             for p in prompts for _ in range(k)]  # each prompt's rollouts next to each other, as TRL lays them out
+    texts = [
+        prompt_text(tok, prompt_of(p, task)) for p in prompts for _ in range(k)
+    ]  # each prompt's rollouts next to each other, as TRL lays them out
     enc = tok(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
     torch.manual_seed(0)
     started = time.perf_counter()
     with torch.no_grad():
-        out = model.generate(**enc, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
-                             max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
+        out = model.generate(
+            **enc,
+            do_sample=True,
+            temperature=1.0,
+            top_p=1.0,
+            top_k=0,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tok.pad_token_id,
+        )
     seconds = time.perf_counter() - started
-    new = out[:, enc["input_ids"].size(1):]
+    new = out[:, enc["input_ids"].size(1) :]
     prompt_ids = [row[mask.bool()].tolist() for row, mask in zip(enc["input_ids"], enc["attention_mask"])]
     completion_ids = []
     for row in new.tolist():
@@ -70,8 +79,16 @@ def time_token_rewards(model, prompt_ids, completion_ids, min_seconds: float = 1
     runs, started = 0, time.perf_counter()
     while time.perf_counter() - started < min_seconds:
         stats = token_stats(model, prompt_ids, completion_ids, 1.0, batch_size=16)
-        batch = RolloutBatch(texts=[], answers=[], groups=[], group_golds=[], group_answers=[], local=slice(0, 0),
-                             task=None, token_stats=stats)
+        batch = RolloutBatch(
+            texts=[],
+            answers=[],
+            groups=[],
+            group_golds=[],
+            group_answers=[],
+            local=slice(0, 0),
+            task=None,
+            token_stats=stats,
+        )
         for name in ("self_certainty", "negative_entropy"):
             cls = REWARDS.get(name)
             cls(cls.settings() if cls.settings else None)(batch)
@@ -128,16 +145,21 @@ def main() -> None:
     task = get_task("numeric", instruction="Answer with just the final number.")
     rows = [json.loads(line) for line in (ROOT / "recipes" / "cpu_demo" / "train.jsonl").read_text().splitlines()]
     prompts = rows[: args.prompts]
-    completions, gen_seconds, model, prompt_ids, completion_ids = generate(resolve_model(args.model), prompts, task,
-                                                                           args.k, args.max_new_tokens)
+    completions, gen_seconds, model, prompt_ids, completion_ids = generate(
+        resolve_model(args.model), prompts, task, args.k, args.max_new_tokens
+    )
     gen_per_rollout = gen_seconds / len(completions)
     reward_per_rollout = time_rewards(lambda: task, prompts, completions, args.k)
-    print(f"numeric, {args.model}, {len(completions)} rollouts x {args.max_new_tokens} new tokens (transformers, CPU): "
-          f"generation {gen_per_rollout * 1e3:.1f} ms/rollout, rewards {reward_per_rollout * 1e6:.1f} us/rollout, "
-          f"ratio reward/generation {reward_per_rollout / gen_per_rollout:.2e}")
+    print(
+        f"numeric, {args.model}, {len(completions)} rollouts x {args.max_new_tokens} new tokens (transformers, CPU): "
+        f"generation {gen_per_rollout * 1e3:.1f} ms/rollout, rewards {reward_per_rollout * 1e6:.1f} us/rollout, "
+        f"ratio reward/generation {reward_per_rollout / gen_per_rollout:.2e}"
+    )
     token_per_rollout = time_token_rewards(model, prompt_ids, completion_ids)
-    print(f"label-free token rewards (self_certainty, negative_entropy: one policy forward over prompt + completion): "
-          f"{token_per_rollout * 1e3:.2f} ms/rollout, ratio to generation {token_per_rollout / gen_per_rollout:.3f}")
+    print(
+        f"label-free token rewards (self_certainty, negative_entropy: one policy forward over prompt + completion): "
+        f"{token_per_rollout * 1e3:.2f} ms/rollout, ratio to generation {token_per_rollout / gen_per_rollout:.3f}"
+    )
     from transformers import AutoTokenizer
 
     math_problems, math_completions = long_math_rollouts(args.prompts, args.k)
@@ -145,16 +167,25 @@ def main() -> None:
     tokens = len(AutoTokenizer.from_pretrained(resolve_model(args.model))(math_completions[0])["input_ids"])
     # Generating such a rollout costs at least `tokens` decoding steps at the per-token cost measured above.
     math_gen = gen_per_rollout / args.max_new_tokens * tokens
-    print(f"math, {len(math_completions)} synthetic rollouts of {tokens} tokens (answers parsed by math-verify, no "
-          f"cache): rewards {math_per_rollout * 1e3:.2f} ms/rollout; generating {tokens} tokens at the per-token cost "
-          f"above ~{math_gen:.1f} s/rollout: ratio {math_per_rollout / math_gen:.2e}")
+    print(
+        f"math, {len(math_completions)} synthetic rollouts of {tokens} tokens (answers parsed by math-verify, no "
+        f"cache): rewards {math_per_rollout * 1e3:.2f} ms/rollout; generating {tokens} tokens at the per-token cost "
+        f"above ~{math_gen:.1f} s/rollout: ratio {math_per_rollout / math_gen:.2e}"
+    )
     import torch
 
     tokens_per_s = sum(len(c) for c in completion_ids) / gen_seconds  # up to each EOS: the tokens that count
     params, threads = parameters(resolve_model(args.model)), torch.get_num_threads()
-    print(roofline_line("generation (transformers, the rewards' baseline)", 2 * params * tokens_per_s,
-                        f"{tokens_per_s:.1f} output tok/s x 2 x {params / 1e6:.0f}M params",
-                        matmul_peak("float32", threads), "float32", threads))
+    print(
+        roofline_line(
+            "generation (transformers, the rewards' baseline)",
+            2 * params * tokens_per_s,
+            f"{tokens_per_s:.1f} output tok/s x 2 x {params / 1e6:.0f}M params",
+            matmul_peak("float32", threads),
+            "float32",
+            threads,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from roofline import line as roofline_line, matmul_peak, parameters  # noqa: E402
+from roofline import line as roofline_line  # noqa: E402
+from roofline import matmul_peak, parameters
 
 
 def responses(n: int) -> list[dict]:
@@ -35,9 +36,15 @@ def responses(n: int) -> list[dict]:
     for i in range(n):
         a, b = rng.randrange(10), rng.randrange(10)
         answer = a + b + rng.choice([0, 0, 1, -1, 2])
-        rows.append({"id": f"r{i // 4}", "sample_index": i % 4, "completion": str(answer),
-                     "messages": [{"role": "user", "content": f"What is {a} + {b}?\n\nAnswer with just the final number."}],
-                     "prompt": f"What is {a} + {b}?"})
+        rows.append(
+            {
+                "id": f"r{i // 4}",
+                "sample_index": i % 4,
+                "completion": str(answer),
+                "messages": [{"role": "user", "content": f"What is {a} + {b}?\n\nAnswer with just the final number."}],
+                "prompt": f"What is {a} + {b}?",
+            }
+        )
     return rows
 
 
@@ -51,10 +58,18 @@ def judge(backend: str, model: str, rows: list[dict], args) -> dict:
     template = DEFAULT_TEMPLATE
     if args.template == "demo":
         template = yaml.safe_load((ROOT / "recipes" / "cpu_demo_self_rewarding.yaml").read_text())["judge_template"]
-    s = settings_class([])(labeler="judge", model=model, backend=backend, judge_template=template,
-                       judge_samples=args.judge_samples, judge_max_tokens=args.judge_max_tokens,
-                       judge_response_prefix=args.prefix, enforce_eager=True, dtype="float32" if backend == "hf" else "auto",
-                       gpu_memory_utilization=args.gpu_memory_utilization)
+    s = settings_class([])(
+        labeler="judge",
+        model=model,
+        backend=backend,
+        judge_template=template,
+        judge_samples=args.judge_samples,
+        judge_max_tokens=args.judge_max_tokens,
+        judge_response_prefix=args.prefix,
+        enforce_eager=True,
+        dtype="float32" if backend == "hf" else "auto",
+        gpu_memory_utilization=args.gpu_memory_utilization,
+    )
     t0 = time.perf_counter()
     sampler = make_sampler(model, s, top_p=s.judge_top_p, top_k=None, max_tokens=s.judge_max_tokens)
     start = time.perf_counter() - t0
@@ -66,10 +81,17 @@ def judge(backend: str, model: str, rows: list[dict], args) -> dict:
     seconds = time.perf_counter() - t0
     texts = [s.judge_response_prefix + g.text for gens in outputs for g in gens]
     readable = sum(parse_score(t) is not None for t in texts)
-    return {"backend": backend, "start_s": round(start, 1), "judge_s": round(seconds, 2), "responses": len(kept),
-            "responses_per_s": round(len(kept) / seconds, 2), "judge_outputs": len(texts),
-            "output_tokens": sum(g.num_tokens for gens in outputs for g in gens), "readable_share": round(readable / len(texts), 3),
-            "prompt_tokens": prefilled_tokens([r.prompt_token_ids for r in requests])}
+    return {
+        "backend": backend,
+        "start_s": round(start, 1),
+        "judge_s": round(seconds, 2),
+        "responses": len(kept),
+        "responses_per_s": round(len(kept) / seconds, 2),
+        "judge_outputs": len(texts),
+        "output_tokens": sum(g.num_tokens for gens in outputs for g in gens),
+        "readable_share": round(readable / len(texts), 3),
+        "prompt_tokens": prefilled_tokens([r.prompt_token_ids for r in requests]),
+    }
 
 
 def prefilled_tokens(prompts: list[list[int]]) -> int:
@@ -100,14 +122,20 @@ def main() -> None:
     model = resolve_model(args.model)
     rows = responses(args.responses)
     results = [judge("vllm", model, rows, args), judge("hf", model, rows, args)]
-    print(f"\njudging {args.responses} responses x {args.judge_samples} judge samples, up to {args.judge_max_tokens} "
-          f"tokens, template {args.template}, model {model}")
+    print(
+        f"\njudging {args.responses} responses x {args.judge_samples} judge samples, up to {args.judge_max_tokens} "
+        f"tokens, template {args.template}, model {model}"
+    )
     print("| backend | engine start s | judging s | responses / s | output tokens | readable scores |")
     print("|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['backend']} | {r['start_s']} | {r['judge_s']} | {r['responses_per_s']} | {r['output_tokens']} | "
-              f"{r['readable_share']:.1%} |")
-    print(f"\nvLLM / hf: {results[0]['responses_per_s'] / results[1]['responses_per_s']:.1f}x responses judged per second")
+        print(
+            f"| {r['backend']} | {r['start_s']} | {r['judge_s']} | {r['responses_per_s']} | {r['output_tokens']} | "
+            f"{r['readable_share']:.1%} |"
+        )
+    print(
+        f"\nvLLM / hf: {results[0]['responses_per_s'] / results[1]['responses_per_s']:.1f}x responses judged per second"
+    )
     from scpo.core.devices import cpu_has_bf16
 
     vllm = results[0]
@@ -115,9 +143,16 @@ def main() -> None:
     threads = len(os.sched_getaffinity(0))  # vLLM-CPU's worker takes the cores it may run on
     dtype = "bfloat16" if cpu_has_bf16() else "float32"  # what dtype auto runs on CPU
     params = parameters(model)
-    print(roofline_line("judging (vLLM)", 2 * params * tokens_per_s,
-                        f"{tokens_per_s:.0f} prompt + output tok/s x 2 x {params / 1e6:.0f}M params",
-                        matmul_peak(dtype, threads), dtype, threads))
+    print(
+        roofline_line(
+            "judging (vLLM)",
+            2 * params * tokens_per_s,
+            f"{tokens_per_s:.0f} prompt + output tok/s x 2 x {params / 1e6:.0f}M params",
+            matmul_peak(dtype, threads),
+            dtype,
+            threads,
+        )
+    )
 
 
 if __name__ == "__main__":  # vLLM spawns processes

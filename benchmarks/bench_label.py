@@ -42,7 +42,9 @@ def synthetic(task: str, prompts: int, k: int, distinct: int, seed: int = 0) -> 
             v = rng.choices(range(distinct), weights)[0]
             if task == "gsm8k":
                 answer = 1000 * p + v
-                text = f"We add {v} and {p} step by step.\nSo the total is {answer:,} dollars.\nThe answer is {answer:,}."
+                text = (
+                    f"We add {v} and {p} step by step.\nSo the total is {answer:,} dollars.\nThe answer is {answer:,}."
+                )
             else:
                 n, d = 7 * p + v + 1, 3 + (p % 5) * 2  # a value unique to this prompt
                 text = f"Simplify the fraction step by step. The result is $\\boxed{{{rng.choice(SPELLINGS)(n, d)}}}$."
@@ -58,8 +60,17 @@ def run_scpo(task: str, rows: list[dict], workdir: Path) -> float:
     start = time.perf_counter()
     common = ["--task", task, "--iter_dir", str(workdir), "--samples_file", str(samples), "--overwrite"]
     label.main(common + ["--labels_file", str(workdir / f"{task}.labels.jsonl")])
-    pairs.main(["--task", task, "--labels_file", str(workdir / f"{task}.labels.jsonl"),
-                "--pairs_file", str(workdir / f"{task}.pairs.jsonl"), "--overwrite"])
+    pairs.main(
+        [
+            "--task",
+            task,
+            "--labels_file",
+            str(workdir / f"{task}.labels.jsonl"),
+            "--pairs_file",
+            str(workdir / f"{task}.pairs.jsonl"),
+            "--overwrite",
+        ]
+    )
     return time.perf_counter() - start
 
 
@@ -132,7 +143,9 @@ def main() -> None:
             r_core = len(rows) / run_core(task, rows)
             base_rows = rows if task == "gsm8k" else rows[: args.math_baseline_prompts * args.k]
             r_naive = len(base_rows) / run_naive(task, base_rows)
-            print(f"{task:<7} {r_stage:>16,.0f} c/s {r_core:>11,.0f} c/s {r_naive:>12,.0f} c/s {r_core / r_naive:>6.1f}x")
+            print(
+                f"{task:<7} {r_stage:>16,.0f} c/s {r_core:>11,.0f} c/s {r_naive:>12,.0f} c/s {r_core / r_naive:>6.1f}x"
+            )
     print("\nmath grader calls (math-verify) per 20 prompts, 4 distinct answers, as k grows:")
     print(f"{'k':>4} {'distinct keys/prompt':>21} {'scpo calls':>11} {'naive k^2':>10}")
     for k in (8, 16, 32, 64):

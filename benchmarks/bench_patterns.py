@@ -82,7 +82,7 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     worst: dict[str, float] = {}
-    print(f"| call | text | " + " | ".join(f"{n // 1000}k chars" for n in sizes) + " | ms per KB (largest) |")
+    print("| call | text | " + " | ".join(f"{n // 1000}k chars" for n in sizes) + " | ms per KB (largest) |")
     print("|---|---|" + "---|" * len(sizes) + "---|")
     for label, (kind, name) in CALLS.items():
         for text_name, make in TEXTS.items():
@@ -96,8 +96,12 @@ def main() -> None:
                     break
             per_kb = None if last[0] is None else last[0] * 1000 / (last[1] / 1000)
             worst[label] = max(worst.get(label, 0.0), float("inf") if per_kb is None else per_kb)
-            print(f"| {label} | {text_name} | " + " | ".join(cells) +
-                  f" | {'-' if per_kb is None else f'{per_kb:.4f}'} |", flush=True)
+            print(
+                f"| {label} | {text_name} | "
+                + " | ".join(cells)
+                + f" | {'-' if per_kb is None else f'{per_kb:.4f}'} |",
+                flush=True,
+            )
     print("\nworst ms per KB per call: " + ", ".join(f"{k} {v:.4f}" for k, v in worst.items()))
 
 

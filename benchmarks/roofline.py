@@ -35,7 +35,7 @@ def matmul_peak(dtype: str = "float32", threads: int | None = None, n: int = 102
             while (elapsed := time.perf_counter() - start) < seconds / 3:
                 torch.matmul(a, b)
                 count += 1
-            best = max(best, 2 * n ** 3 * count / elapsed)
+            best = max(best, 2 * n**3 * count / elapsed)
         return best
     finally:
         torch.set_num_threads(before)
@@ -63,8 +63,10 @@ def parameters(model_path: str) -> int:
 
 def line(what: str, achieved: float, formula: str, peak: float, dtype: str, threads: int) -> str:
     """One line: a stage's achieved FLOP/s (`formula` says how it was counted) against the matmul peak."""
-    return (f"roofline {what}: {formula} = {achieved / 1e9:.2f} GFLOP/s vs matmul peak {peak / 1e9:.1f} GFLOP/s "
-            f"({dtype}, {threads} threads): {achieved / peak:.3f} of peak")
+    return (
+        f"roofline {what}: {formula} = {achieved / 1e9:.2f} GFLOP/s vs matmul peak {peak / 1e9:.1f} GFLOP/s "
+        f"({dtype}, {threads} threads): {achieved / peak:.3f} of peak"
+    )
 
 
 def main() -> None:

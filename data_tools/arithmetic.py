@@ -15,8 +15,11 @@ from pathlib import Path
 from scpo.core.io import write_rows
 
 OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
-WORDS = {"+": ("sum", "Add {a} and {b}."), "-": ("difference", "Subtract {b} from {a}."),
-         "*": ("product", "Multiply {a} by {b}.")}
+WORDS = {
+    "+": ("sum", "Add {a} and {b}."),
+    "-": ("difference", "Subtract {b} from {a}."),
+    "*": ("product", "Multiply {a} by {b}."),
+}
 PHRASINGS = [
     lambda a, op, b: f"What is {a} {op} {b}?",
     lambda a, op, b: f"Compute {a} {op} {b}.",
@@ -26,13 +29,21 @@ PHRASINGS = [
 
 
 def facts(a_range: tuple[int, int], b_range: tuple[int, int], ops: str) -> list[tuple[int, str, int]]:
-    return [(a, op, b) for op in ops for a in range(a_range[0], a_range[1] + 1)
-            for b in range(b_range[0], b_range[1] + 1)]
+    return [
+        (a, op, b) for op in ops for a in range(a_range[0], a_range[1] + 1) for b in range(b_range[0], b_range[1] + 1)
+    ]
 
 
 def problems(fact_list: list[tuple[int, str, int]], phrasings: int) -> list[dict]:
-    return [{"id": f"{a}{op}{b}" + (f"#{i}" if phrasings > 1 else ""), "prompt": PHRASINGS[i](a, op, b),
-             "gold": str(OPS[op](a, b))} for a, op, b in fact_list for i in range(phrasings)]
+    return [
+        {
+            "id": f"{a}{op}{b}" + (f"#{i}" if phrasings > 1 else ""),
+            "prompt": PHRASINGS[i](a, op, b),
+            "gold": str(OPS[op](a, b)),
+        }
+        for a, op, b in fact_list
+        for i in range(phrasings)
+    ]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -51,14 +62,17 @@ def main(argv: list[str] | None = None) -> dict:
     b_range = tuple(int(x) for x in args.b.split(","))
     fact_list = facts(a_range, b_range, args.ops)
     if args.train + args.dev + args.eval > len(fact_list):
-        raise SystemExit(f"only {len(fact_list)} distinct problems; ask for fewer than "
-                         f"{args.train} + {args.dev} + {args.eval}")
+        raise SystemExit(
+            f"only {len(fact_list)} distinct problems; ask for fewer than {args.train} + {args.dev} + {args.eval}"
+        )
     random.Random(args.seed).shuffle(fact_list)
     out = Path(args.output_dir)
-    train, dev = fact_list[: args.train], fact_list[args.train: args.train + args.dev]
-    held_out = fact_list[args.train + args.dev: args.train + args.dev + args.eval]
-    counts = {"train": write_rows(out / "train.jsonl", problems(train, args.phrasings)),
-              "eval": write_rows(out / "eval.jsonl", problems(held_out, args.phrasings))}
+    train, dev = fact_list[: args.train], fact_list[args.train : args.train + args.dev]
+    held_out = fact_list[args.train + args.dev : args.train + args.dev + args.eval]
+    counts = {
+        "train": write_rows(out / "train.jsonl", problems(train, args.phrasings)),
+        "eval": write_rows(out / "eval.jsonl", problems(held_out, args.phrasings)),
+    }
     if dev:
         counts["dev"] = write_rows(out / "dev.jsonl", problems(dev, args.phrasings))
     print(f"[data] {out}: {counts}")

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from scpo.core.errors import ScpoError
 from scpo.core.io import write_json, write_rows
@@ -104,8 +104,10 @@ def load_records(path: str, split: str = "train") -> list[dict]:
         try:
             ds = datasets.load_from_disk(str(p))
         except FileNotFoundError:  # an empty folder, or one of files rather than a saved dataset
-            raise ScpoError(f"{p}: a folder that is not a dataset saved with `save_to_disk`; give a .jsonl, .json, "
-                            ".parquet or .csv file, or such a folder") from None
+            raise ScpoError(
+                f"{p}: a folder that is not a dataset saved with `save_to_disk`; give a .jsonl, .json, "
+                ".parquet or .csv file, or such a folder"
+            ) from None
         if isinstance(ds, datasets.DatasetDict):
             if split not in ds:
                 raise ScpoError(f"{p}: no split {split!r} (has {list(ds)})")
@@ -147,8 +149,10 @@ def to_problems(records: list[dict], settings: DataSettings, name: str) -> tuple
 
         default_task, id_field = settings.task or "gsm8k", settings.id_field
         if a is not None and records and not any(a in row for row in records):
-            raise ScpoError(f"{settings.input}: no row has the answer field {a!r} (fields: {sorted(records[0])}); "
-                            "pass --answer_field none for unlabeled problems")
+            raise ScpoError(
+                f"{settings.input}: no row has the answer field {a!r} (fields: {sorted(records[0])}); "
+                "pass --answer_field none for unlabeled problems"
+            )
     task = settings.task or default_task
     seen, problems, dropped = set(), [], 0
     for i, row in enumerate(records, 1):
@@ -185,11 +189,14 @@ def check_split(settings: DataSettings, n: int) -> None:
     if settings.dev_size is not None and settings.dev_fraction:
         raise ScpoError(f"settings dev_size={settings.dev_size} and dev_fraction={settings.dev_fraction}: give one")
     if not 0 <= settings.dev_fraction < 1:
-        raise ScpoError(f"setting dev_fraction={settings.dev_fraction}: must be in [0, 1) (a share of the problems "
-                        "kept for dev; the rest is train)")
+        raise ScpoError(
+            f"setting dev_fraction={settings.dev_fraction}: must be in [0, 1) (a share of the problems "
+            "kept for dev; the rest is train)"
+        )
     if settings.dev_size is not None and not 0 <= settings.dev_size < n:
-        raise ScpoError(f"setting dev_size={settings.dev_size}: must be in [0, {n}) for {n} problems (the rest is "
-                        "train)")
+        raise ScpoError(
+            f"setting dev_size={settings.dev_size}: must be in [0, {n}) for {n} problems (the rest is train)"
+        )
 
 
 def split(problems: list[dict], settings: DataSettings) -> tuple[list[dict], list[dict]]:
@@ -211,8 +218,11 @@ def convert(settings: DataSettings) -> dict:
         problems = sorted(problems, key=lambda p: _hash(settings.seed + 1, p["id"]))[: settings.max_rows]
     train, dev = split(problems, settings)
     out = Path(settings.output_dir)
-    counts = {"input_rows": len(problems) + dropped, "duplicates_dropped": dropped,
-              "train": write_rows(out / "train.jsonl", train)}
+    counts = {
+        "input_rows": len(problems) + dropped,
+        "duplicates_dropped": dropped,
+        "train": write_rows(out / "train.jsonl", train),
+    }
     if dev:
         counts["dev"] = write_rows(out / "dev.jsonl", dev)
     write_json(out / "data.manifest.json", {"input": settings.input, "settings": vars(settings), "counts": counts})

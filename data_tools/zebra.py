@@ -29,9 +29,15 @@ from scpo.tasks.zebra import Zebra
 
 
 def puzzle_row(puzzle, pid: str) -> dict:
-    return {"id": pid, "prompt": puzzle_text(puzzle), "gold": puzzle.gold(), "size": puzzle.size,
-            "houses": puzzle.houses, "columns": {a: list(values) for a, values in puzzle.columns.items()},
-            "clues": [c.as_row() for c in puzzle.clues]}
+    return {
+        "id": pid,
+        "prompt": puzzle_text(puzzle),
+        "gold": puzzle.gold(),
+        "size": puzzle.size,
+        "houses": puzzle.houses,
+        "columns": {a: list(values) for a, values in puzzle.columns.items()},
+        "clues": [c.as_row() for c in puzzle.clues],
+    }
 
 
 def make_split(name: str, sizes: list[str], count: int, seed: int, seen: set[str], stats: dict) -> list[dict]:
@@ -79,8 +85,9 @@ def check_file(path: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="scpo puzzles", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="scpo puzzles", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--output_dir")
     parser.add_argument("--train_sizes", default="2*2,2*3", help="houses*attributes, comma-separated (2..6 each)")
     parser.add_argument("--train", type=int, default=200, help="number of train puzzles")
@@ -99,12 +106,16 @@ def main(argv: list[str] | None = None) -> dict:
         if getattr(args, flag) < 0:
             raise ScpoError(f"--{flag} {getattr(args, flag)}: a number of puzzles, 0 or more")
     eval_sizes = args.eval_sizes or args.train_sizes
-    splits = [("train", args.train_sizes, args.train), ("dev", args.dev_sizes or eval_sizes, args.dev),
-              ("eval", eval_sizes, args.eval)]
+    splits = [
+        ("train", args.train_sizes, args.train),
+        ("dev", args.dev_sizes or eval_sizes, args.dev),
+        ("eval", eval_sizes, args.eval),
+    ]
     for name, sizes, count in splits:
         if count and not [s for s in (sizes or "").split(",") if s.strip()]:
-            raise ScpoError(f"--{name}_sizes {sizes!r} names no size for {count} {name} puzzles "
-                            "(give houses*attributes, e.g. 2*3)")
+            raise ScpoError(
+                f"--{name}_sizes {sizes!r} names no size for {count} {name} puzzles (give houses*attributes, e.g. 2*3)"
+            )
     out, seen, stats, counts = Path(args.output_dir), set(), {}, {}
     if out.exists() and not out.is_dir():
         raise ScpoError(f"--output_dir {out}: is a file; give a folder")
@@ -116,14 +127,21 @@ def main(argv: list[str] | None = None) -> dict:
             for size in size_list:
                 parse_size(size)
             counts[name] = write_rows(out / f"{name}.jsonl", make_split(name, size_list, count, args.seed, seen, stats))
-    summary = {size: {"puzzles": e["puzzles"], "unique_share": e["unique"] / e["puzzles"],
-                      "clues_per_puzzle": round(e["clues"] / e["puzzles"], 2),
-                      "ms_per_puzzle": round(1000 * e["seconds"] / e["puzzles"], 2)}
-               for size, e in sorted(stats.items())}
+    summary = {
+        size: {
+            "puzzles": e["puzzles"],
+            "unique_share": e["unique"] / e["puzzles"],
+            "clues_per_puzzle": round(e["clues"] / e["puzzles"], 2),
+            "ms_per_puzzle": round(1000 * e["seconds"] / e["puzzles"], 2),
+        }
+        for size, e in sorted(stats.items())
+    }
     write_json(out / "generator_stats.json", summary)
     for size, e in summary.items():
-        print(f"[puzzles] {size}: {e['puzzles']} puzzles, {e['unique_share']:.0%} proved unique, "
-              f"{e['clues_per_puzzle']} clues each, {e['ms_per_puzzle']} ms each")
+        print(
+            f"[puzzles] {size}: {e['puzzles']} puzzles, {e['unique_share']:.0%} proved unique, "
+            f"{e['clues_per_puzzle']} clues each, {e['ms_per_puzzle']} ms each"
+        )
     bad = [size for size, e in summary.items() if e["unique_share"] < 1]
     if bad:
         raise ScpoError(f"puzzles of size(s) {bad} are not all unique: a generator bug; please report it")

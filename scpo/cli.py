@@ -19,17 +19,29 @@ COMMANDS = {
     "label": ("scpo.stages.label", "label samples: self-consistency votes, or internal rewards (labeler)"),
     "pairs": ("scpo.stages.pairs", "build preference pairs from labels"),
     "sft": ("scpo.stages.sft", "supervised fine-tuning on seed data with TRL (the loop's M_0 when sft_file is set)"),
-    "teacher": ("scpo.stages.teacher", "the loop's moving-average vote teacher (vote_teacher: ema): alpha M_t + (1 - alpha) teacher"),
+    "teacher": (
+        "scpo.stages.teacher",
+        "the loop's moving-average vote teacher (vote_teacher: ema): alpha M_t + (1 - alpha) teacher",
+    ),
     "train": ("scpo.stages.train", "train on pairs with TRL (DPO / IRPO / ScPO / CREAM losses)"),
     "grpo": ("scpo.stages.grpo", "online RL with majority-vote rewards (TTRL) on TRL's GRPOTrainer"),
     "eval": ("scpo.stages.eval", "greedy accuracy, pass@k, maj@k on held-out problems"),
     "model": ("scpo.stages.model", "prepare | show the embedded model; tiny --output DIR for tests"),
-    "guard": ("scpo.stages.guard", "the loop's collapse guard: stop when held-out results stop improving, keep the best"),
+    "guard": (
+        "scpo.stages.guard",
+        "the loop's collapse guard: stop when held-out results stop improving, keep the best",
+    ),
     "report": ("scpo.stages.report", "tables and plots of a run: scpo report runs/<run>"),
     "data": ("data_tools.convert", "convert data sets into the problems format"),
     "puzzles": ("data_tools.zebra", "generate zebra logic puzzles with proved-unique solutions (ZebraLogic-style)"),
-    "compare": ("scpo.loop.compare", "several methods on the same problems, rollout budget and held-out eval: one table, one plot"),
-    "chain": ("scpo.cli:chain", "run stages one after another in one process, keeping their vLLM engine (scpo plan prints it)"),
+    "compare": (
+        "scpo.loop.compare",
+        "several methods on the same problems, rollout budget and held-out eval: one table, one plot",
+    ),
+    "chain": (
+        "scpo.cli:chain",
+        "run stages one after another in one process, keeping their vLLM engine (scpo plan prints it)",
+    ),
     "plan": ("scpo.loop.plan", "print the loop's stage commands, one per line (what recipes/iterate.sh runs)"),
     "setting": ("scpo.loop.plan:setting_main", "print one resolved loop setting (for scripts)"),
     "slurm": ("scpo.loop.slurm", "submit a run as a chain of Slurm jobs: scpo slurm submit [--dry_run]"),
@@ -37,8 +49,11 @@ COMMANDS = {
 
 
 def usage() -> str:
-    lines = ["usage: scpo <command> [--config recipe.yaml] [--setting value ...]   (scpo <command> --help; "
-             "scpo --version)", "", "commands:"]
+    lines = [
+        "usage: scpo <command> [--config recipe.yaml] [--setting value ...]   (scpo <command> --help; scpo --version)",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<17} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -121,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
             return chain(rest)
         status = run_command(name, rest)
     except KeyboardInterrupt:  # every write is atomic: what finished is kept, the rest resumes
-        print(f"\nscpo {name}: interrupted; what was finished is kept, and the same command resumes from there",
-              file=sys.stderr)
+        print(
+            f"\nscpo {name}: interrupted; what was finished is kept, and the same command resumes from there",
+            file=sys.stderr,
+        )
         return 130  # 128 + SIGINT, as a shell reports it
     if status == 0:
         end_process_group()
@@ -174,8 +191,11 @@ def chain(argv: list[str]) -> int:
     for i, part in enumerate(parts):
         if not part or part[0] not in COMMANDS or part[0] == "chain":
             got = repr(part[0]) if part else "nothing"
-            print(f"scpo chain: part {i + 1} is {got}, not a stage; usage: scpo chain STAGE ARGS "
-                  f"[{CHAIN_SEPARATOR} STAGE ARGS ...]", file=sys.stderr)
+            print(
+                f"scpo chain: part {i + 1} is {got}, not a stage; usage: scpo chain STAGE ARGS "
+                f"[{CHAIN_SEPARATOR} STAGE ARGS ...]",
+                file=sys.stderr,
+            )
             return 2
     from scpo.sampling import keep_engine
 

@@ -59,8 +59,10 @@ _NUMBER = r"(?<![\d.])(\d++(?:\.\d+)?)(?!\.?\d)"
 # Not a score: a number that starts arithmetic ("Score: 2 + 3 = 5" restates the question).
 _NOT_ARITHMETIC = r"(?!\s*+[-+*×=]\s*+\d)"
 # "Score: 4", "**Score:** 4", "Score - 4/5", "score = 4 points", "Total score: 4"
-_SCORE = re.compile(r"score\s*+\**+\s*+[:=\-]?+\s*+\**+\s*+" + _NUMBER + r"(?:\s*+(?:/|out of)\s*+" + _NUMBER
-                    + r")?" + _NOT_ARITHMETIC, re.IGNORECASE)
+_SCORE = re.compile(
+    r"score\s*+\**+\s*+[:=\-]?+\s*+\**+\s*+" + _NUMBER + r"(?:\s*+(?:/|out of)\s*+" + _NUMBER + r")?" + _NOT_ARITHMETIC,
+    re.IGNORECASE,
+)
 # "a score of 4", "I award 4 points", "total of 3 points"
 _OF_POINTS = re.compile(r"score of\s*+" + _NUMBER + r"|" + _NUMBER + r"\s*+points?\b", re.IGNORECASE)
 _WINNER = re.compile(r"winner\s*+\**+\s*+[:=\-]?+\s*+\**+\s*+\(?+\s*+([AB])\b", re.IGNORECASE)
@@ -120,8 +122,9 @@ def ordered_pairs(n: int) -> list[tuple[int, int]]:
     return [(a, b) for a in range(n) for b in range(n) if a != b]
 
 
-def pairwise_scores(n: int, comparisons: list[tuple[int, int, list[str]]],
-                    max_score: float = 5.0) -> tuple[list[float | None], list[int]]:
+def pairwise_scores(
+    n: int, comparisons: list[tuple[int, int, list[str]]], max_score: float = 5.0
+) -> tuple[list[float | None], list[int]]:
     """Per-response scores from pairwise judgements: max_score x the share of its readable comparisons it won.
 
     `comparisons` holds (index shown as A, index shown as B, judge outputs). Every pair is judged in both

@@ -108,8 +108,9 @@ def cluster_key(problem: dict, cluster_by: str) -> str:
     return pid
 
 
-def paired_difference(after: dict[str, float], before: dict[str, float],
-                      clusters: dict[str, str] | None = None) -> tuple[float, float, int]:
+def paired_difference(
+    after: dict[str, float], before: dict[str, float], clusters: dict[str, str] | None = None
+) -> tuple[float, float, int]:
     """Mean of after - before over the problems both have, its standard error over independent units (clusters:
     problem id -> cluster key; a problem without one is its own), and how many problems were paired."""
     ids = sorted(set(after) & set(before))

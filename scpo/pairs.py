@@ -14,8 +14,8 @@ which other prompts are in the file (shards and re-runs agree).
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from scpo.core.errors import ScpoError
 from scpo.selective_votes import ScrlLabels
@@ -24,8 +24,19 @@ from scpo.voting import UNPARSED, PromptVotes
 MODES = ("unsupervised", "semi_supervised", "supervised")
 
 # Why a prompt gave no pair; the pairs stage counts these.
-SKIP_REASONS = ("all_unparsed", "unanimous", "below_tau", "top_tie", "tie", "no_correct", "no_incorrect", "no_gold",
-                "teacher_top_unsampled", "scrl_no_positive", "scrl_no_negative")
+SKIP_REASONS = (
+    "all_unparsed",
+    "unanimous",
+    "below_tau",
+    "top_tie",
+    "tie",
+    "no_correct",
+    "no_incorrect",
+    "no_gold",
+    "teacher_top_unsampled",
+    "scrl_no_positive",
+    "scrl_no_negative",
+)
 
 
 @dataclass
@@ -46,8 +57,9 @@ class PairRule:
         if not self.tau > 0:
             raise ScpoError(f"setting tau={self.tau}: must be > 0 (a fraction of k if <= 1, else a vote count)")
         if self.tau > 1 and not float(self.tau).is_integer():
-            raise ScpoError(f"setting tau={self.tau}: above 1 it is a vote count, a whole number (a fraction of k is "
-                            "at most 1)")
+            raise ScpoError(
+                f"setting tau={self.tau}: above 1 it is a vote count, a whole number (a fraction of k is at most 1)"
+            )
 
     def min_votes(self, k: int) -> float:
         return self.tau * k if self.tau <= 1 else self.tau
@@ -67,8 +79,13 @@ def _rng(rule: PairRule, prompt_id) -> random.Random:
     return random.Random(f"{rule.seed}:{prompt_id}")
 
 
-def pick_by_votes(votes: PromptVotes, rule: PairRule, prompt_id, candidates: Sequence[bool] | None = None,
-                  extra: Sequence[bool] | None = None) -> Pick | str:
+def pick_by_votes(
+    votes: PromptVotes,
+    rule: PairRule,
+    prompt_id,
+    candidates: Sequence[bool] | None = None,
+    extra: Sequence[bool] | None = None,
+) -> Pick | str:
     """The ScPO pair for one prompt, or the reason there is none.
 
     `candidates` (a vote teacher's labels, vote_teacher: frozen | ema): only these completions, the model's own, can
@@ -95,8 +112,9 @@ def pick_by_votes(votes: PromptVotes, rule: PairRule, prompt_id, candidates: Seq
         return "teacher_top_unsampled"
     # Candidate rejected groups: every other parsed group with a completion that can be rejected (extras-only groups
     # have 0 votes) and the unparseable one.
-    others = [(g.votes, gi) for gi, g in enumerate(votes.groups)
-              if gi != best and any(can_reject[i] for i in g.members)]
+    others = [
+        (g.votes, gi) for gi, g in enumerate(votes.groups) if gi != best and any(can_reject[i] for i in g.members)
+    ]
     unparsed = [i for i, g in enumerate(votes.group_of) if g == UNPARSED and can_reject[i]]
     if unparsed:
         others.append((votes.unparsed_votes, UNPARSED))
@@ -112,8 +130,14 @@ def pick_by_votes(votes: PromptVotes, rule: PairRule, prompt_id, candidates: Seq
     return Pick(chosen, rejected, top, low, weight, "votes")
 
 
-def pick_by_scrl(votes: PromptVotes, labels: ScrlLabels, rule: PairRule, prompt_id,
-                 candidates: Sequence[bool] | None = None, extra: Sequence[bool] | None = None) -> Pick | str:
+def pick_by_scrl(
+    votes: PromptVotes,
+    labels: ScrlLabels,
+    rule: PairRule,
+    prompt_id,
+    candidates: Sequence[bool] | None = None,
+    extra: Sequence[bool] | None = None,
+) -> Pick | str:
     """The pair under SCRL's labels (vote_rule scrl, scpo/selective_votes.py): chosen from the positive answer,
     rejected from the least-voted negative answer (ties: a seeded pick), w = (V+ - V-) / k (or 1). `candidates` and
     `extra` as in pick_by_votes. SCRL's `tau_pos` replaces `tau`; an unparsed completion is never a negative."""
@@ -156,9 +180,15 @@ def pick_by_gold(correct: Sequence[bool], votes: PromptVotes, rule: PairRule, pr
     return Pick(chosen, rejected, votes.votes_of(chosen), votes.votes_of(rejected), 1.0, "gold")
 
 
-def pick(votes: PromptVotes, rule: PairRule, prompt_id, correct: Sequence[bool] | None,
-         candidates: Sequence[bool] | None = None, extra: Sequence[bool] | None = None,
-         scrl: ScrlLabels | None = None) -> Pick | str:
+def pick(
+    votes: PromptVotes,
+    rule: PairRule,
+    prompt_id,
+    correct: Sequence[bool] | None,
+    candidates: Sequence[bool] | None = None,
+    extra: Sequence[bool] | None = None,
+    scrl: ScrlLabels | None = None,
+) -> Pick | str:
     """Gold pairs where the mode asks for them and gold exists, else vote pairs (SCRL's labels when `scrl` is given)."""
     if rule.mode != "unsupervised" and correct is not None:
         if candidates is not None:  # a teacher's completions are never a pair's side

@@ -13,7 +13,7 @@ import random
 import re
 import unicodedata
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 DEFAULT_PROMPT = (
     "Here are some example problems:\n\n{examples}\n\n"
@@ -60,7 +60,7 @@ def shingles(text: str, n: int) -> frozenset[tuple[str, ...]]:
     toks = normalize(text).split()
     if len(toks) <= n:
         return frozenset([tuple(toks)]) if toks else frozenset()
-    return frozenset(tuple(toks[i:i + n]) for i in range(len(toks) - n + 1))
+    return frozenset(tuple(toks[i : i + n]) for i in range(len(toks) - n + 1))
 
 
 def jaccard(a: frozenset, b: frozenset) -> float:
@@ -115,11 +115,13 @@ def parse_problem(completion: str, keep_lines: bool = False) -> str:
     return " ".join(text.split())
 
 
-def few_shot_prompt(template: str, seeds: Sequence[str], example: str = DEFAULT_EXAMPLE,
-                    separator: str = "\n\n") -> str:
+def few_shot_prompt(
+    template: str, seeds: Sequence[str], example: str = DEFAULT_EXAMPLE, separator: str = "\n\n"
+) -> str:
     """The generation prompt: each seed problem written as `example` ({i}, {problem}), joined, put at {examples}."""
-    examples = separator.join(example.replace("{i}", str(i)).replace("{problem}", text)
-                              for i, text in enumerate(seeds, 1))
+    examples = separator.join(
+        example.replace("{i}", str(i)).replace("{problem}", text) for i, text in enumerate(seeds, 1)
+    )
     return template.replace("{examples}", examples)
 
 

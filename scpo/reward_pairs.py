@@ -53,10 +53,16 @@ def pick_by_reward(rewards: Sequence[float | None], seed: int, prompt_id) -> tup
     return chosen, rejected
 
 
-def reward_pick(rewards: Sequence[float | None], seed: int, prompt_id, *,
-                previous: Sequence[float | None] | None = None, metric: str = "kendall",
-                signals: dict[str, Sequence[float | None]] | None = None,
-                scales: dict[str, float] | None = None) -> RewardPick | str:
+def reward_pick(
+    rewards: Sequence[float | None],
+    seed: int,
+    prompt_id,
+    *,
+    previous: Sequence[float | None] | None = None,
+    metric: str = "kendall",
+    signals: dict[str, Sequence[float | None]] | None = None,
+    scales: dict[str, float] | None = None,
+) -> RewardPick | str:
     """The pair of one prompt with its CREAM consistency (given `previous`) and SCIR probabilities (given `signals`).
 
     With `signals`, only responses that every signal scored are candidates, so each signal can
@@ -74,8 +80,9 @@ def reward_pick(rewards: Sequence[float | None], seed: int, prompt_id, *,
     result = RewardPick(c, r, float(usable[c]), float(usable[r]))
     if previous is not None:
         both = [i for i in range(len(rewards)) if _finite(rewards[i]) and _finite(previous[i])]
-        result.consistency = consistency([rewards[i] for i in both], [previous[i] for i in both], metric) \
-            if len(both) >= 2 else 0.5
+        result.consistency = (
+            consistency([rewards[i] for i in both], [previous[i] for i in both], metric) if len(both) >= 2 else 0.5
+        )
     for name, values in (signals or {}).items():
         scale = (scales or {}).get(name, 1.0)
         result.probabilities[name] = preference_probability(float(values[c]), float(values[r]), scale)

@@ -32,8 +32,13 @@ class SequenceScorer:
         self.torch = torch
         self.device = "cuda" if has_gpu() else "cpu"
         # On CPU float32: bf16 log-probs would differ from the sampler's by more than the rewards' spread.
-        torch_dtype = torch.float32 if self.device == "cpu" and dtype == "auto" else {
-            "auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
+        torch_dtype = (
+            torch.float32
+            if self.device == "cpu" and dtype == "auto"
+            else {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(
+                dtype
+            )
+        )
         if torch_dtype is None:
             raise ScpoError(f"setting dtype={dtype!r}: expected auto, float32, bfloat16 or float16")
         try:
@@ -52,14 +57,14 @@ class SequenceScorer:
         order = sorted(range(len(seqs)), key=lambda i: -(len(seqs[i][0]) + len(seqs[i][1])))
         out = [0.0] * len(seqs)
         for start in range(0, len(order), self.batch_size):
-            batch = order[start:start + self.batch_size]
+            batch = order[start : start + self.batch_size]
             longest = max(len(seqs[i][0]) + len(seqs[i][1]) for i in batch)
             ids = torch.full((len(batch), longest), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), longest), dtype=torch.long)
             for b, i in enumerate(batch):
                 full = seqs[i][0] + seqs[i][1]
-                ids[b, :len(full)] = torch.tensor(full)
-                mask[b, :len(full)] = 1
+                ids[b, : len(full)] = torch.tensor(full)
+                mask[b, : len(full)] = 1
             with torch.no_grad():
                 logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
             for b, i in enumerate(batch):
@@ -67,7 +72,7 @@ class SequenceScorer:
                 if c == 0:
                     continue
                 # Position t predicts token t + 1: the completion tokens p .. p+c-1 come from logits p-1 .. p+c-2.
-                step = logits[b, p - 1:p + c - 1].float().log_softmax(-1)
+                step = logits[b, p - 1 : p + c - 1].float().log_softmax(-1)
                 target = torch.tensor(seqs[i][1], device=step.device)
                 out[i] = float(step.gather(1, target[:, None]).sum())
         return out

@@ -29,8 +29,8 @@ lambda_h * (H(a) - H_mean) with H(a) the answer's mean entropy (:147-159).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from scpo.core.errors import ScpoError
 from scpo.core.settings import Block
@@ -57,7 +57,7 @@ class ScrlLabelSettings(Block):
             if not 0 <= value <= 1:  # NaN fails too
                 raise ScpoError(f"setting {name}={value}: a vote share, must be in [0, 1]")
 
-    def scrl_thresholds(self) -> "ScrlThresholds":
+    def scrl_thresholds(self) -> ScrlThresholds:
         return ScrlThresholds(self.scrl_tau_pos, self.scrl_tau_marg, self.scrl_tau_low)
 
 
@@ -106,8 +106,9 @@ def scrl_labels(votes: PromptVotes, entropies: Sequence[float], th: ScrlThreshol
     else:
         # With tau_marg >= 0 a tie at the top never passes the margin, so which tied answer leads does not matter.
         positive = ranked[0]
-    negatives = [gi for gi in ranked
-                 if gi != positive and shares[gi] < th.tau_low and group_entropy[gi] >= mean_entropy]
+    negatives = [
+        gi for gi in ranked if gi != positive and shares[gi] < th.tau_low and group_entropy[gi] >= mean_entropy
+    ]
     return ScrlLabels(positive, negatives, shares, group_entropy, mean_entropy, why)
 
 
@@ -115,13 +116,22 @@ def binary_rewards(votes: PromptVotes, labels: ScrlLabels, unparsed_reward: floa
     """SCRL's binary reward per completion: +1 positive answer, -1 negative answer, 0 other, `unparsed_reward` for a
     completion with no answer (scrl_math/__init__.py:65-66, :105-115)."""
     negatives = set(labels.negatives)
-    return [unparsed_reward if g == UNPARSED else 1.0 if g == labels.positive else -1.0 if g in negatives else 0.0
-            for g in votes.group_of]
+    return [
+        unparsed_reward if g == UNPARSED else 1.0 if g == labels.positive else -1.0 if g in negatives else 0.0
+        for g in votes.group_of
+    ]
 
 
-def continuous_rewards(votes: PromptVotes, labels: ScrlLabels, entropies: Sequence[float], tau_low: float,
-                       a_plus: float = 1.0, a_minus: float = 1.0, lambda_h: float = 0.1,
-                       unparsed_reward: float = -1.0) -> list[float]:
+def continuous_rewards(
+    votes: PromptVotes,
+    labels: ScrlLabels,
+    entropies: Sequence[float],
+    tau_low: float,
+    a_plus: float = 1.0,
+    a_minus: float = 1.0,
+    lambda_h: float = 0.1,
+    unparsed_reward: float = -1.0,
+) -> list[float]:
     """SCRL's continuous reward per completion (scrl_math/__init__.py:117-159). An answer without votes (a rollout
     beside a vote teacher) has share 0 and its own entropy, as SCRL's fallback for an answer it did not count
     (:128-129)."""

@@ -8,8 +8,8 @@ permuting the completions never changes the votes.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Hashable, Sequence
 
 from scpo.tasks import Task
 

@@ -38,8 +38,11 @@ class Captured(Exception):
 
 def recipes() -> list[Path]:
     """The loop recipes (not accelerate configs, not `scpo compare` files and the eval recipes they name)."""
-    return sorted(p for p in (ROOT / "recipes").rglob("*.yaml")
-                  if "accelerate" not in p.parts and not any(part.startswith("compare") for part in p.parts))
+    return sorted(
+        p
+        for p in (ROOT / "recipes").rglob("*.yaml")
+        if "accelerate" not in p.parts and not any(part.startswith("compare") for part in p.parts)
+    )
 
 
 def fake_model(path: Path) -> None:
@@ -56,15 +59,29 @@ def inputs(tmp: Path, recipe: Path) -> list[str]:
     problems = tmp / "problems.jsonl"
     rows = [{"id": f"p{i}", "prompt": f"{i} + 1?", "gold": str(i + 1)} for i in range(4)]
     if recipe_settings.get("task") == "zebra":  # a fixed 2x2 puzzle: the zebra task checks gold against the puzzle
-        rows = [{"id": f"p{i}", "prompt": "There are 2 houses.\n - Each person has a unique name: `A`, `B`\n"
-                 " - Each person has a unique favorite drink: `tea`, `milk`\n\n## Clues:\n1. A is in the first house.",
-                 "gold": {"House 1": {"Name": "A", "Drink": "tea"}, "House 2": {"Name": "B", "Drink": "milk"}}}
-                for i in range(4)]
+        rows = [
+            {
+                "id": f"p{i}",
+                "prompt": "There are 2 houses.\n - Each person has a unique name: `A`, `B`\n"
+                " - Each person has a unique favorite drink: `tea`, `milk`\n\n## Clues:\n1. A is in the first house.",
+                "gold": {"House 1": {"Name": "A", "Drink": "tea"}, "House 2": {"Name": "B", "Drink": "milk"}},
+            }
+            for i in range(4)
+        ]
     problems.write_text("".join(json.dumps(row) + "\n" for row in rows))
     fake_model(tmp / "m0")
     generator = ["--generation_model", str(tmp / "m0")] if recipe_settings.get("generation_model") else []
-    return ["--output_root", str(tmp / "runs"), "--model", str(tmp / "m0"), "--problems_file", str(problems),
-            "--eval_file", str(problems), *generator]
+    return [
+        "--output_root",
+        str(tmp / "runs"),
+        "--model",
+        str(tmp / "m0"),
+        "--problems_file",
+        str(problems),
+        "--eval_file",
+        str(problems),
+        *generator,
+    ]
 
 
 def prepare_run_dir(tmp: Path, run_name: str, iterations: int) -> None:
@@ -94,8 +111,11 @@ def stage_config(stage: str, argv: list[str]):
     def catch(output, config, inputs):
         raise Captured(config)
 
-    patched = [m for name, m in list(sys.modules.items())
-               if name.split(".")[0] in ("scpo", "data_tools") and getattr(m, "is_done", None) is original]
+    patched = [
+        m
+        for name, m in list(sys.modules.items())
+        if name.split(".")[0] in ("scpo", "data_tools") and getattr(m, "is_done", None) is original
+    ]
     for m in patched:
         m.is_done = catch
     manifest.is_done = catch
@@ -115,8 +135,13 @@ def stage_config(stage: str, argv: list[str]):
 
 def bash_plan(recipe: Path, overrides: list[str]) -> list[list[str]]:
     """The stage commands of `recipes/iterate.sh`, from its dry run."""
-    proc = subprocess.run(["bash", str(ROOT / "recipes" / "iterate.sh"), str(recipe), *overrides, "--dry_run"],
-                          cwd=ROOT, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "recipes" / "iterate.sh"), str(recipe), *overrides, "--dry_run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     commands = []
     for line in proc.stdout.splitlines():
         words = shlex.split(line)
@@ -133,8 +158,14 @@ def bash_plan(recipe: Path, overrides: list[str]) -> list[list[str]]:
     return commands
 
 
-SCRIPT_STAGES = {"eval": ["eval"], "generate": ["generate-problems"], "label": ["sample", "label", "pairs"],
-                 "report": ["report"], "train": ["train"], "sample": ["sample"]}
+SCRIPT_STAGES = {
+    "eval": ["eval"],
+    "generate": ["generate-problems"],
+    "label": ["sample", "label", "pairs"],
+    "report": ["report"],
+    "train": ["train"],
+    "sample": ["sample"],
+}
 
 
 def slurm_plan(recipe: Path, overrides: list[str]) -> list[dict]:
@@ -148,16 +179,23 @@ def slurm_plan(recipe: Path, overrides: list[str]) -> list[dict]:
     for name, command in re.findall(r'^(\w+)="\$\((.*)\)"$', out.getvalue(), re.MULTILINE):
         words = shlex.split(command)
         at = next(i for i, w in enumerate(words) if w.startswith("slurm/"))
-        options, script, args = words[2:at], words[at], words[at + 1:]
+        options, script, args = words[2:at], words[at], words[at + 1 :]
         kind = Path(script).stem
         if kind == "stages" or (kind == "train" and args[:1] in (["train"], ["sft"])):  # SCRIPT STAGE[,...] args
             stages, args = args[0].split(","), args[1:]
         else:
             stages = SCRIPT_STAGES[kind]
         deps = [o for o in options if o.startswith("--dependency=")]
-        jobs.append({"job": name, "options": [o for o in options if not o.startswith("--dependency=")],
-                     "dependency": deps[0] if deps else None, "script": "train" if kind == "train" else
-                     "sample" if kind == "sample" else "stages", "stages": stages, "args": args})
+        jobs.append(
+            {
+                "job": name,
+                "options": [o for o in options if not o.startswith("--dependency=")],
+                "dependency": deps[0] if deps else None,
+                "script": "train" if kind == "train" else "sample" if kind == "sample" else "stages",
+                "stages": stages,
+                "args": args,
+            }
+        )
     return jobs
 
 

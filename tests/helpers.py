@@ -40,8 +40,9 @@ def read_jsonl(path) -> list[dict]:
 def run_scpo(*args: str, check: bool = True, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
     """Runs the `scpo` CLI in a fresh process, as a user would (vLLM needs its own process)."""
     env = {**kwargs.pop("env", os.environ), "VLLM_LOGGING_LEVEL": "WARNING", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([sys.executable, "-m", "scpo.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, **kwargs)
+    proc = subprocess.run(
+        [sys.executable, "-m", "scpo.cli", *args], capture_output=True, text=True, timeout=timeout, env=env, **kwargs
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"scpo {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc

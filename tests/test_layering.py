@@ -18,21 +18,69 @@ from helpers import ROOT
 LAYERS = [
     ("core", ("scpo.core",)),
     ("tasks", ("scpo.tasks",)),
-    ("logic", ("scpo.voting", "scpo.metrics", "scpo.consistency", "scpo.judge", "scpo.problems", "scpo.pairs",
-               "scpo.reward_pairs", "scpo.adaptive", "scpo.soft_votes", "scpo.selective_votes")),
-    ("components", ("scpo.sampling", "scpo.scoring", "scpo.labelers", "scpo.losses", "scpo.rewards", "scpo.training",
-                    "scpo.reporting", "scpo.semantic", "scpo.embeddings")),
+    (
+        "logic",
+        (
+            "scpo.voting",
+            "scpo.metrics",
+            "scpo.consistency",
+            "scpo.judge",
+            "scpo.problems",
+            "scpo.pairs",
+            "scpo.reward_pairs",
+            "scpo.adaptive",
+            "scpo.soft_votes",
+            "scpo.selective_votes",
+        ),
+    ),
+    (
+        "components",
+        (
+            "scpo.sampling",
+            "scpo.scoring",
+            "scpo.labelers",
+            "scpo.losses",
+            "scpo.rewards",
+            "scpo.training",
+            "scpo.reporting",
+            "scpo.semantic",
+            "scpo.embeddings",
+        ),
+    ),
     ("stages", ("scpo.stages", "data_tools")),
     ("top", ("scpo.loop", "scpo.cli", "scpo")),
 ]
 STAGE_PACKAGES = ("scpo.stages", "data_tools")
 # Pure logic: imports no torch (tests in milliseconds, and the stages that only move rows start fast).
-TORCH_FREE = ("scpo.core.settings", "scpo.core.io", "scpo.core.manifest", "scpo.core.rows", "scpo.core.registry",
-              "scpo.tasks", "scpo.voting", "scpo.metrics", "scpo.consistency", "scpo.judge", "scpo.problems",
-              "scpo.pairs", "scpo.reward_pairs", "scpo.adaptive", "scpo.soft_votes", "scpo.selective_votes",
-              "scpo.semantic", "scpo.embeddings",
-              "scpo.core.encoders", "scpo.rewards", "scpo.labelers", "scpo.losses", "scpo.training.dynamic_sampling",
-              "scpo.stages.label", "scpo.stages.pairs", "scpo.loop.plan", "scpo.cli")
+TORCH_FREE = (
+    "scpo.core.settings",
+    "scpo.core.io",
+    "scpo.core.manifest",
+    "scpo.core.rows",
+    "scpo.core.registry",
+    "scpo.tasks",
+    "scpo.voting",
+    "scpo.metrics",
+    "scpo.consistency",
+    "scpo.judge",
+    "scpo.problems",
+    "scpo.pairs",
+    "scpo.reward_pairs",
+    "scpo.adaptive",
+    "scpo.soft_votes",
+    "scpo.selective_votes",
+    "scpo.semantic",
+    "scpo.embeddings",
+    "scpo.core.encoders",
+    "scpo.rewards",
+    "scpo.labelers",
+    "scpo.losses",
+    "scpo.training.dynamic_sampling",
+    "scpo.stages.label",
+    "scpo.stages.pairs",
+    "scpo.loop.plan",
+    "scpo.cli",
+)
 
 
 def layer_of(module: str) -> int:
@@ -60,8 +108,12 @@ def modules() -> dict[str, Path]:
 
 def is_main_block(node: ast.AST) -> bool:
     """`if __name__ == "__main__":`: a script's entry point, the top of its own process (it may call the CLI)."""
-    return isinstance(node, ast.If) and isinstance(node.test, ast.Compare) and \
-        isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Compare)
+        and isinstance(node.test.left, ast.Name)
+        and node.test.left.id == "__name__"
+    )
 
 
 def imports(path: Path, known: set[str]) -> set[str]:
@@ -74,8 +126,9 @@ def imports(path: Path, known: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module
-                     for a in node.names]
+            names = [
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module for a in node.names
+            ]
         for name in names:
             if name.split(".")[0] not in ("scpo", "data_tools"):
                 continue
@@ -101,8 +154,9 @@ def test_every_import_goes_down_the_layers_and_no_stage_imports_another():
             if target == module:
                 continue
             if layer_of(target) > layer_of(module):
-                wrong.append(f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} "
-                             f"({LAYERS[layer_of(target)][0]})")
+                wrong.append(
+                    f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
+                )
             elif stage_of(module) and stage_of(target) and stage_of(target) != module:
                 wrong.append(f"stage {module} imports stage {target}")
     assert wrong == []
@@ -118,7 +172,10 @@ def test_the_layering_test_sees_a_wrong_import(tmp_path):
 
 @pytest.mark.slow  # a subprocess
 def test_pure_logic_imports_no_torch():
-    code = "import sys\n" + "".join(f"import {m}\n" for m in TORCH_FREE) + \
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'trl', 'transformers', 'vllm')))"
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in TORCH_FREE)
+        + "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'trl', 'transformers', 'vllm')))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"

@@ -49,10 +49,17 @@ def test_distinct_clusters_give_the_plain_standard_error_exactly():
 
 
 def test_paired_by_problem_pairs_the_shared_problems_over_clusters():
-    after = {"a#0": {"pass@1": 1.0, "cluster": "a"}, "a#1": {"pass@1": 1.0, "cluster": "a"},
-             "b#0": {"pass@1": 0.5, "cluster": "b"}, "c#0": {"greedy": 1.0, "cluster": "c"}}
-    before = {"a#0": {"pass@1": 0.0, "cluster": "a"}, "a#1": {"pass@1": 0.5, "cluster": "a"},
-              "b#0": {"pass@1": 0.5, "cluster": "b"}}
+    after = {
+        "a#0": {"pass@1": 1.0, "cluster": "a"},
+        "a#1": {"pass@1": 1.0, "cluster": "a"},
+        "b#0": {"pass@1": 0.5, "cluster": "b"},
+        "c#0": {"greedy": 1.0, "cluster": "c"},
+    }
+    before = {
+        "a#0": {"pass@1": 0.0, "cluster": "a"},
+        "a#1": {"pass@1": 0.5, "cluster": "a"},
+        "b#0": {"pass@1": 0.5, "cluster": "b"},
+    }
     d, se, n = metrics.paired_by_problem(after, before, "pass@1")
     assert n == 3 and d == pytest.approx((1 + 0.5 + 0) / 3)
     assert (d, se) == metrics.mean_and_stderr([1.0, 0.5, 0.0], ["a", "a", "b"])
@@ -67,7 +74,12 @@ def test_mean_se_text():
 
 
 def test_the_modules_that_report_metrics_format_and_pair_them_through_metrics():
-    for path in ("scpo/loop/compare.py", "scpo/reporting/runs.py", "scpo/stages/eval.py", "scpo/reporting/per_problem.py"):
+    for path in (
+        "scpo/loop/compare.py",
+        "scpo/reporting/runs.py",
+        "scpo/stages/eval.py",
+        "scpo/reporting/per_problem.py",
+    ):
         text = (ROOT / path).read_text()
         assert not re.search(r"\['stderr'\]:\.\df\}", text), f"{path} formats mean ± se itself"
         assert "sample_index" not in text or path == "scpo/stages/eval.py", f"{path} spots the greedy row itself"
@@ -77,8 +89,13 @@ def test_the_modules_that_report_metrics_format_and_pair_them_through_metrics():
 def test_did_you_mean():
     assert did_you_mean("majorty", ["majority", "format"]) == " (did you mean 'majority'?)"
     assert did_you_mean("zzz", ["majority"]) == ""
-    for path in ("scpo/stages/grpo.py", "scpo/loop/plan.py", "scpo/core/settings.py", "scpo/core/registry.py",
-                 "scpo/core/blocks.py"):
+    for path in (
+        "scpo/stages/grpo.py",
+        "scpo/loop/plan.py",
+        "scpo/core/settings.py",
+        "scpo/core/registry.py",
+        "scpo/core/blocks.py",
+    ):
         assert "get_close_matches" not in (ROOT / path).read_text(), path
 
 
@@ -100,8 +117,14 @@ def test_the_rendezvous_port_is_one_constant():
     from scpo.core.blocks import MAIN_PROCESS_PORT
     from scpo.training.launch import launch_command
 
-    s = SimpleNamespace(accelerate_config="cpu", num_processes=2, num_machines=1, machine_rank=None,
-                        main_process_ip=None, main_process_port=None)
+    s = SimpleNamespace(
+        accelerate_config="cpu",
+        num_processes=2,
+        num_machines=1,
+        machine_rank=None,
+        main_process_ip=None,
+        main_process_port=None,
+    )
     command = launch_command(s, ["--x", "1"])
     assert command[command.index("--master_port") + 1] == str(MAIN_PROCESS_PORT)
     for path in ("scpo/training/launch.py", "scpo/loop/slurm.py"):
@@ -112,8 +135,11 @@ def test_one_gpu_check():
     from scpo.core.devices import has_gpu
 
     assert isinstance(has_gpu(), bool)
-    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "scpo").rglob("*.py")
-                 if "cuda.is_available" in p.read_text() and p.name != "devices.py"]
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "scpo").rglob("*.py")
+        if "cuda.is_available" in p.read_text() and p.name != "devices.py"
+    ]
     assert offenders == []
 
 
@@ -127,8 +153,10 @@ def test_peek_setting_takes_the_default_from_the_class(tmp_path):
     argv = ["--config", str(recipe)]
     default_k = next(f.default for f in dataclasses.fields(SampleSettings) if f.name == "k")
     assert peek_setting([], "k", SampleSettings) == default_k
-    assert peek_setting(argv, "k", SampleSettings) == 4 and peek_setting([*argv, "--iteration", "1"], "k",
-                                                                           SampleSettings) == 16
+    assert (
+        peek_setting(argv, "k", SampleSettings) == 4
+        and peek_setting([*argv, "--iteration", "1"], "k", SampleSettings) == 16
+    )
     assert peek_setting(argv, "reward_funcs", GrpoSettings) == ["majority", "gold"]  # a list setting whole
     assert peek_setting([*argv, "--reward_funcs", "format,gold"], "reward_funcs", GrpoSettings) == ["format", "gold"]
     assert peek_setting(argv, "max_problems", SampleSettings) is None
@@ -147,15 +175,18 @@ def test_gold_in_a_recipes_reward_list_counts_as_trained_on_gold(tmp_path):
 
 
 def test_no_default_is_repeated_in_a_peek():
-    calls = [(p.relative_to(ROOT), m.group(0)) for p in (ROOT / "scpo").rglob("*.py")
-             for m in re.finditer(r"(?<!def )\bpeek\([^()]*,[^()]*,[^()]*\)", p.read_text())]
+    calls = [
+        (p.relative_to(ROOT), m.group(0))
+        for p in (ROOT / "scpo").rglob("*.py")
+        for m in re.finditer(r"(?<!def )\bpeek\([^()]*,[^()]*,[^()]*\)", p.read_text())
+    ]
     assert all("GRPO_DEFAULTS" in text or "defaults[" in text for _, text in calls), calls  # TRL's, kept as data
 
 
 def test_a_field_help_survives_a_formatter_wrapping_it(tmp_path, monkeypatch):
     from scpo.core.settings import field_help
 
-    source = '''
+    source = """
 from dataclasses import dataclass, field
 
 
@@ -174,13 +205,17 @@ class Wrapped:
     def method(self):
         inner: int = 3  # not a field
         return inner
-'''
+"""
     (tmp_path / "wrapped_settings.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
     from wrapped_settings import Wrapped
 
-    assert field_help(Wrapped) == {"plain": "one line", "long_default": "the formatter moved me inside the parentheses",
-                                   "long_call": "after the closing parenthesis", "continued": "first line"}
+    assert field_help(Wrapped) == {
+        "plain": "one line",
+        "long_default": "the formatter moved me inside the parentheses",
+        "long_call": "after the closing parenthesis",
+        "continued": "first line",
+    }
 
 
 def test_a_block_another_block_includes_composes():
@@ -201,8 +236,18 @@ def test_a_block_another_block_includes_composes():
 def test_n_samples_and_the_vote_layout_are_checked_once_when_the_settings_are_read(tmp_path):
     from scpo.stages.grpo import parse
 
-    common = ["--output_dir", str(tmp_path), "--n_votes", "4", "--per_device_train_batch_size", "2",
-              "--steps_per_generation", "2", "--report_to", "none"]
+    common = [
+        "--output_dir",
+        str(tmp_path),
+        "--n_votes",
+        "4",
+        "--per_device_train_batch_size",
+        "2",
+        "--steps_per_generation",
+        "2",
+        "--report_to",
+        "none",
+    ]
     with pytest.raises(ScpoError, match="n_samples=5: must be between 1 and n_votes=4"):
         parse([*common, "--n_samples", "5"])
     with pytest.raises(ScpoError, match="whole number of trained rollouts per step"):

@@ -6,7 +6,7 @@ to all of them (k reached, the first round, no parsed answer yet).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from scpo.adaptive._base import StoppingRule, leader, same_majority, top_two
 from scpo.adaptive.beta import beta_leader_probability
@@ -26,8 +26,16 @@ def check_rule(name: str) -> None:
         RULES.get(name)
 
 
-def should_stop(counts: Sequence[int], drawn: int, k: int, rule: str, confidence: float = 0.95,
-                min_samples: int = 1, answers: Sequence | None = None, last_round: int | None = None) -> bool:
+def should_stop(
+    counts: Sequence[int],
+    drawn: int,
+    k: int,
+    rule: str,
+    confidence: float = 0.95,
+    min_samples: int = 1,
+    answers: Sequence | None = None,
+    last_round: int | None = None,
+) -> bool:
     """Whether a prompt with these parsed-answer vote counts after `drawn` of at most `k` samples is settled."""
     if drawn >= k:
         return True
@@ -38,5 +46,15 @@ def should_stop(counts: Sequence[int], drawn: int, k: int, rule: str, confidence
     return RULES.get(rule)().settled(counts, drawn, k, confidence, answers, last_round)
 
 
-__all__ = ["RULES", "StoppingRule", "beta_leader_probability", "check_rule", "dirichlet_leader_probability",
-           "leader", "rule_names", "same_majority", "should_stop", "top_two"]
+__all__ = [
+    "RULES",
+    "StoppingRule",
+    "beta_leader_probability",
+    "check_rule",
+    "dirichlet_leader_probability",
+    "leader",
+    "rule_names",
+    "same_majority",
+    "should_stop",
+    "top_two",
+]

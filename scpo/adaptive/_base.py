@@ -8,7 +8,8 @@ settled; the bookkeeping common to all of them is here.
 
 from __future__ import annotations
 
-from typing import ClassVar, Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 
 
 class StoppingRule:
@@ -20,8 +21,15 @@ class StoppingRule:
 
     name: ClassVar[str]
 
-    def settled(self, counts: Sequence[int], drawn: int, k: int, confidence: float,
-                answers: Sequence | None = None, last_round: int | None = None) -> bool:
+    def settled(
+        self,
+        counts: Sequence[int],
+        drawn: int,
+        k: int,
+        confidence: float,
+        answers: Sequence | None = None,
+        last_round: int | None = None,
+    ) -> bool:
         raise NotImplementedError
 
 

@@ -7,8 +7,8 @@ estimate seeded by the counts (the same counts always give the same answer), cac
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 from scpo.adaptive._base import StoppingRule
 

@@ -12,7 +12,9 @@ from scpo.core.errors import ScpoError, did_you_mean
 from scpo.core.settings import Block
 
 BACKENDS = ("vllm", "hf")
-MAIN_PROCESS_PORT = 29500  # the rank-0 node's port when main_process_port is unset (torch.distributed's and accelerate's)
+MAIN_PROCESS_PORT = (
+    29500  # the rank-0 node's port when main_process_port is unset (torch.distributed's and accelerate's)
+)
 
 
 @dataclass
@@ -29,7 +31,9 @@ class ModelBlock(Block):
 
 @dataclass
 class TaskBlock(Block):
-    task: str = "gsm8k"  # gsm8k | math | numeric | multiple_choice | zebra | free_form, or a dotted path to a Task subclass
+    task: str = (
+        "gsm8k"  # gsm8k | math | numeric | multiple_choice | zebra | free_form, or a dotted path to a Task subclass
+    )
     task_options: dict = field(default_factory=dict)  # fields of the task (instruction, system_prompt, ...)
 
 
@@ -89,7 +93,9 @@ class ShardBlock(Block):
 
 @dataclass
 class LaunchBlock(Block):
-    accelerate_config: str | None = None  # cpu | ddp | zero2 | zero3 | zero3_offload | a path: relaunch under accelerate
+    accelerate_config: str | None = (
+        None  # cpu | ddp | zero2 | zero3 | zero3_offload | a path: relaunch under accelerate
+    )
     num_processes: int | None = None  # processes in all (GPUs x nodes)
     num_machines: int | None = None  # nodes
     machine_rank: int | None = None  # this node's rank
@@ -99,8 +105,14 @@ class LaunchBlock(Block):
 
 
 # Settings that only place or launch work: never part of what a stage's output depends on.
-LAUNCH_KEYS = ("accelerate_config", "num_processes", "num_machines", "machine_rank", "main_process_ip",
-               "main_process_port")
+LAUNCH_KEYS = (
+    "accelerate_config",
+    "num_processes",
+    "num_machines",
+    "machine_rank",
+    "main_process_ip",
+    "main_process_port",
+)
 
 
 GUARD_MODES = ("max", "min")
@@ -118,8 +130,14 @@ class GuardBlock(Block):
     # dev_file); never the held-out eval_file: the guard chooses the run's model, and a choice on the test set
     # makes the test score look better than it is
 
-    HASHED_WHEN_SET = ("guard_metric", "guard_mode", "guard_patience", "guard_min_delta", "guard_max_drop",
-                       "guard_file")
+    HASHED_WHEN_SET = (
+        "guard_metric",
+        "guard_mode",
+        "guard_patience",
+        "guard_min_delta",
+        "guard_max_drop",
+        "guard_file",
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -139,25 +157,35 @@ class TeacherBlock(Block):
     vote_teacher: str = "current"  # whose votes label the answers: current (the model being trained: ScPO, TTRL) | frozen (a fixed model, M_0 unless teacher_model is set: a variant SRT reports as weaker than its self-votes) | ema (a slow moving average of the policy: Co-rewarding-II)
     teacher_model: str | None = None  # frozen: the teacher's local folder (default: the initial model M_0)
     teacher_alpha_start: float = 0.01  # ema: teacher <- alpha x policy + (1 - alpha) x teacher, alpha cosine-annealed from this (Co-rewarding-II's run script: 0.01)
-    teacher_alpha_end: float = 1e-5  # ... to this at the last update (Co-rewarding-II: 1e-5); one update per GRPO step, or per loop iteration
+    teacher_alpha_end: float = (
+        1e-5  # ... to this at the last update (Co-rewarding-II: 1e-5); one update per GRPO step, or per loop iteration
+    )
 
     HASHED_WHEN_SET = ("vote_teacher", "teacher_model", "teacher_alpha_start", "teacher_alpha_end")
 
     def __post_init__(self):
         super().__post_init__()
         if self.vote_teacher not in TEACHERS:
-            raise ScpoError(f"setting vote_teacher={self.vote_teacher!r}{did_you_mean(self.vote_teacher, TEACHERS)}: "
-                            f"one of {', '.join(TEACHERS)}")
+            raise ScpoError(
+                f"setting vote_teacher={self.vote_teacher!r}{did_you_mean(self.vote_teacher, TEACHERS)}: "
+                f"one of {', '.join(TEACHERS)}"
+            )
         if self.teacher_model is not None:
             if self.vote_teacher != "frozen":
-                raise ScpoError(f"setting teacher_model={self.teacher_model!r} needs vote_teacher: frozen (now "
-                                f"{self.vote_teacher!r}; an ema teacher starts from the policy itself)")
+                raise ScpoError(
+                    f"setting teacher_model={self.teacher_model!r} needs vote_teacher: frozen (now "
+                    f"{self.vote_teacher!r}; an ema teacher starts from the policy itself)"
+                )
             from pathlib import Path
 
             if self.teacher_model != "embedded" and not (Path(self.teacher_model) / "config.json").exists():
                 what = "no config.json in it" if Path(self.teacher_model).is_dir() else "no such folder"
-                raise ScpoError(f"setting teacher_model={self.teacher_model!r}: {what} (a local Hugging Face model "
-                                "folder, or `embedded`)")
+                raise ScpoError(
+                    f"setting teacher_model={self.teacher_model!r}: {what} (a local Hugging Face model "
+                    "folder, or `embedded`)"
+                )
         if not 0 <= self.teacher_alpha_end <= self.teacher_alpha_start <= 1:
-            raise ScpoError(f"settings teacher_alpha_start={self.teacher_alpha_start}, teacher_alpha_end="
-                            f"{self.teacher_alpha_end}: need 0 <= end <= start <= 1")
+            raise ScpoError(
+                f"settings teacher_alpha_start={self.teacher_alpha_start}, teacher_alpha_end="
+                f"{self.teacher_alpha_end}: need 0 <= end <= start <= 1"
+            )

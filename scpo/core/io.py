@@ -11,8 +11,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from scpo.core.errors import ScpoError
 
@@ -34,8 +35,9 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise ScpoError(f"{path}:{lineno}: not UTF-8 text (byte {e.start + 1} of the line); "
-                                "re-encode the file as UTF-8") from None
+                raise ScpoError(
+                    f"{path}:{lineno}: not UTF-8 text (byte {e.start + 1} of the line); re-encode the file as UTF-8"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -49,8 +51,9 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             yield lineno, row
 
 
-def read_numbered(path: str | os.PathLike, required: dict[str, type | tuple] | None = None,
-                  allow_empty: bool = False) -> list[tuple[int, dict]]:
+def read_numbered(
+    path: str | os.PathLike, required: dict[str, type | tuple] | None = None, allow_empty: bool = False
+) -> list[tuple[int, dict]]:
     """(line, row) for every row of a jsonl/json/parquet file, with required fields and their types checked.
 
     `required` maps a field name to the accepted type(s). Errors name the file and line (row
@@ -94,8 +97,9 @@ def read_numbered(path: str | os.PathLike, required: dict[str, type | tuple] | N
     return out
 
 
-def read_rows(path: str | os.PathLike, required: dict[str, type | tuple] | None = None,
-              allow_empty: bool = False) -> list[dict]:
+def read_rows(
+    path: str | os.PathLike, required: dict[str, type | tuple] | None = None, allow_empty: bool = False
+) -> list[dict]:
     """Every row of a jsonl/json/parquet file, checked as `read_numbered` does."""
     return [row for _, row in read_numbered(path, required, allow_empty)]
 

@@ -12,8 +12,8 @@ import errno
 import fcntl
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from scpo.core.errors import ScpoError
 
@@ -44,13 +44,16 @@ def run_lock(run_dir: str | os.PathLike, what: str) -> Iterator[None]:
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "another process"
-            raise ScpoError(f"{folder} is in use by {holder}; wait for it to finish or stop it (a killed run "
-                            "leaves no lock behind)") from None
+            raise ScpoError(
+                f"{folder} is in use by {holder}; wait for it to finish or stop it (a killed run leaves no lock behind)"
+            ) from None
         except OSError as e:  # a file system without flock (some network mounts): run unlocked, say so
             if e.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP):
                 raise
-            print(f"[lock] warning: {folder} cannot be locked ({e.strerror}); make sure no other run uses it",
-                  file=sys.stderr)
+            print(
+                f"[lock] warning: {folder} cannot be locked ({e.strerror}); make sure no other run uses it",
+                file=sys.stderr,
+            )
             yield
             return
         f.seek(0)

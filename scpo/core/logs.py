@@ -24,7 +24,7 @@ QUIET_ENV = {
     "TRANSFORMERS_VERBOSITY": "error",
     "TORCH_CPP_LOG_LEVEL": "ERROR",  # C++ warnings such as vLLM CPU's NUMA binding notice
     "PYTHONWARNINGS": "ignore::FutureWarning,ignore::DeprecationWarning,ignore:" + PIN_MEMORY + ":UserWarning,"
-                      "ignore:" + TRL_VLLM_RANGE + ":UserWarning",
+    "ignore:" + TRL_VLLM_RANGE + ":UserWarning",
     "TOKENIZERS_PARALLELISM": "false",
 }
 

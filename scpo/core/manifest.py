@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from scpo.core.errors import ScpoError
 from scpo.core.io import config_digest, file_digest, write_json
@@ -58,12 +58,14 @@ def peak_rss_mb() -> int:
     (a training child under accelerate). In a `scpo chain` it is the chain process's peak so far."""
     import resource
 
-    return round(max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-                 / 1024)
+    return round(
+        max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+    )
 
 
-def write_manifest(output: str | Path, stage: str, config: dict, inputs: list[str | Path],
-                   counts: dict, started: float) -> dict:
+def write_manifest(
+    output: str | Path, stage: str, config: dict, inputs: list[str | Path], counts: dict, started: float
+) -> dict:
     manifest = {
         "stage": stage,
         **fingerprint(config, inputs),
@@ -96,12 +98,15 @@ def check_own_output(output: str | Path, stage: str) -> None:
         except (OSError, ValueError, AttributeError):
             return  # an unreadable manifest: is_done treats the output as not done
     if made_by and made_by != stage:
-        raise ScpoError(f"{output} is scpo {made_by}'s output (its manifest {manifest_path(output)} says so): scpo "
-                        f"{stage} would replace it; give this stage's output another path")
+        raise ScpoError(
+            f"{output} is scpo {made_by}'s output (its manifest {manifest_path(output)} says so): scpo "
+            f"{stage} would replace it; give this stage's output another path"
+        )
 
 
-def run_once(stage: str, output: str, config: dict, inputs: list[str], body: Callable[[], dict],
-             overwrite: bool = False) -> dict:
+def run_once(
+    stage: str, output: str, config: dict, inputs: list[str], body: Callable[[], dict], overwrite: bool = False
+) -> dict:
     """Runs `body` (which writes `output` atomically and returns counts) unless a matching manifest says it is done."""
     check_own_output(output, stage)
     if not overwrite:
@@ -119,5 +124,7 @@ def check_distinct(outputs: dict[str, str], inputs: dict[str, str]) -> None:
     for out_name, out in outputs.items():
         for in_name, path in inputs.items():
             if path and out and Path(out).resolve() == Path(path).resolve():
-                raise ScpoError(f"settings {out_name} and {in_name} are the same file ({out}): the stage would "
-                                f"replace its own input; write {out_name} elsewhere")
+                raise ScpoError(
+                    f"settings {out_name} and {in_name} are the same file ({out}): the stage would "
+                    f"replace its own input; write {out_name} elsewhere"
+                )

@@ -78,10 +78,16 @@ def prepare_packaged(name: str, target: Path | None = None, pip_args: tuple[str,
         gguf = fetch_gguf(model, scratch, pip_args)
         print(f"[model] dequantizing {model.name} into {target} (once)", file=sys.stderr, flush=True)
         _dequantize(gguf, scratch / "model", "bfloat16", eos=model.eos_token, pad=model.pad_token, model_ids=True)
-        provenance = {"name": model.name, "packages": model.requirements(), "gguf_bytes": model.size,
-                      "gguf_sha256": model.sha256, "about": model.about, "dtype": "bfloat16",
-                      "quantization": "dequantized from 4-bit Q4_K_M: a 4-bit-quantized copy, not the original",
-                      "prepared_seconds": round(time.time() - started, 1)}
+        provenance = {
+            "name": model.name,
+            "packages": model.requirements(),
+            "gguf_bytes": model.size,
+            "gguf_sha256": model.sha256,
+            "about": model.about,
+            "dtype": "bfloat16",
+            "quantization": "dequantized from 4-bit Q4_K_M: a 4-bit-quantized copy, not the original",
+            "prepared_seconds": round(time.time() - started, 1),
+        }
         (scratch / "model" / PROVENANCE).write_text(json.dumps(provenance, indent=2))
         os.replace(scratch / "model", target)
     finally:
@@ -89,21 +95,25 @@ def prepare_packaged(name: str, target: Path | None = None, pip_args: tuple[str,
     return target
 
 
-def _dequantize(gguf: Path, output: Path, dtype: str, eos: str = "<|im_end|>", pad: str | None = None,
-                model_ids: bool = False) -> None:
+def _dequantize(
+    gguf: Path, output: Path, dtype: str, eos: str = "<|im_end|>", pad: str | None = None, model_ids: bool = False
+) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True), dtype=getattr(torch, dtype))
+        gguf.parent, gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True), dtype=getattr(torch, dtype)
+    )
     model.save_pretrained(output, safe_serialization=True)
     tokenizer.save_pretrained(output)
     _drop_quantization_flag(output)
     _fix_special_tokens(output, eos, pad or eos, model_ids)
 
 
-def _fix_special_tokens(folder: Path, eos: str = "<|im_end|>", pad: str = "<|im_end|>", model_ids: bool = False) -> None:
+def _fix_special_tokens(
+    folder: Path, eos: str = "<|im_end|>", pad: str = "<|im_end|>", model_ids: bool = False
+) -> None:
     """The GGUFs' tokenizers come out with the wrong eos (SmolLM2: <|im_start|>, Qwen2.5: <|endoftext|>); both
     instruct models end a chat turn with <|im_end|>. A wrong eos makes TRL rewrite the trained model's eos and
     the transformers backend never stop at the end of a turn; config.json and generation_config.json get the
@@ -154,8 +164,10 @@ def resolve_model(model: str) -> str:
         return str(prepare_packaged(model))
     path = Path(model).expanduser()
     if not path.exists():
-        raise ScpoError(f"model path {model!r} does not exist (use 'embedded', one of {', '.join(PACKAGED)} or a "
-                        "local Hugging Face folder; scpo never downloads from a hub)")
+        raise ScpoError(
+            f"model path {model!r} does not exist (use 'embedded', one of {', '.join(PACKAGED)} or a "
+            "local Hugging Face folder; scpo never downloads from a hub)"
+        )
     if not (path / "config.json").exists():
         raise ScpoError(f"model path {model!r} has no config.json: not a Hugging Face model folder")
     return str(path)
@@ -169,10 +181,17 @@ def build_tiny_model(output: str | Path, layers: int = 2, hidden: int = 128, see
     output = Path(output)
     tokenizer = AutoTokenizer.from_pretrained(prepare_embedded())
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-        num_attention_heads=2, num_key_value_heads=1,  # head_dim 64: a size vLLM's CPU attention supports
-        max_position_embeddings=2048, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=1,  # head_dim 64: a size vLLM's CPU attention supports
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

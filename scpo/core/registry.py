@@ -20,8 +20,14 @@ T = TypeVar("T", bound=type)
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, package: str, base: type, setting: str | None = None,
-                 adapt: Callable[[object, str], type] | None = None):
+    def __init__(
+        self,
+        kind: str,
+        package: str,
+        base: type,
+        setting: str | None = None,
+        adapt: Callable[[object, str], type] | None = None,
+    ):
         self.kind, self.package, self.base = kind, package, base
         self.setting = setting or kind  # the recipe key that names an entry, for error messages
         # adapt(obj, path): a `base` subclass for a dotted path's object that is not one (a named ScpoError if none)
@@ -40,15 +46,23 @@ class Registry(Generic[T]):
             cls = self._import(name)
         elif name in self.names():
             module = importlib.import_module(f"{self.package}.{name}")
-            found = [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, self.base)
-                     and c is not self.base and getattr(c, "name", None) == name]
+            found = [
+                c
+                for c in vars(module).values()
+                if isinstance(c, type)
+                and issubclass(c, self.base)
+                and c is not self.base
+                and getattr(c, "name", None) == name
+            ]
             if not found:
                 raise ScpoError(f"{module.__file__}: defines no {self.base.__name__} subclass with name = {name!r}")
             cls = next((c for c in found if c.__module__ == module.__name__), found[0])
         else:
-            raise ScpoError(f"setting {self.setting}: unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "
-                            f"built in: {', '.join(self.names())}, or a dotted path module:Class to a "
-                            f"{self.base.__module__}.{self.base.__name__} subclass")
+            raise ScpoError(
+                f"setting {self.setting}: unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "
+                f"built in: {', '.join(self.names())}, or a dotted path module:Class to a "
+                f"{self.base.__module__}.{self.base.__name__} subclass"
+            )
         self._classes[name] = cls
         return cls
 
@@ -57,8 +71,9 @@ class Registry(Generic[T]):
         try:
             cls = getattr(importlib.import_module(module_name), attr)
         except Exception as e:  # not found, or the user's module failed as it was imported: named, not a traceback
-            raise ScpoError(f"setting {self.setting}: {self.kind} {path!r}: cannot import it "
-                            f"({type(e).__name__}: {e})") from None
+            raise ScpoError(
+                f"setting {self.setting}: {self.kind} {path!r}: cannot import it ({type(e).__name__}: {e})"
+            ) from None
         if not (isinstance(cls, type) and issubclass(cls, self.base)) and self.adapt is not None:
             return self.adapt(cls, path)
         if not (isinstance(cls, type) and issubclass(cls, self.base)):

@@ -40,8 +40,9 @@ def check_chat(messages: list, where: str) -> None:
         for key in ("role", "content"):
             if not isinstance(message.get(key), str):
                 got = "missing" if key not in message else f"{type(message[key]).__name__}, not text"
-                raise ScpoError(f"{where}: message {n} has no text {key!r} ({got}); each message needs role and "
-                                "content")
+                raise ScpoError(
+                    f"{where}: message {n} has no text {key!r} ({got}); each message needs role and content"
+                )
 
 
 def check_gold(rows: list[dict], task, path: str) -> None:
@@ -94,20 +95,26 @@ def check_sample_rows(numbered: list[tuple[int, dict]], path) -> list[dict]:
         pid = row["id"]
         key = str(pid)
         if key in id_type and id_type[key][1] is not type(pid):
-            raise ScpoError(f"{path}:{line}: id {pid!r} ({type(pid).__name__}) and the id on line {id_type[key][0]} "
-                            f"({id_type[key][1].__name__}) read the same; use one type for ids")
+            raise ScpoError(
+                f"{path}:{line}: id {pid!r} ({type(pid).__name__}) and the id on line {id_type[key][0]} "
+                f"({id_type[key][1].__name__}) read the same; use one type for ids"
+            )
         id_type.setdefault(key, (line, type(pid)))
         if key in prompt_of and prompt_of[key][1] != row["prompt"]:
-            raise ScpoError(f"{path}:{line}: prompt {pid!r} has another prompt text than on line {prompt_of[key][0]}; "
-                            "ids must name one prompt")
+            raise ScpoError(
+                f"{path}:{line}: prompt {pid!r} has another prompt text than on line {prompt_of[key][0]}; "
+                "ids must name one prompt"
+            )
         prompt_of.setdefault(key, (line, row["prompt"]))
         if "resampled" in row and row["resampled"] is not None and not isinstance(row["resampled"], bool):
             raise ScpoError(f"{path}:{line}: field 'resampled' must be true or false, got {row['resampled']!r}")
         if row.get("sample_index") is not None:
             where = (key, row["sample_index"], bool(row.get("teacher")))  # a vote teacher's rows count their own
             if where in first_seen:
-                raise ScpoError(f"{path}:{line}: prompt {pid!r} sample {row['sample_index']} is also on line "
-                                f"{first_seen[where]}: duplicated rows would count twice in the votes")
+                raise ScpoError(
+                    f"{path}:{line}: prompt {pid!r} sample {row['sample_index']} is also on line "
+                    f"{first_seen[where]}: duplicated rows would count twice in the votes"
+                )
             first_seen[where] = line
     return [row for _, row in numbered]
 
@@ -126,6 +133,8 @@ def check_disjoint(dev_path: str, dev_setting: str, eval_path: str, eval_setting
         same_text = " ".join(str(problem_text(row)).split()).lower() in texts
         if str(row["id"]) in ids or same_text:
             what = f"id {row['id']!r}" if str(row["id"]) in ids else "the prompt text of problem " + repr(row["id"])
-            raise ScpoError(f"{dev_setting}={dev_path}:{line}: {what} is also in {eval_setting}={eval_path}; a file "
-                            "that chooses the model must not overlap the held-out eval (use a dev split: scpo data "
-                            "--split_preset, or data_tools.arithmetic --dev)")
+            raise ScpoError(
+                f"{dev_setting}={dev_path}:{line}: {what} is also in {eval_setting}={eval_path}; a file "
+                "that chooses the model must not overlap the held-out eval (use a dev split: scpo data "
+                "--split_preset, or data_tools.arithmetic --dev)"
+            )

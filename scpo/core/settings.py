@@ -95,8 +95,9 @@ def check_bare(name: str, raw: Any, tp: Any) -> Any:
     if not isinstance(raw, BareFlag):
         return raw
     if not (_base_type(tp)[0] is bool or (isinstance(tp, str) and "bool" in tp)):  # TRL's string annotations
-        raise ScpoError(f"setting {name}: --{name} needs a value (`--{name} VALUE`); only true/false settings "
-                        "can be given bare")
+        raise ScpoError(
+            f"setting {name}: --{name} needs a value (`--{name} VALUE`); only true/false settings can be given bare"
+        )
     return "true"
 
 
@@ -213,8 +214,9 @@ class UniqueKeyLoader(yaml.SafeLoader):
                     continue
                 key = self.construct_object(key_node, deep=deep)
                 if isinstance(key, (str, int, float, bool)) and key in seen:
-                    raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
-                                                            key_node.start_mark)
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice", key_node.start_mark
+                    )
                 seen.add(key) if isinstance(key, (str, int, float, bool)) else None
         return super().construct_mapping(node, deep)
 
@@ -383,8 +385,11 @@ def parse_settings(cls: type, argv: list[str], title: str | None = None) -> Any:
 def check_outputs_apart(values: dict[str, Any], outputs: typing.Iterable[str], config: str | None) -> None:
     """An output setting that names a file another path setting of the recipe or command line names (the problems,
     eval, dev or samples file of any stage) would replace it: refused before anything runs, naming both."""
-    paths = {key: value for key, value in values.items()
-             if isinstance(value, str) and value and key.endswith(("_file", "_output", "_samples"))}
+    paths = {
+        key: value
+        for key, value in values.items()
+        if isinstance(value, str) and value and key.endswith(("_file", "_output", "_samples"))
+    }
     for out in outputs:
         if not paths.get(out):
             continue
@@ -392,8 +397,10 @@ def check_outputs_apart(values: dict[str, Any], outputs: typing.Iterable[str], c
         for key, other in paths.items():
             if key != out and Path(other).resolve() == target:
                 where = f"recipe {config} and the command line" if config else "the command line"
-                raise ScpoError(f"settings {out} and {key} are the same file ({paths[out]}) in {where}: writing "
-                                f"{out} would replace it; write {out} elsewhere")
+                raise ScpoError(
+                    f"settings {out} and {key} are the same file ({paths[out]}) in {where}: writing "
+                    f"{out} would replace it; write {out} elsewhere"
+                )
 
 
 def asdict(settings: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ what a labeler is and what it declares is scpo/labelers/_base.py.
 from __future__ import annotations
 
 from scpo.core.registry import Registry
-from scpo.labelers._base import Choice, LabelFiles, Labeler, pair_row
+from scpo.labelers._base import Choice, Labeler, LabelFiles, pair_row
 
 LABELERS: Registry = Registry("labeler", __name__, Labeler)
 

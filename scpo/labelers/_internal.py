@@ -50,15 +50,38 @@ def label_config_keys() -> tuple[str, ...]:
     from scpo.labelers.cream import CreamSettings
     from scpo.labelers.scir import ScirSettings
 
-    own = dict.fromkeys(f.name for cls in (ScirSettings, CreamSettings) for f in dataclasses.fields(cls)
-                        if f.name != "score_batch_size")  # how the forward passes are batched, not what they give
-    return ("labeler", "task", "task_options", *own, "backend", "seed", "dtype", "max_model_len", "reference_model",
-            "previous_reference_model")
+    own = dict.fromkeys(
+        f.name for cls in (ScirSettings, CreamSettings) for f in dataclasses.fields(cls) if f.name != "score_batch_size"
+    )  # how the forward passes are batched, not what they give
+    return (
+        "labeler",
+        "task",
+        "task_options",
+        *own,
+        "backend",
+        "seed",
+        "dtype",
+        "max_model_len",
+        "reference_model",
+        "previous_reference_model",
+    )
 
 
-JUDGE_KEYS = ("judge_template", "judge_pairwise", "judge_pairwise_template", "judge_samples", "judge_temperature",
-              "judge_top_p", "judge_max_tokens", "judge_response_prefix", "seed", "dtype", "max_model_len", "backend",
-              "vllm_kwargs")
+JUDGE_KEYS = (
+    "judge_template",
+    "judge_pairwise",
+    "judge_pairwise_template",
+    "judge_samples",
+    "judge_temperature",
+    "judge_top_p",
+    "judge_max_tokens",
+    "judge_response_prefix",
+    "seed",
+    "dtype",
+    "max_model_len",
+    "backend",
+    "vllm_kwargs",
+)
 
 
 def instruction_of(row: dict, task: Task) -> str:
@@ -72,39 +95,62 @@ def instruction_of(row: dict, task: Task) -> str:
 
 # ---------------------------------------------------------------------------------------------- judge
 
+
 def judge_items(rows: list[dict], s, task: Task) -> list[dict]:
     """What the judge is asked: one item per response, or (pairwise) one per ordered pair of a prompt's responses.
 
     Items carry `rows`: the indices of the responses they judge (one, or A then B).
     """
     if not s.judge_pairwise:
-        return [{"key": f"{row['id']}:{row.get('sample_index', i)}:judge", "rows": [i],
-                 "text": render(s.judge_template, instruction_of(row, task), row["completion"])}
-                for i, row in enumerate(rows)]
+        return [
+            {
+                "key": f"{row['id']}:{row.get('sample_index', i)}:judge",
+                "rows": [i],
+                "text": render(s.judge_template, instruction_of(row, task), row["completion"]),
+            }
+            for i, row in enumerate(rows)
+        ]
     index = {id(row): i for i, row in enumerate(rows)}
     items = []
     for prompt_rows in group_by_prompt(rows).values():
         for a, b in ordered_pairs(len(prompt_rows)):
             ra, rb = prompt_rows[a], prompt_rows[b]
-            items.append({"key": f"{ra['id']}:{ra.get('sample_index', a)}:{rb.get('sample_index', b)}:pairwise",
-                          "rows": [index[id(ra)], index[id(rb)]],
-                          "text": render_pairwise(s.judge_pairwise_template, instruction_of(ra, task),
-                                                  ra["completion"], rb["completion"])})
+            items.append(
+                {
+                    "key": f"{ra['id']}:{ra.get('sample_index', a)}:{rb.get('sample_index', b)}:pairwise",
+                    "rows": [index[id(ra)], index[id(rb)]],
+                    "text": render_pairwise(
+                        s.judge_pairwise_template, instruction_of(ra, task), ra["completion"], rb["completion"]
+                    ),
+                }
+            )
     return items
 
 
 def judge_requests(items: list[dict], tokenizer, s, max_len: int) -> tuple[list[Request], list[int]]:
     """One request per item (n = judge_samples, seeded by its key); the indices of the items that fit the model."""
-    prefix = tokenizer(s.judge_response_prefix, add_special_tokens=False)["input_ids"] if s.judge_response_prefix else []
+    prefix = (
+        tokenizer(s.judge_response_prefix, add_special_tokens=False)["input_ids"] if s.judge_response_prefix else []
+    )
     requests, kept = [], []
     for j, item in enumerate(items):
         ids = prompt_ids(tokenizer, [{"role": "user", "content": item["text"]}]) + prefix
         if len(ids) + 1 >= max_len:
-            print(f"[label] warning: judge prompt {item['key']!r} has {len(ids)} tokens >= max_model_len {max_len}; "
-                  "not judged", file=sys.stderr)
+            print(
+                f"[label] warning: judge prompt {item['key']!r} has {len(ids)} tokens >= max_model_len {max_len}; "
+                "not judged",
+                file=sys.stderr,
+            )
             continue
-        requests.append(Request(key=item["key"], prompt_token_ids=ids, n=s.judge_samples,
-                                temperature=s.judge_temperature, seed=request_seed(s.seed, item["key"])))
+        requests.append(
+            Request(
+                key=item["key"],
+                prompt_token_ids=ids,
+                n=s.judge_samples,
+                temperature=s.judge_temperature,
+                seed=request_seed(s.seed, item["key"]),
+            )
+        )
         kept.append(j)
     return requests, kept
 
@@ -127,8 +173,10 @@ def judge_outputs(items: list[dict], s, model_path: str, labels: str, samples_di
             for j, gens in zip(kept, sampler.generate(requests) if requests else []):
                 outs[j] = [s.judge_response_prefix + g.text for g in gens]
             write_rows(shards.file(i), [{"row": lo + j, "outputs": o} for j, o in enumerate(outs)])
-            print(f"[label] judge shard {i + 1}/{s.num_shards}: {hi - lo} items, {len(requests) * s.judge_samples} "
-                  f"judge outputs in {time.time() - t0:.1f}s")
+            print(
+                f"[label] judge shard {i + 1}/{s.num_shards}: {hi - lo} items, {len(requests) * s.judge_samples} "
+                f"judge outputs in {time.time() - t0:.1f}s"
+            )
         del sampler
         gc.collect()
     if s.shard_index is not None:
@@ -148,8 +196,14 @@ def judge_columns(rows: list[dict], items: list[dict], outputs: list[list[str]],
         columns = []
         for texts in outputs:  # items are the responses, in order
             scores = [parse_score(text, s.judge_max_score) for text in texts]
-            columns.append({"judge_outputs": texts, "judge_scores": scores,
-                            "judge_unparsed": sum(x is None for x in scores), "judge_score": mean_score(scores)})
+            columns.append(
+                {
+                    "judge_outputs": texts,
+                    "judge_scores": scores,
+                    "judge_unparsed": sum(x is None for x in scores),
+                    "judge_score": mean_score(scores),
+                }
+            )
         unparsed = sum(c["judge_unparsed"] for c in columns)
     else:
         by_row: dict[int, list] = {}
@@ -164,13 +218,19 @@ def judge_columns(rows: list[dict], items: list[dict], outputs: list[list[str]],
             scores, missed = pairwise_scores(len(where), comparisons, s.judge_max_score)
             unparsed += sum(missed) // 2  # each unreadable verdict was counted for both responses
             for j, g in enumerate(where):
-                columns[g] = {"judge_score": scores[j], "judge_unparsed": missed[j],
-                              "judge_comparisons": 2 * (len(where) - 1) * s.judge_samples}
+                columns[g] = {
+                    "judge_score": scores[j],
+                    "judge_unparsed": missed[j],
+                    "judge_comparisons": 2 * (len(where) - 1) * s.judge_samples,
+                }
     total = sum(len(texts) for texts in outputs)
     readable = [c["judge_score"] for c in columns if c["judge_score"] is not None]
-    counts = {"judge_outputs": total, "judge_unparsed": unparsed,
-              "judge_unparsed_share": round(unparsed / total, 4) if total else None,
-              "mean_judge_score": round(sum(readable) / len(readable), 4) if readable else None}
+    counts = {
+        "judge_outputs": total,
+        "judge_unparsed": unparsed,
+        "judge_unparsed_share": round(unparsed / total, 4) if total else None,
+        "mean_judge_score": round(sum(readable) / len(readable), 4) if readable else None,
+    }
     if s.judge_pairwise:
         counts["judge_pairwise"] = True
     return columns, counts
@@ -178,10 +238,16 @@ def judge_columns(rows: list[dict], items: list[dict], outputs: list[list[str]],
 
 # ------------------------------------------------------------------------------------------- implicit
 
+
 def sampler_logps_usable(rows: list[dict], model_path: str) -> bool:
     """The rows' `logprob` is log pi_t(y|x) over the exact sampled tokens when M_t sampled them."""
-    return all(r.get("logprob") is not None and r.get("completion_token_ids") is not None
-               and r.get("sampler") and Path(r["sampler"]).resolve() == Path(model_path).resolve() for r in rows)
+    return all(
+        r.get("logprob") is not None
+        and r.get("completion_token_ids") is not None
+        and r.get("sampler")
+        and Path(r["sampler"]).resolve() == Path(model_path).resolve()
+        for r in rows
+    )
 
 
 def forward_logps(model_path: str, rows: list[dict], s, task: Task) -> list[float]:
@@ -203,8 +269,11 @@ def length_normalised(logps: list[float], rows: list[dict]) -> list[float]:
 def implicit_rewards(rows: list[dict], s, task: Task, model_path: str, previous: bool = False) -> dict:
     """Per-response columns: policy_logp, reference_logp, implicit_reward, implicit_kind (and, with `previous`,
     the previous iteration's reward of the same responses: previous_reward, previous_kind)."""
-    policy = [float(r["logprob"]) for r in rows] if sampler_logps_usable(rows, model_path) else \
-        forward_logps(model_path, rows, s, task)
+    policy = (
+        [float(r["logprob"]) for r in rows]
+        if sampler_logps_usable(rows, model_path)
+        else forward_logps(model_path, rows, s, task)
+    )
     reference = forward_logps(resolve_model(s.reference_model), rows, s, task) if s.reference_model else None
     columns = {"policy_logp": policy, "reference_logp": reference or [None] * len(rows)}
     if reference is None:
@@ -244,8 +313,11 @@ class InternalRewardLabeler(Labeler):
     def label_config(self) -> dict:
         s = self.s
         config = {key: getattr(s, key) for key in label_config_keys()}
-        for key, path in (("model", s.model), ("reference_model", s.reference_model),
-                          ("previous_reference_model", s.previous_reference_model)):
+        for key, path in (
+            ("model", s.model),
+            ("reference_model", s.reference_model),
+            ("previous_reference_model", s.previous_reference_model),
+        ):
             if path:
                 resolved = resolve_model(path)
                 config[key] = resolved
@@ -253,15 +325,21 @@ class InternalRewardLabeler(Labeler):
         return config
 
     def label_shard(self, rows: list[dict], files: LabelFiles) -> None:
-        judge_outputs(judge_items(rows, self.s, self.task), self.s, resolve_model(self.s.model), files.labels,
-                      file_digest(files.samples))
+        judge_outputs(
+            judge_items(rows, self.s, self.task),
+            self.s,
+            resolve_model(self.s.model),
+            files.labels,
+            file_digest(files.samples),
+        )
 
     def label(self, rows: list[dict], files: LabelFiles) -> tuple[list[dict], dict]:
         s, task = self.s, self.task
         model_path = resolve_model(s.model)
         # The forward passes first: the transformers model is freed before the vLLM engine takes memory.
-        implicit = implicit_rewards(rows, s, task, model_path, self.previous_reward) \
-            if "implicit" in self.signals else None
+        implicit = (
+            implicit_rewards(rows, s, task, model_path, self.previous_reward) if "implicit" in self.signals else None
+        )
         judged = None
         if "judge" in self.signals:
             items = judge_items(rows, s, task)
@@ -281,8 +359,12 @@ class InternalRewardLabeler(Labeler):
             if correct[i] is not None:
                 labeled["correct"] = correct[i]
             out.append(labeled)
-        counts = {"labeler": self.name, "prompts": len(group_by_prompt(rows)), "completions": len(rows),
-                  "unscored_completions": unscored}
+        counts = {
+            "labeler": self.name,
+            "prompts": len(group_by_prompt(rows)),
+            "completions": len(rows),
+            "unscored_completions": unscored,
+        }
         if judged is not None:
             counts.update(judged[1])
         if implicit is not None:
@@ -292,14 +374,27 @@ class InternalRewardLabeler(Labeler):
         return out, counts
 
     def pairs_config(self) -> dict:
-        return {k: getattr(self.s, k) for k in ("labeler", "seed", "consistency_metric", "scir_rewards",
-                                                "scir_threshold", "scir_scales", "task", "task_options")}
+        return {
+            k: getattr(self.s, k)
+            for k in (
+                "labeler",
+                "seed",
+                "consistency_metric",
+                "scir_rewards",
+                "scir_threshold",
+                "scir_scales",
+                "task",
+                "task_options",
+            )
+        }
 
     def check(self, prompt_rows: list[dict]) -> None:
         labelers = {r.get("labeler") for r in prompt_rows}
         if labelers != {self.name}:
-            raise ScpoError(f"prompt {prompt_rows[0]['id']!r}: labels made by {sorted(map(str, labelers))}, not by "
-                            f"labeler={self.name}; run scpo label with the same labeler")
+            raise ScpoError(
+                f"prompt {prompt_rows[0]['id']!r}: labels made by {sorted(map(str, labelers))}, not by "
+                f"labeler={self.name}; run scpo label with the same labeler"
+            )
 
     def pick_rewards(self, prompt_rows: list[dict]):
         """The pure pick (scpo/reward_pairs.py) over this prompt's rewards."""
@@ -309,9 +404,13 @@ class InternalRewardLabeler(Labeler):
         picked = self.pick_rewards(prompt_rows)
         if isinstance(picked, str):
             return picked
-        columns = {"weight": 1.0, "source": self.name, "chosen_reward": picked.chosen_reward,
-                   "rejected_reward": picked.rejected_reward,
-                   "num_scored": sum(x.get("reward") is not None for x in prompt_rows)}
+        columns = {
+            "weight": 1.0,
+            "source": self.name,
+            "chosen_reward": picked.chosen_reward,
+            "rejected_reward": picked.rejected_reward,
+            "num_scored": sum(x.get("reward") is not None for x in prompt_rows),
+        }
         columns.update(self.pair_columns(picked))
         return Choice(picked.chosen, picked.rejected, columns, picked)
 
@@ -324,8 +423,9 @@ class InternalRewardLabeler(Labeler):
         counts["candidates"] = len(pairs)
         pairs = self.keep(pairs, choices, counts)
         if pairs:
-            counts["mean_reward_gap"] = round(sum(p["chosen_reward"] - p["rejected_reward"] for p in pairs)
-                                              / len(pairs), 4)
+            counts["mean_reward_gap"] = round(
+                sum(p["chosen_reward"] - p["rejected_reward"] for p in pairs) / len(pairs), 4
+            )
         return pairs
 
     def keep(self, pairs: list[dict], choices: list[Choice], counts: dict) -> list[dict]:

@@ -27,8 +27,9 @@ class CreamSettings(ImplicitSettings):  # CREAM's reward is the implicit one
     def __post_init__(self):
         super().__post_init__()
         if self.consistency_metric not in CORRELATIONS:
-            raise ScpoError(f"setting consistency_metric={self.consistency_metric!r}: expected one of "
-                            f"{sorted(CORRELATIONS)}")
+            raise ScpoError(
+                f"setting consistency_metric={self.consistency_metric!r}: expected one of {sorted(CORRELATIONS)}"
+            )
 
 
 class Cream(InternalRewardLabeler):
@@ -39,10 +40,18 @@ class Cream(InternalRewardLabeler):
     reference_models = 2  # M_{t-1} and M_{t-2}
 
     def pick_rewards(self, prompt_rows: list[dict]):
-        previous = [r.get("previous_reward") for r in prompt_rows] \
-            if any(r.get("previous_reward") is not None for r in prompt_rows) else None
-        return reward_pick([r.get("reward") for r in prompt_rows], self.s.seed, prompt_rows[0]["id"],
-                           previous=previous, metric=self.s.consistency_metric)
+        previous = (
+            [r.get("previous_reward") for r in prompt_rows]
+            if any(r.get("previous_reward") is not None for r in prompt_rows)
+            else None
+        )
+        return reward_pick(
+            [r.get("reward") for r in prompt_rows],
+            self.s.seed,
+            prompt_rows[0]["id"],
+            previous=previous,
+            metric=self.s.consistency_metric,
+        )
 
     def pair_columns(self, picked) -> dict:
         # No previous model (t = 0): the labels are trusted as they are, C = 1 (plain DPO).
@@ -52,7 +61,10 @@ class Cream(InternalRewardLabeler):
         pairs = super().finish(pairs, choices, counts)
         if pairs:
             mean, std = mean_and_std([p["consistency"] for p in pairs])
-            counts.update(consistency_mean=round(mean, 4), consistency_std=round(std, 4),
-                          consistency_metric=self.s.consistency_metric,
-                          consistency_from_previous=any(c.extra.consistency is not None for c in choices))
+            counts.update(
+                consistency_mean=round(mean, 4),
+                consistency_std=round(std, 4),
+                consistency_metric=self.s.consistency_metric,
+                consistency_from_previous=any(c.extra.consistency is not None for c in choices),
+            )
         return pairs

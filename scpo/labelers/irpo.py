@@ -49,8 +49,11 @@ class Irpo(Votes):
     settings = IrpoSettings
 
     def pairs_config(self) -> dict:
-        return {**super().pairs_config(), "irpo_pairs_per_problem": self.s.irpo_pairs_per_problem,
-                "irpo_gold_rationale": self.s.irpo_gold_rationale}
+        return {
+            **super().pairs_config(),
+            "irpo_pairs_per_problem": self.s.irpo_pairs_per_problem,
+            "irpo_gold_rationale": self.s.irpo_gold_rationale,
+        }
 
     def pick(self, prompt_rows: list[dict]) -> list[Choice] | str:
         if prompt_rows[0].get("correct") is None:
@@ -61,12 +64,30 @@ class Irpo(Votes):
             return "no_incorrect"
         solution = next((r.get("solution") for r in prompt_rows if r.get("solution")), None)
         if not winners and self.s.irpo_gold_rationale and solution:
-            prompt_rows.append({**{k: v for k, v in prompt_rows[0].items() if k in ("id", "prompt", "messages")},
-                                "completion": solution, "correct": True, "answer": None, "gold_rationale": True})
+            prompt_rows.append(
+                {
+                    **{k: v for k, v in prompt_rows[0].items() if k in ("id", "prompt", "messages")},
+                    "completion": solution,
+                    "correct": True,
+                    "answer": None,
+                    "gold_rationale": True,
+                }
+            )
             winners = [len(prompt_rows) - 1]
         pairs = irpo_pairs(winners, losers, self.s.irpo_pairs_per_problem)
         if not pairs:
             return "no_correct"
-        return [Choice(c, r, {"weight": 1.0, "chosen_answer": prompt_rows[c].get("answer"),
-                              "rejected_answer": prompt_rows[r].get("answer"), "source": "gold",
-                              "gold_rationale": bool(prompt_rows[c].get("gold_rationale"))}) for c, r in pairs]
+        return [
+            Choice(
+                c,
+                r,
+                {
+                    "weight": 1.0,
+                    "chosen_answer": prompt_rows[c].get("answer"),
+                    "rejected_answer": prompt_rows[r].get("answer"),
+                    "source": "gold",
+                    "gold_rationale": bool(prompt_rows[c].get("gold_rationale")),
+                },
+            )
+            for c, r in pairs
+        ]

@@ -35,9 +35,12 @@ class JudgeSettings(Block):
             raise ScpoError(f"setting judge_samples={self.judge_samples}: need at least one judge output")
         if "{instruction}" not in self.judge_template or "{response}" not in self.judge_template:
             raise ScpoError("setting judge_template: must contain {instruction} and {response}")
-        if self.judge_pairwise and any(f not in self.judge_pairwise_template
-                                       for f in ("{instruction}", "{response_a}", "{response_b}")):
-            raise ScpoError("setting judge_pairwise_template: must contain {instruction}, {response_a} and {response_b}")
+        if self.judge_pairwise and any(
+            f not in self.judge_pairwise_template for f in ("{instruction}", "{response_a}", "{response_b}")
+        ):
+            raise ScpoError(
+                "setting judge_pairwise_template: must contain {instruction}, {response_a} and {response_b}"
+            )
 
 
 class Judge(InternalRewardLabeler):

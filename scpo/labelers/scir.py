@@ -52,8 +52,13 @@ class Scir(InternalRewardLabeler):
 
     def pick_rewards(self, prompt_rows: list[dict]):
         signals = {name: [r.get(SIGNAL_COLUMNS[name]) for r in prompt_rows] for name in self.s.scir_rewards}
-        return reward_pick([r.get("reward") for r in prompt_rows], self.s.seed, prompt_rows[0]["id"],
-                           signals=signals, scales=self.s.scir_scales)
+        return reward_pick(
+            [r.get("reward") for r in prompt_rows],
+            self.s.seed,
+            prompt_rows[0]["id"],
+            signals=signals,
+            scales=self.s.scir_scales,
+        )
 
     def pair_columns(self, picked) -> dict:
         return {f"p_{name}": p for name, p in picked.probabilities.items()}

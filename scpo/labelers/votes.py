@@ -29,9 +29,9 @@ from tqdm import tqdm
 
 from scpo.core.errors import ScpoError
 from scpo.core.rows import SAMPLE_FIELDS, group_by_prompt
-from scpo.labelers._base import Choice, LabelFiles, Labeler
+from scpo.labelers._base import Choice, Labeler, LabelFiles
 from scpo.pairs import PairRule, mix_sources, pick
-from scpo.selective_votes import ScrlLabelSettings, ScrlLabels, scrl_labels, surprisal
+from scpo.selective_votes import ScrlLabels, ScrlLabelSettings, scrl_labels, surprisal
 from scpo.tasks import Task
 from scpo.voting import UNPARSED, Group, PromptVotes, vote
 
@@ -64,8 +64,9 @@ def label_prompt(rows: list[dict], task: Task) -> list[dict]:
     own = [not row.get("resampled", False) and not row.get("teacher", False) for row in rows]
     drawn = next((row.get("num_drawn") for row in rows if not row.get("teacher", False)), None)
     if drawn is not None and sum(own) != drawn:  # adaptive sampling: the prompt's k is what was drawn
-        raise ScpoError(f"prompt {rows[0]['id']!r}: {sum(own)} voting samples but num_drawn={drawn} "
-                        "(rows lost or duplicated)")
+        raise ScpoError(
+            f"prompt {rows[0]['id']!r}: {sum(own)} voting samples but num_drawn={drawn} (rows lost or duplicated)"
+        )
     votes = vote(answers, task, voting)
     gold = next((row["gold"] for row in rows if row.get("gold") is not None), None)
     group_correct = None
@@ -77,8 +78,14 @@ def label_prompt(rows: list[dict], task: Task) -> list[dict]:
     for i, row in enumerate(rows):
         g = votes.group_of[i]
         labeled = dict(row)
-        labeled.update(answer=answers[i], answer_group=g, votes=votes.votes_of(i), k=votes.k,
-                       num_answers=votes.num_answers, top_share=top_share)
+        labeled.update(
+            answer=answers[i],
+            answer_group=g,
+            votes=votes.votes_of(i),
+            k=votes.k,
+            num_answers=votes.num_answers,
+            top_share=top_share,
+        )
         if group_correct is not None:
             labeled["correct"] = False if g == UNPARSED else group_correct[g]
         out.append(labeled)
@@ -101,15 +108,22 @@ def label_rows(rows: list[dict], task: Task, progress: bool = True) -> tuple[lis
         if "correct" in labeled[0]:
             with_gold += 1
             majority_correct += any(r["correct"] and r["answer_group"] == 0 for r in labeled)
-    counts = {"prompts": len(by_id), "completions": len(rows), "unparsed_completions": unparsed,
-              "prompts_all_unparsed": all_unparsed}
+    counts = {
+        "prompts": len(by_id),
+        "completions": len(rows),
+        "unparsed_completions": unparsed,
+        "prompts_all_unparsed": all_unparsed,
+    }
     if with_gold:
         counts["majority_accuracy"] = round(majority_correct / with_gold, 4)
         counts["prompts_with_gold"] = with_gold
     if gold_unparsed:  # their samples all count as wrong: say so instead of reporting a silent 0
         counts["gold_unparsed"] = len(gold_unparsed)
-        print(f"[label] warning: {len(gold_unparsed)} prompt(s) have a gold answer the task cannot parse "
-              f"(first: {gold_unparsed[0]!r}); every sample of theirs counts as wrong", file=sys.stderr)
+        print(
+            f"[label] warning: {len(gold_unparsed)} prompt(s) have a gold answer the task cannot parse "
+            f"(first: {gold_unparsed[0]!r}); every sample of theirs counts as wrong",
+            file=sys.stderr,
+        )
     return out, counts
 
 
@@ -128,8 +142,13 @@ def votes_from_labels(rows: list[dict]) -> PromptVotes:
         g.members.append(i)
         g.votes += counts
         g.answer = g.answer or r["answer"]
-    return PromptVotes(k=sum(voting), groups=groups, group_of=[r["answer_group"] for r in rows],
-                       unparsed_votes=unparsed_votes, voting=voting)
+    return PromptVotes(
+        k=sum(voting),
+        groups=groups,
+        group_of=[r["answer_group"] for r in rows],
+        unparsed_votes=unparsed_votes,
+        voting=voting,
+    )
 
 
 def sample_entropies(rows: list[dict]) -> list[float]:
@@ -139,9 +158,11 @@ def sample_entropies(rows: list[dict]) -> list[float]:
     for row, votes in zip(rows, voting_rows(rows)):
         value = surprisal(row) if votes else 0.0
         if value is None or not math.isfinite(value):
-            raise ScpoError(f"prompt {row['id']!r}, sample_index {row.get('sample_index')}: no finite log-probs "
-                            f"(token_logprobs, or logprob and num_tokens) for vote_rule=scrl's entropy gate: sample "
-                            "with `scpo sample` (both backends write them), or use vote_rule: plain")
+            raise ScpoError(
+                f"prompt {row['id']!r}, sample_index {row.get('sample_index')}: no finite log-probs "
+                f"(token_logprobs, or logprob and num_tokens) for vote_rule=scrl's entropy gate: sample "
+                "with `scpo sample` (both backends write them), or use vote_rule: plain"
+            )
         out.append(value)
     return out
 
@@ -158,8 +179,10 @@ class Votes(Labeler):
         if s.gold_ratio is not None and s.mode != "semi_supervised":
             raise ScpoError(f"setting gold_ratio={s.gold_ratio} needs mode: semi_supervised (now {s.mode!r})")
         if s.vote_rule == "scrl" and s.mode == "supervised":
-            raise ScpoError("settings vote_rule=scrl and mode=supervised: supervised pairs come from gold answers "
-                            "only, so SCRL's vote labels would never be used; set mode unsupervised or semi_supervised")
+            raise ScpoError(
+                "settings vote_rule=scrl and mode=supervised: supervised pairs come from gold answers "
+                "only, so SCRL's vote labels would never be used; set mode unsupervised or semi_supervised"
+            )
         self.rule = PairRule(tau=s.tau, mode=s.mode, seed=s.seed, weighting=s.weighting, top_tie=s.top_tie)
 
     def label_config(self) -> dict:
@@ -174,17 +197,31 @@ class Votes(Labeler):
         except ScpoError as e:
             raise ScpoError(f"{files.samples}: {e}") from None
         if counts["prompts_all_unparsed"]:
-            print(f"[label] {counts['prompts_all_unparsed']} prompt(s) had no parseable answer at all; "
-                  "they give no pair", file=sys.stderr)
+            print(
+                f"[label] {counts['prompts_all_unparsed']} prompt(s) had no parseable answer at all; they give no pair",
+                file=sys.stderr,
+            )
         return labeled, counts
 
     def pairs_config(self) -> dict:
         s = self.s
-        config = {"tau": s.tau, "mode": s.mode, "seed": s.seed, "weighting": s.weighting, "top_tie": s.top_tie,
-                  "gold_ratio": s.gold_ratio, "task": s.task, "task_options": s.task_options}
+        config = {
+            "tau": s.tau,
+            "mode": s.mode,
+            "seed": s.seed,
+            "weighting": s.weighting,
+            "top_tie": s.top_tie,
+            "gold_ratio": s.gold_ratio,
+            "task": s.task,
+            "task_options": s.task_options,
+        }
         if s.vote_rule != "plain":  # joined later: plain runs keep their manifests
-            config.update(vote_rule=s.vote_rule, scrl_tau_pos=s.scrl_tau_pos, scrl_tau_marg=s.scrl_tau_marg,
-                          scrl_tau_low=s.scrl_tau_low)
+            config.update(
+                vote_rule=s.vote_rule,
+                scrl_tau_pos=s.scrl_tau_pos,
+                scrl_tau_marg=s.scrl_tau_marg,
+                scrl_tau_low=s.scrl_tau_low,
+            )
         return config
 
     def pick(self, prompt_rows: list[dict]) -> Choice | str:
@@ -201,17 +238,21 @@ class Votes(Labeler):
         if isinstance(result, str):
             return result
         c, r = prompt_rows[result.chosen], prompt_rows[result.rejected]
-        return Choice(result.chosen, result.rejected, {
-            "weight": result.weight,
-            "chosen_votes": result.chosen_votes,
-            "rejected_votes": result.rejected_votes,
-            "k": votes.k,
-            "num_answers": votes.num_answers,
-            "top_share": votes.top_votes / votes.k if votes.k else 0.0,
-            "chosen_answer": c.get("answer"),
-            "rejected_answer": r.get("answer"),
-            "source": result.source,
-        })
+        return Choice(
+            result.chosen,
+            result.rejected,
+            {
+                "weight": result.weight,
+                "chosen_votes": result.chosen_votes,
+                "rejected_votes": result.rejected_votes,
+                "k": votes.k,
+                "num_answers": votes.num_answers,
+                "top_share": votes.top_votes / votes.k if votes.k else 0.0,
+                "chosen_answer": c.get("answer"),
+                "rejected_answer": r.get("answer"),
+                "source": result.source,
+            },
+        )
 
     def finish(self, pairs: list[dict], choices: list[Choice], counts: dict) -> list[dict]:
         ratio = self.s.gold_ratio
@@ -219,8 +260,10 @@ class Votes(Labeler):
             before = Counter(p["source"] for p in pairs)
             scarce = [src for src, share in (("gold", ratio), ("votes", 1 - ratio)) if share and not before[src]]
             if scarce:
-                raise ScpoError(f"setting gold_ratio={ratio}: no {scarce[0]} pairs to mix ({dict(before)}; "
-                                f"skipped: {dict(counts['skipped'])})")
+                raise ScpoError(
+                    f"setting gold_ratio={ratio}: no {scarce[0]} pairs to mix ({dict(before)}; "
+                    f"skipped: {dict(counts['skipped'])})"
+                )
             pairs = mix_sources(pairs, ratio, self.rule.seed)
             after = Counter(p["source"] for p in pairs)
             counts["dropped_for_ratio"] = {s: before[s] - after[s] for s in before if before[s] > after[s]}
@@ -233,22 +276,24 @@ class Votes(Labeler):
         """What to change, for each reason prompts gave no pair (most frequent first)."""
         advice = {
             "all_unparsed": "no completion had an answer the task could parse: check the answer format the task asks "
-                            "for (task_options.instruction) and raise max_tokens (cut-off completions do not vote)",
+            "for (task_options.instruction) and raise max_tokens (cut-off completions do not vote)",
             "below_tau": f"the top answer had fewer than tau={self.s.tau} of the votes: lower tau or raise k",
             "top_tie": "two answers tied for the most votes: raise k, or set top_tie: random",
             "tie": "every answer had the same votes: raise k or the sampling temperature",
             "unanimous": "all samples agreed, so nothing can be rejected: raise the sampling temperature or set "
-                         "resample_n (ScPO's extra samples at T=1.2)",
+            "resample_n (ScPO's extra samples at T=1.2)",
             "teacher_top_unsampled": "the vote teacher's answer was not among the model's own samples: raise k",
             "no_gold": f"mode={self.s.mode} pairs need gold answers and these prompts have none",
             "no_correct": "no sample was correct for the prompts with gold",
             "no_incorrect": "every sample was correct for the prompts with gold",
             "scrl_no_positive": f"vote_rule scrl: the top answer had less than scrl_tau_pos={self.s.scrl_tau_pos} of "
-                                f"the votes or led the runner-up by at most scrl_tau_marg={self.s.scrl_tau_marg}: "
-                                "lower them or raise k",
+            f"the votes or led the runner-up by at most scrl_tau_marg={self.s.scrl_tau_marg}: "
+            "lower them or raise k",
             "scrl_no_negative": f"vote_rule scrl: no other answer had less than scrl_tau_low={self.s.scrl_tau_low} of "
-                                "the votes with a mean entropy at or above the prompt's: raise k or the temperature",
+            "the votes with a mean entropy at or above the prompt's: raise k or the temperature",
         }
         skipped = sorted(dict(counts.get("skipped", {})).items(), key=lambda kv: -kv[1])
-        return "; ".join(f"{n} prompts: {advice.get(reason, reason)}" for reason, n in skipped) or \
-            "the labels file has no prompt"
+        return (
+            "; ".join(f"{n} prompts: {advice.get(reason, reason)}" for reason, n in skipped)
+            or "the labels file has no prompt"
+        )

@@ -92,8 +92,10 @@ class CompareSettings(Block):
         if not self.run_name or not self.run_name.strip() or "/" in self.run_name:
             raise ScpoError(f"setting run_name={self.run_name!r}: the comparison's folder name, non-empty, no '/'")
         if not self.eval_recipe:
-            raise ScpoError("setting eval_recipe: name the recipe whose model is M_0 and whose held-out eval every "
-                            "method gets (e.g. eval_recipe: recipes/compare_cpu_demo/eval.yaml)")
+            raise ScpoError(
+                "setting eval_recipe: name the recipe whose model is M_0 and whose held-out eval every "
+                "method gets (e.g. eval_recipe: recipes/compare_cpu_demo/eval.yaml)"
+            )
         if not Path(self.eval_recipe).exists():
             raise ScpoError(f"setting eval_recipe={self.eval_recipe!r}: no such file")
         if self.paired_metric not in PAIRED_METRICS:
@@ -217,52 +219,83 @@ def build(s: CompareSettings) -> tuple[Path, list[str], list[Method]]:
         argv = ["--config", str(spec["recipe"]), *overrides(spec)]
         model = peek_setting(argv, "model", ModelBlock)
         if model != base_model:
-            raise ScpoError(f"method {name}: model {model!r} is not the eval recipe's M_0 {base_model!r}: "
-                            "every method starts from the same model")
+            raise ScpoError(
+                f"method {name}: model {model!r} is not the eval recipe's M_0 {base_model!r}: "
+                "every method starts from the same model"
+            )
         folder = root / name
-        spec_hash = config_digest({"spec": spec, "eval": base_eval, "budget": budget,
-                                   "files": depends_on(argv, str(spec["recipe"]), s.eval_recipe)})
+        spec_hash = config_digest(
+            {
+                "spec": spec,
+                "eval": base_eval,
+                "budget": budget,
+                "files": depends_on(argv, str(spec["recipe"]), s.eval_recipe),
+            }
+        )
         if trainer == "loop":
             argv += ["--output_root", str(root), "--run_name", name]
             mine = eval_config(argv)
             if mine != base_eval:
-                diff = {k: (mine.get(k), base_eval.get(k)) for k in set(mine) | set(base_eval)
-                        if mine.get(k) != base_eval.get(k)}
-                raise ScpoError(f"method {name}: its held-out eval differs from eval_recipe {s.eval_recipe} "
-                                f"(setting: (method, eval recipe)) {diff}; set the same values")
+                diff = {
+                    k: (mine.get(k), base_eval.get(k))
+                    for k in set(mine) | set(base_eval)
+                    if mine.get(k) != base_eval.get(k)
+                }
+                raise ScpoError(
+                    f"method {name}: its held-out eval differs from eval_recipe {s.eval_recipe} "
+                    f"(setting: (method, eval recipe)) {diff}; set the same values"
+                )
             rollouts = offline_rollouts(argv)
             if budget is None:
                 budget = rollouts
             elif rollouts != budget:
-                raise ScpoError(f"method {name}: plans {rollouts} training rollouts (iterations x problems x k, and "
-                                f"every extra completion: resampled, teacher, new-problem and judge samples), "
-                                f"budget_rollouts is {budget}; change its k, max_problems or iterations")
+                raise ScpoError(
+                    f"method {name}: plans {rollouts} training rollouts (iterations x problems x k, and "
+                    f"every extra completion: resampled, teacher, new-problem and judge samples), "
+                    f"budget_rollouts is {budget}; change its k, max_problems or iterations"
+                )
             loop, steps = plan(argv)
             commands = [c for c in chained(steps) if c[0] != "report"]  # as recipes/iterate.sh runs them
             commands.append(["report", str(folder)])
             final = folder / f"iter_{loop.iterations}" / "eval.json"
             methods.append(Method(name, trainer, folder, argv, rollouts, commands, spec_hash, final))
         else:
-            methods.append(Method(name, trainer, folder, argv, 0, [], spec_hash, folder / "iter_1" / "eval.json",
-                                  grpo_rollouts_per_step(argv)))
+            methods.append(
+                Method(
+                    name,
+                    trainer,
+                    folder,
+                    argv,
+                    0,
+                    [],
+                    spec_hash,
+                    folder / "iter_1" / "eval.json",
+                    grpo_rollouts_per_step(argv),
+                )
+            )
     if budget is None:
         raise ScpoError("no offline method sets the budget: set budget_rollouts")
     for m in methods:
         if m.trainer == "grpo":
             spec = s.methods[m.name]  # the recipe's own max_steps gives way to the budget unless the method sets one
             if budget % m.rollouts_per_step:
-                raise ScpoError(f"method {m.name}: budget_rollouts {budget} is not a whole number of GRPO steps of "
-                                f"{m.rollouts_per_step} rollouts (per_device_train_batch_size x "
-                                "gradient_accumulation_steps x processes); change either so that they divide")
+                raise ScpoError(
+                    f"method {m.name}: budget_rollouts {budget} is not a whole number of GRPO steps of "
+                    f"{m.rollouts_per_step} rollouts (per_device_train_batch_size x "
+                    "gradient_accumulation_steps x processes); change either so that they divide"
+                )
             steps = int(spec["max_steps"]) if "max_steps" in spec else budget // m.rollouts_per_step
             m.rollouts = int(steps) * m.rollouts_per_step
             if m.rollouts != budget:
-                raise ScpoError(f"method {m.name}: max_steps {steps} x {m.rollouts_per_step} rollouts per step = "
-                                f"{m.rollouts}, budget_rollouts is {budget}; leave max_steps out (compare sets it)")
+                raise ScpoError(
+                    f"method {m.name}: max_steps {steps} x {m.rollouts_per_step} rollouts per step = "
+                    f"{m.rollouts}, budget_rollouts is {budget}; leave max_steps out (compare sets it)"
+                )
             model_dir = m.folder / "model"
-            m.commands = [["grpo", *m.argv, "--max_steps", str(steps), "--output_dir", str(model_dir)],
-                          ["eval", *base, "--model", str(model_dir), "--iter_dir", str(m.folder / "iter_1"),
-                           "--iteration", "1"]]
+            m.commands = [
+                ["grpo", *m.argv, "--max_steps", str(steps), "--output_dir", str(model_dir)],
+                ["eval", *base, "--model", str(model_dir), "--iter_dir", str(m.folder / "iter_1"), "--iteration", "1"],
+            ]
             m.spec_hash = config_digest({"hash": m.spec_hash, "max_steps": steps, "budget": budget})
     return root, m0_eval, methods
 
@@ -288,8 +321,10 @@ def run_command(args: list[str]) -> None:
     if status == STOP_EXIT:  # the collapse guard stopped this method's loop: its best model stands, the report follows
         raise LoopStop("stopped by the collapse guard")
     if status != 0:
-        raise ScpoError(f"`scpo {args[0]}` failed (exit {status}); fix it and run scpo compare again: finished "
-                        "stages and methods are kept")
+        raise ScpoError(
+            f"`scpo {args[0]}` failed (exit {status}); fix it and run scpo compare again: finished "
+            "stages and methods are kept"
+        )
 
 
 def measured(m: Method) -> dict:
@@ -298,8 +333,12 @@ def measured(m: Method) -> dict:
     if m.trainer == "loop":
         # every completion the method sampled to make its model: its own samples (ScPO's resampled extras
         # included), a vote teacher's samples, new-problem candidates and judge outputs; evals are not counted
-        for name, key in (("samples.jsonl", "completions"), ("teacher_samples.jsonl", "completions"),
-                          ("generated_problems.jsonl", "candidates"), ("labels.jsonl", "judge_outputs")):
+        for name, key in (
+            ("samples.jsonl", "completions"),
+            ("teacher_samples.jsonl", "completions"),
+            ("generated_problems.jsonl", "candidates"),
+            ("labels.jsonl", "judge_outputs"),
+        ):
             for manifest in sorted(m.folder.glob(f"iter_*/{name}.manifest.json")):
                 counts = json.loads(manifest.read_text()).get("counts", {})
                 out["rollouts"] += int(counts.get(key, 0))
@@ -337,27 +376,50 @@ def model_seconds(folder: Path, trainer: str) -> float:
     return total
 
 
-def table(results: dict, k: int, m0: dict, m0_problems: dict, root: Path | None = None,
-          gold: set[str] | None = None, paired_metric: str = "pass@1") -> tuple[str, list[str]]:
+def table(
+    results: dict,
+    k: int,
+    m0: dict,
+    m0_problems: dict,
+    root: Path | None = None,
+    gold: set[str] | None = None,
+    paired_metric: str = "pass@1",
+) -> tuple[str, list[str]]:
     """`m0_problems`: M_0's per-problem results (scpo/reporting/per_problem.py); `root`: the comparison's folder,
     for each method's model-making seconds (from its manifests); `gold`: the methods that train on gold answers
     (the best label-free method gets its own line); `paired_metric`: the metric of the paired columns and lines."""
     shown = f"maj@{k}" if paired_metric == "maj" else paired_metric
-    header = ["method", "trainer", "greedy", "pass@1", f"maj@{k}", f"Δ {shown} vs M_0 (paired)", "rollouts",
-              "tokens sampled", "train steps", "model (s)", "wall (s)"]
+    header = [
+        "method",
+        "trainer",
+        "greedy",
+        "pass@1",
+        f"maj@{k}",
+        f"Δ {shown} vs M_0 (paired)",
+        "rollouts",
+        "tokens sampled",
+        "train steps",
+        "model (s)",
+        "wall (s)",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines.append("| M_0 | - | " + " | ".join([format_metric(m0, "greedy"), format_metric(m0, "pass@1"),
-                                            format_metric(m0, f"maj@{k}")])
-                 + " | - | - | - | - | - | - |")
+    lines.append(
+        "| M_0 | - | "
+        + " | ".join([format_metric(m0, "greedy"), format_metric(m0, "pass@1"), format_metric(m0, f"maj@{k}")])
+        + " | - | - | - | - | - | - |"
+    )
     passes = {}
     for name, r in results.items():
         ev = json.loads(Path(r["eval"]).read_text())
         passes[name] = per_problem(Path(r["eval"]))
         d, se, _ = paired_by_problem(passes[name], m0_problems, paired_metric)
         made = f"{model_seconds(root / name, r['trainer']):.0f}" if root is not None else "-"
-        lines.append(f"| {name} | {r['trainer']} | {format_metric(ev, 'greedy')} | {format_metric(ev, 'pass@1')} | "
-                     f"{format_metric(ev, f'maj@{k}')} | {format_mean_se(d, se, signed=True)} | {r['rollouts']} | "
-                     f"{r['tokens']} | {r['train_steps']} | {made} | {r['wall_s']:.0f} |")
+        lines.append(
+            f"| {name} | {r['trainer']} | {format_metric(ev, 'greedy')} | {format_metric(ev, 'pass@1')} | "
+            f"{format_metric(ev, f'maj@{k}')} | {format_mean_se(d, se, signed=True)} | {r['rollouts']} | "
+            f"{r['tokens']} | {r['train_steps']} | {made} | {r['wall_s']:.0f} |"
+        )
+
     def mean(name):
         values = [r[paired_metric] for r in passes[name].values() if paired_metric in r]
         return sum(values) / max(len(values), 1)
@@ -377,8 +439,9 @@ def best_line(title: str, ranked: list[str], passes: dict, paired_metric: str = 
     d, se, _ = paired_by_problem(passes[ranked[0]], passes[ranked[1]], paired_metric)
     verdict = "beyond" if abs(d) > 2 * se else "within"
     z = f"{d / se:.1f} SE" if se else "no spread"
-    return (f"{title}: **{ranked[0]}**, {d:+.3f} over {ranked[1]} (paired SE {se:.3f}: {z}, {verdict} 2 SE of "
-            f"the noise).")
+    return (
+        f"{title}: **{ranked[0]}**, {d:+.3f} over {ranked[1]} (paired SE {se:.3f}: {z}, {verdict} 2 SE of the noise)."
+    )
 
 
 def uses_gold(argv: list[str]) -> bool:
@@ -459,21 +522,36 @@ def run(s: CompareSettings) -> dict:
             if (m.folder / "guard.json").exists():  # the method's own rule chose its model, on its dev file: the
                 guard = json.loads((m.folder / "guard.json").read_text())  # held-out eval of that iteration
                 final = m.folder / f"iter_{guard['best_iteration']}" / "eval.json"
-            done[m.name] = {"trainer": m.trainer, "spec_hash": m.spec_hash, "eval": str(final),
-                            "wall_s": elapsed[m.name],
-                            "planned_rollouts": m.rollouts, **measured(m)}
+            done[m.name] = {
+                "trainer": m.trainer,
+                "spec_hash": m.spec_hash,
+                "eval": str(final),
+                "wall_s": elapsed[m.name],
+                "planned_rollouts": m.rollouts,
+                **measured(m),
+            }
             elapsed.pop(m.name)
             write_json(state_path, {**state, "settings": dataclasses.asdict(s), "methods": done})
         results = {m.name: done[m.name] for m in methods}
         m0 = json.loads(m0_path.read_text())
         gold = {m.name for m in methods if uses_gold(m.argv)}
         text, notes = table(results, k, m0, per_problem(m0_path), root, gold, s.paired_metric)
-        md = "\n".join([f"# {s.run_name}: methods on {results[methods[0].name]['planned_rollouts']} training "
-                        f"rollouts each", "", f"Held-out eval: {s.eval_recipe} (k {k}); ± is 1 SE over problems.",
-                        "model (s): the stage seconds that made the model (sampling, labels, pairs, training; "
-                        "shared samples of M_0 counted for each method that used them; evals left out). "
-                        "wall (s): this run's time for the method, its held-out evals included and shared work "
-                        "counted once.", "", text, "", *notes, ""])
+        md = "\n".join(
+            [
+                f"# {s.run_name}: methods on {results[methods[0].name]['planned_rollouts']} training rollouts each",
+                "",
+                f"Held-out eval: {s.eval_recipe} (k {k}); ± is 1 SE over problems.",
+                "model (s): the stage seconds that made the model (sampling, labels, pairs, training; "
+                "shared samples of M_0 counted for each method that used them; evals left out). "
+                "wall (s): this run's time for the method, its held-out evals included and shared work "
+                "counted once.",
+                "",
+                text,
+                "",
+                *notes,
+                "",
+            ]
+        )
         with atomic_path(root / "compare.md") as tmp:
             tmp.write_text(md)
         plot(results, k, m0, root / "compare.png")

@@ -44,13 +44,16 @@ from scpo.labelers import LABELERS
 @dataclass
 class LoopSettings(GuardBlock, TeacherBlock):
     """The loop: scpo plan / recipes/iterate.sh run every stage of every iteration."""
+
     OUTPUTS = ("samples_file", "labels_file", "pairs_file", "eval_output")  # no stage's output is another's input
 
     run_name: str = "scpo"  # the run's folder: <output_root>/<run_name>/iter_<t>/
     output_root: str = "runs"  # where runs go
     iterations: int = 2  # T: models M_1 .. M_T are trained
     model: str = "embedded"  # M_0: `embedded` or a local Hugging Face folder
-    initial_reference_model: str | None = None  # the model M_0 was fine-tuned from (CREAM's M_0 before SFT): M_0's reference
+    initial_reference_model: str | None = (
+        None  # the model M_0 was fine-tuned from (CREAM's M_0 before SFT): M_0's reference
+    )
     sft_file: str | None = None  # seed SFT data: the loop first fine-tunes `model` on it (scpo sft) and that is M_0
     iteration: int = 0  # (per stage; the plan sets it)
     dry_run: bool = False  # print the plan (or the Slurm submission) instead of running it
@@ -76,9 +79,11 @@ def check_model_choice(loop: LoopSettings, argv: list[str]) -> str | None:
     if loop.guard_metric:
         check_guard_metric(loop.guard_metric, argv)
         if not guard_file:
-            raise ScpoError(f"setting guard_metric={loop.guard_metric}: the guard chooses the run's model, so it "
-                            "watches a dev split, not the held-out eval: set guard_file (or dev_file) to dev "
-                            "problems with gold answers")
+            raise ScpoError(
+                f"setting guard_metric={loop.guard_metric}: the guard chooses the run's model, so it "
+                "watches a dev split, not the held-out eval: set guard_file (or dev_file) to dev "
+                "problems with gold answers"
+            )
     if eval_file:
         for setting, path in (("guard_file", guard_file if loop.guard_metric else None), ("dev_file", dev_file)):
             if path:
@@ -92,8 +97,9 @@ def check_guard_metric(metric: str, argv: list[str]) -> None:
     from scpo.tasks import get_task
 
     k = peek_setting(argv, "eval_k", EvalSettings)
-    known = ["greedy", "greedy_no_answer"] + (["pass@1", f"pass@{k}", f"maj@{k}", f"maj@{k}_strict", "no_answer"]
-                                              if k else [])
+    known = ["greedy", "greedy_no_answer"] + (
+        ["pass@1", f"pass@{k}", f"maj@{k}", f"maj@{k}_strict", "no_answer"] if k else []
+    )
     try:
         task = get_task(peek_setting(argv, "task", TaskBlock), **peek_setting(argv, "task_options", TaskBlock))
         credit = task.partial_credit
@@ -102,8 +108,10 @@ def check_guard_metric(metric: str, argv: list[str]) -> None:
     if credit:
         known += [f"greedy_{credit}"] + ([f"{credit}@1", f"maj@{k}_{credit}"] if k else [])
     if metric not in known:
-        raise ScpoError(f"setting guard_metric={metric!r}: scpo eval does not write it{did_you_mean(metric, known)}; "
-                        f"the loop's guard watches one of {', '.join(known)}")
+        raise ScpoError(
+            f"setting guard_metric={metric!r}: scpo eval does not write it{did_you_mean(metric, known)}; "
+            f"the loop's guard watches one of {', '.join(known)}"
+        )
 
 
 SETTINGS = LoopSettings
@@ -138,15 +146,30 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
         if not loop.guard_metric:
             return []
         greedy_only = ["--eval_k", "0"] if loop.guard_metric.startswith("greedy") else []
-        return [Step("eval", [*at(t, model), "--eval_file", guard_file, "--eval_output",
-                              f"{run_dir}/iter_{t}/{GUARD_EVAL}", *greedy_only], t, job, after)]
+        return [
+            Step(
+                "eval",
+                [
+                    *at(t, model),
+                    "--eval_file",
+                    guard_file,
+                    "--eval_output",
+                    f"{run_dir}/iter_{t}/{GUARD_EVAL}",
+                    *greedy_only,
+                ],
+                t,
+                job,
+                after,
+            )
+        ]
 
     model, lineage = loop.model, [loop.initial_reference_model] if loop.initial_reference_model else []
     steps = []
     if loop.sft_file:  # M_0 = `model` fine-tuned on the seed data (CREAM's first step); `model` is its reference
         sft_output = f"{run_dir}/sft/model"
-        steps.append(Step("sft", [*argv, "--iter_dir", f"{run_dir}/sft", "--model", model, "--output_dir", sft_output],
-                          0, "sft"))
+        steps.append(
+            Step("sft", [*argv, "--iter_dir", f"{run_dir}/sft", "--model", model, "--output_dir", sft_output], 0, "sft")
+        )
         model, lineage = sft_output, [loop.initial_reference_model or loop.model]
     after_sft = ["sft"] if loop.sft_file else []
     steps.append(Step("eval", at(0, model), 0, "eval-0", after_sft))
@@ -157,8 +180,10 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
 
     labeler_name = peek_setting(argv, "labeler", LabelSettings)
     if loop.vote_teacher != "current" and not LABELERS.get(labeler_name).takes_teacher_votes:
-        raise ScpoError(f"setting vote_teacher={loop.vote_teacher}: labeler={labeler_name} does not "
-                        "label by votes; a vote teacher works with the votes labeler")
+        raise ScpoError(
+            f"setting vote_teacher={loop.vote_teacher}: labeler={labeler_name} does not "
+            "label by votes; a vote teacher works with the votes labeler"
+        )
     for t in range(loop.iterations):
         args = at(t, model)
         after = ([f"guard-{t}"] if loop.guard_metric else [f"train-{t - 1}"]) if t else after_sft
@@ -183,8 +208,9 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
             label_args += ["--teacher_samples", f"{iter_dir}/teacher_samples.jsonl"]
             label_after.append(f"teacher-{t}")
         steps.append(Step("sample", args, t, f"sample-{t}", after, sharded=True))
-        for flag, reference in zip(("--reference_model", "--previous_reference_model"),
-                                   lineage[:labeler.reference_models]):
+        for flag, reference in zip(
+            ("--reference_model", "--previous_reference_model"), lineage[: labeler.reference_models]
+        ):
             label_args += [flag, reference]
         steps.append(Step("label", label_args, t, f"label-{t}", label_after))
         steps.append(Step("pairs", label_args, t, f"label-{t}", label_after))
@@ -195,8 +221,11 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
         steps.append(Step("eval", at(t + 1, model), t + 1, f"eval-{t + 1}", [f"train-{t}"]))
         steps += guard_eval(t + 1, model, f"eval-{t + 1}", [f"train-{t}"])
         if loop.guard_metric:  # after M_{t+1}'s eval: stop here when it did not improve (exit 3), keep the best
-            steps.append(Step("guard", [*at(t + 1, model), "--initial_model", initial], t + 1, f"guard-{t + 1}",
-                              [f"eval-{t + 1}"]))
+            steps.append(
+                Step(
+                    "guard", [*at(t + 1, model), "--initial_model", initial], t + 1, f"guard-{t + 1}", [f"eval-{t + 1}"]
+                )
+            )
     evals = [s.job for s in steps if s.stage == "eval"]
     steps.append(Step("report", [run_dir], loop.iterations, "report", evals))
     return loop, steps
@@ -216,9 +245,9 @@ def chained(steps: list[Step]) -> list[list[str]]:
         if len(engines) > 1:
             # the run's tail after its last engine stage is not kept in the chain (nothing there uses the engine)
             last = max(i for i, st in enumerate(run) if st.stage in ENGINE_STAGES)
-            parts = [[st.stage, *st.args] for st in run[:last + 1]]
+            parts = [[st.stage, *st.args] for st in run[: last + 1]]
             out.append(["chain", *[word for i, part in enumerate(parts) for word in (["--then"] if i else []) + part]])
-            out.extend([st.stage, *st.args] for st in run[last + 1:])
+            out.extend([st.stage, *st.args] for st in run[last + 1 :])
         else:
             out.extend([st.stage, *st.args] for st in run)
         run.clear()

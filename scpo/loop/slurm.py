@@ -61,8 +61,10 @@ class SlurmSettings(Block):
     def __post_init__(self):
         super().__post_init__()
         if self.nodes < 1 or self.gpus_per_node < 0:
-            raise ScpoError(f"settings nodes={self.nodes}, gpus_per_node={self.gpus_per_node}: need nodes >= 1 "
-                            "and gpus_per_node >= 0")
+            raise ScpoError(
+                f"settings nodes={self.nodes}, gpus_per_node={self.gpus_per_node}: need nodes >= 1 "
+                "and gpus_per_node >= 0"
+            )
         if self.array_parallelism is not None and self.array_parallelism < 1:
             raise ScpoError(f"setting array_parallelism={self.array_parallelism}: must be >= 1")
 
@@ -80,12 +82,29 @@ class Job:
     stages: list[str] = field(default_factory=list)  # kind "stages": the `scpo` stages it runs
 
 
-def sbatch_options(s: SlurmSettings, run_name: str, run_dir: Path, name: str, time: str, gpus: int = 0,
-                   nodes: int = 1, array: str | None = None) -> list[str]:
+def sbatch_options(
+    s: SlurmSettings,
+    run_name: str,
+    run_dir: Path,
+    name: str,
+    time: str,
+    gpus: int = 0,
+    nodes: int = 1,
+    array: str | None = None,
+) -> list[str]:
     log = "%x-%A_%a.out" if array else "%x-%j.out"
-    opts = [f"--job-name={run_name}-{name}", f"--output={run_dir / 'slurm' / log}", "--open-mode=append",
-            f"--chdir={ROOT}", "--export=ALL", f"--time={time}", f"--nodes={nodes}", "--ntasks-per-node=1",
-            "--requeue" if s.requeue else "--no-requeue", "--kill-on-invalid-dep=yes"]
+    opts = [
+        f"--job-name={run_name}-{name}",
+        f"--output={run_dir / 'slurm' / log}",
+        "--open-mode=append",
+        f"--chdir={ROOT}",
+        "--export=ALL",
+        f"--time={time}",
+        f"--nodes={nodes}",
+        "--ntasks-per-node=1",
+        "--requeue" if s.requeue else "--no-requeue",
+        "--kill-on-invalid-dep=yes",
+    ]
     for flag in ("partition", "account", "qos", "cpus_per_task", "mem"):
         if getattr(s, flag) is not None:
             opts.append(f"--{flag.replace('_', '-')}={getattr(s, flag)}")
@@ -124,7 +143,9 @@ def slurm_jobs(argv: list[str]) -> tuple[SlurmSettings, list[Job]]:
         if head.sharded:
             sample = parse_settings(SampleSettings, args)
             array = f"0-{sample.num_shards - 1}" + (f"%{s.array_parallelism}" if s.array_parallelism else "")
-            jobs.append(Job(name, "sample", opts(name, s.time_sample, gpus=engine_gpus(args), array=array), args, after))
+            jobs.append(
+                Job(name, "sample", opts(name, s.time_sample, gpus=engine_gpus(args), array=array), args, after)
+            )
             merge = head
             continue
         stages = [step.stage for step in group]
@@ -135,11 +156,20 @@ def slurm_jobs(argv: list[str]) -> tuple[SlurmSettings, list[Job]]:
         if head.stage in ("train", "sft"):
             train = parse_settings(TrainSettings, args)
             if s.nodes > 1 and not train.accelerate_config:
-                raise ScpoError(f"setting nodes={s.nodes}: training on several nodes needs accelerate_config "
-                                "(zero3, zero2 or ddp)")
+                raise ScpoError(
+                    f"setting nodes={s.nodes}: training on several nodes needs accelerate_config (zero3, zero2 or ddp)"
+                )
             port = ["--main_process_port", str(train.main_process_port or MAIN_PROCESS_PORT)]  # the same on every node
-            jobs.append(Job(name, "train", opts(name, s.time_train, gpus=s.gpus_per_node, nodes=s.nodes),
-                            [*args, *port], after, [head.stage]))
+            jobs.append(
+                Job(
+                    name,
+                    "train",
+                    opts(name, s.time_train, gpus=s.gpus_per_node, nodes=s.nodes),
+                    [*args, *port],
+                    after,
+                    [head.stage],
+                )
+            )
         elif head.stage == "eval":
             jobs.append(Job(name, "stages", opts(name, s.time_eval, gpus=engine_gpus(args)), args, after, stages))
         elif name.startswith("teacher-"):  # [the moving-average teacher ->] the vote teacher's samples: an engine
@@ -150,8 +180,16 @@ def slurm_jobs(argv: list[str]) -> tuple[SlurmSettings, list[Job]]:
             jobs.append(Job(name, "stages", opts(name, s.time_label), args, after, stages))
         else:  # merge + label + pairs: a GPU only for a labeler that runs an engine (a judge)
             labeler = LABELERS.get(peek_setting(args, "labeler", LabelSettings))
-            jobs.append(Job(name, "stages", opts(name, s.time_label, gpus=engine_gpus(args) if labeler.needs_gpu else 0), args,
-                            after, stages))
+            jobs.append(
+                Job(
+                    name,
+                    "stages",
+                    opts(name, s.time_label, gpus=engine_gpus(args) if labeler.needs_gpu else 0),
+                    args,
+                    after,
+                    stages,
+                )
+            )
     return s, jobs
 
 
@@ -161,13 +199,16 @@ def job_args(name: str, steps: list[Step]) -> list[str]:
     args = steps[0].args
     for step in steps[1:]:
         if not contains(args, step.args):
-            raise ScpoError(f"job {name}: `scpo {step.stage}` has settings that `scpo {steps[0].stage}` lacks; "
-                            "one job runs one argument list")
+            raise ScpoError(
+                f"job {name}: `scpo {step.stage}` has settings that `scpo {steps[0].stage}` lacks; "
+                "one job runs one argument list"
+            )
     return args
 
 
 def contains(args: list[str], part: list[str]) -> bool:
     """Whether every `--name value` of `part` is in `args` with the same value (the last one given wins)."""
+
     def flags(words):
         out, i = {}, 0
         while i < len(words):
@@ -178,6 +219,7 @@ def contains(args: list[str], part: list[str]) -> bool:
                 out[words[i]] = True
                 i += 1
         return out
+
     have = flags(args)
     return all(have.get(k) == v for k, v in flags(part).items())
 
@@ -195,8 +237,10 @@ def sbatch_command(job: Job, ids: dict[str, str]) -> list[str]:
 
 def dry_run(s: SlurmSettings, jobs: list[Job]) -> str:
     """A shell script that would submit the run (job ids as variables), then the job scripts it submits."""
-    lines = ["# scpo slurm submit --dry_run: the commands, run from " + str(ROOT),
-             "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in job_env(s).items())]
+    lines = [
+        "# scpo slurm submit --dry_run: the commands, run from " + str(ROOT),
+        "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in job_env(s).items()),
+    ]
     ids = {job.name: "$" + job.name.replace("-", "_") for job in jobs}
     for job in jobs:
         cmd = " ".join(a if a.startswith("--dependency=") else shlex.quote(a) for a in sbatch_command(job, ids))
@@ -215,11 +259,12 @@ def submit(s: SlurmSettings, jobs: list[Job]) -> dict[str, str]:
     for job in jobs:
         log = next(o for o in job.options if o.startswith("--output=")).split("=", 1)[1]
         Path(log).parent.mkdir(parents=True, exist_ok=True)  # sbatch does not create it
-        proc = subprocess.run(sbatch_command(job, ids), cwd=ROOT, env=env, capture_output=True, text=True,
-                              check=False)
+        proc = subprocess.run(sbatch_command(job, ids), cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         if proc.returncode:
-            raise ScpoError(f"sbatch for job {job.name} failed: {proc.stderr.strip()} "
-                            f"(submitted so far: {ids}; check the slurm settings)")
+            raise ScpoError(
+                f"sbatch for job {job.name} failed: {proc.stderr.strip()} "
+                f"(submitted so far: {ids}; check the slurm settings)"
+            )
         ids[job.name] = proc.stdout.strip().split(";")[0]
         print(f"[slurm] {job.name}: {ids[job.name]}", flush=True)
     return ids

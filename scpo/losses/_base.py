@@ -39,8 +39,17 @@ class PairLoss:
         """The training dataset as this loss wants it (a column averaged, ...); as it is by default."""
         return dataset
 
-    def __call__(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, chosen_lengths, *,
-                 beta: float, **columns):
+    def __call__(
+        self,
+        chosen_logps,
+        rejected_logps,
+        ref_chosen_logps,
+        ref_rejected_logps,
+        chosen_lengths,
+        *,
+        beta: float,
+        **columns,
+    ):
         """The loss of each pair (shape [batch])."""
         raise NotImplementedError
 

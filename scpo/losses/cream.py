@@ -43,8 +43,18 @@ class Cream(PairLoss):
             return average_consistency(dataset)
         return dataset
 
-    def __call__(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, chosen_lengths, *,
-                 beta, consistency=None, **columns):
+    def __call__(
+        self,
+        chosen_logps,
+        rejected_logps,
+        ref_chosen_logps,
+        ref_rejected_logps,
+        chosen_lengths,
+        *,
+        beta,
+        consistency=None,
+        **columns,
+    ):
         import torch.nn.functional as F
 
         if consistency is None:

@@ -12,6 +12,7 @@ class Dpo(PairLoss):
     name = "dpo"
     uses_trl_loss = True
 
-    def __call__(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, chosen_lengths, *,
-                 beta, **columns):
+    def __call__(
+        self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, chosen_lengths, *, beta, **columns
+    ):
         return preference_terms(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, beta)[1]

@@ -12,7 +12,8 @@ class Irpo(PairLoss):
     name = "irpo"
     settings = NllSettings
 
-    def __call__(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, chosen_lengths, *,
-                 beta, **columns):
+    def __call__(
+        self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, chosen_lengths, *, beta, **columns
+    ):
         _, preference = preference_terms(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, beta)
         return preference + self.s.alpha * length_normalised_nll(chosen_logps, chosen_lengths)

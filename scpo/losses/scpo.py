@@ -24,11 +24,23 @@ class Scpo(PairLoss):
             if not 0 <= w <= 1:
                 raise ScpoError(f"{path}:{i}: weight {w} is outside [0, 1]")
         if not any(row["weight"] > 0 for row in rows):
-            raise ScpoError(f"{path}: every pair has weight 0 (all votes tied): nothing to learn; "
-                            "lower tau or sample more completions per prompt")
+            raise ScpoError(
+                f"{path}: every pair has weight 0 (all votes tied): nothing to learn; "
+                "lower tau or sample more completions per prompt"
+            )
 
-    def __call__(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, chosen_lengths, *,
-                 beta, weight=None, **columns):
+    def __call__(
+        self,
+        chosen_logps,
+        rejected_logps,
+        ref_chosen_logps,
+        ref_rejected_logps,
+        chosen_lengths,
+        *,
+        beta,
+        weight=None,
+        **columns,
+    ):
         if weight is None:
             raise ValueError("the scpo loss needs a 'weight' column in the pairs file")
         margin, preference = preference_terms(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, beta)

@@ -35,7 +35,9 @@ def steps(run_dir: Path) -> list[dict]:
         if line.strip():
             entry = json.loads(line)
             by_step.setdefault(int(entry["step"]), {}).update(entry)
-    return [by_step[s] for s in sorted(by_step) if any(key in by_step[s] for key, _ in COLUMNS + [("guard/best_step", "")])]
+    return [
+        by_step[s] for s in sorted(by_step) if any(key in by_step[s] for key, _ in COLUMNS + [("guard/best_step", "")])
+    ]
 
 
 def _cell(value) -> str:
@@ -48,34 +50,46 @@ def _mean(rows: list[dict], key: str) -> float | None:
 
 
 def markdown(rows: list[dict], run_dir: Path) -> str:
-    lines = [f"# scpo grpo run {run_dir.name}", "",
-             ("Online RL with majority-vote rewards (TTRL). Per logged step: the training batch's votes (majority "
-              "ratio, label accuracy of the majority where gold exists, distinct answers, unparsed rollouts), the "
-              "reward, and greedy accuracy on held-out problems where it was measured."), "",
-             "| step | " + " | ".join(header for _, header in COLUMNS) + " |",
-             "|---" * (len(COLUMNS) + 1) + "|"]
+    lines = [
+        f"# scpo grpo run {run_dir.name}",
+        "",
+        (
+            "Online RL with majority-vote rewards (TTRL). Per logged step: the training batch's votes (majority "
+            "ratio, label accuracy of the majority where gold exists, distinct answers, unparsed rollouts), the "
+            "reward, and greedy accuracy on held-out problems where it was measured."
+        ),
+        "",
+        "| step | " + " | ".join(header for _, header in COLUMNS) + " |",
+        "|---" * (len(COLUMNS) + 1) + "|",
+    ]
     for r in rows:
         lines.append(f"| {r['step']} | " + " | ".join(_cell(r.get(key)) for key, _ in COLUMNS) + " |")
     held = [r for r in rows if "heldout/accuracy" in r]
     trained = [r for r in rows if "reward" in r]
     lines.append("")
     if len(held) >= 2:
-        lines.append(f"Held-out greedy accuracy: step {held[0]['step']} {held[0]['heldout/accuracy']:.3f} -> "
-                     f"step {held[-1]['step']} {held[-1]['heldout/accuracy']:.3f}.")
+        lines.append(
+            f"Held-out greedy accuracy: step {held[0]['step']} {held[0]['heldout/accuracy']:.3f} -> "
+            f"step {held[-1]['step']} {held[-1]['heldout/accuracy']:.3f}."
+        )
     if len(trained) >= 2:
         window = max(1, len(trained) // 4)
         first, last = trained[:window], trained[-window:]
-        for key, name in (("ttrl/majority_ratio", "Majority ratio"), ("ttrl/label_accuracy", "Label accuracy"),
-                          ("reward", "Reward")):
+        for key, name in (
+            ("ttrl/majority_ratio", "Majority ratio"),
+            ("ttrl/label_accuracy", "Label accuracy"),
+            ("reward", "Reward"),
+        ):
             a, b = _mean(first, key), _mean(last, key)
             if a is not None and b is not None:
                 lines.append(f"{name}: mean of the first {window} steps {a:.3f} -> last {window} steps {b:.3f}.")
     guard = next((r for r in reversed(rows) if r.get("guard/best_step") is not None), None)
     if guard is not None:
         stop = guard.get("guard/stopped_at")
-        lines.append(f"Collapse guard: best at step {guard['guard/best_step']} ({guard['guard/best_value']:.3f}), "
-                     + (f"stopped at step {stop}; the best model is the run's model." if stop is not None
-                        else "not stopped."))
+        lines.append(
+            f"Collapse guard: best at step {guard['guard/best_step']} ({guard['guard/best_value']:.3f}), "
+            + (f"stopped at step {stop}; the best model is the run's model." if stop is not None else "not stopped.")
+        )
     lines += ["", "![grpo metrics](grpo_metrics.png)", ""]
     return "\n".join(lines)
 
@@ -87,8 +101,12 @@ def plot(rows: list[dict], run_dir: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key, label, style in (("ttrl/majority_ratio", "majority ratio", "-"), ("ttrl/label_accuracy", "label accuracy", "-"),
-                              ("reward", "reward", ":"), ("heldout/accuracy", "held-out greedy accuracy", "-o")):
+    for key, label, style in (
+        ("ttrl/majority_ratio", "majority ratio", "-"),
+        ("ttrl/label_accuracy", "label accuracy", "-"),
+        ("reward", "reward", ":"),
+        ("heldout/accuracy", "held-out greedy accuracy", "-o"),
+    ):
         pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
         if pts:
             ax.plot([s for s, _ in pts], [v for _, v in pts], style, label=label, markersize=5)

@@ -12,16 +12,26 @@ from scpo.core.registry import Registry
 from scpo.rewards._base import Reward, RolloutBatch
 from scpo.rewards._trl import trl_reward
 from scpo.rewards._votes import (
-           GroupVote,
-           batch_stats,
-           format_rewards,
-           gold_answer,
-           gold_rewards,
-           is_correct,
-           vote_group,
+    GroupVote,
+    batch_stats,
+    format_rewards,
+    gold_answer,
+    gold_rewards,
+    is_correct,
+    vote_group,
 )
 
 REWARDS: Registry = Registry("reward", __name__, Reward, setting="reward_funcs", adapt=trl_reward)
 
-__all__ = ["REWARDS", "GroupVote", "Reward", "RolloutBatch", "batch_stats", "format_rewards", "gold_answer",
-           "gold_rewards", "is_correct", "vote_group"]
+__all__ = [
+    "REWARDS",
+    "GroupVote",
+    "Reward",
+    "RolloutBatch",
+    "batch_stats",
+    "format_rewards",
+    "gold_answer",
+    "gold_rewards",
+    "is_correct",
+    "vote_group",
+]

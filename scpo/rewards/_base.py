@@ -10,8 +10,9 @@ group statistics). TRL logs each under its name (rewards/<name>/mean) and weight
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 from scpo.rewards._votes import GroupVote
 from scpo.tasks import Task

@@ -39,13 +39,17 @@ class ScrlRewardSettings(ScrlLabelSettings):
             return
         funcs = getattr(self, "reward_funcs", None)  # scpo grpo's: the rule changes these rewards only
         if funcs is not None and not set(funcs) & set(SCRL_REWARDS):
-            raise ScpoError(f"setting vote_rule=scrl changes the {' and '.join(SCRL_REWARDS)} rewards, and "
-                            f"reward_funcs={list(funcs)} has neither: add one or drop vote_rule")
+            raise ScpoError(
+                f"setting vote_rule=scrl changes the {' and '.join(SCRL_REWARDS)} rewards, and "
+                f"reward_funcs={list(funcs)} has neither: add one or drop vote_rule"
+            )
         teacher = getattr(self, "vote_teacher", "current")
         if teacher != "current":
-            raise ScpoError(f"settings vote_rule=scrl and vote_teacher={teacher}: SCRL's entropy gate needs the "
-                            "voters' token entropies, and scpo grpo computes the policy's only; use vote_teacher: "
-                            "current")
+            raise ScpoError(
+                f"settings vote_rule=scrl and vote_teacher={teacher}: SCRL's entropy gate needs the "
+                "voters' token entropies, and scpo grpo computes the policy's only; use vote_teacher: "
+                "current"
+            )
 
 
 def uses_scrl(settings) -> bool:
@@ -55,8 +59,10 @@ def uses_scrl(settings) -> bool:
 def scrl_rewards(batch, s, continuous: bool) -> list[float]:
     """Every local rollout's SCRL reward (binary, or continuous for vote_share)."""
     if batch.group_entropies is None:
-        raise ScpoError("vote_rule=scrl needs each group's token entropies, and the batch has none (the reward must "
-                        "declare needs_token_stats)")
+        raise ScpoError(
+            "vote_rule=scrl needs each group's token entropies, and the batch has none (the reward must "
+            "declare needs_token_stats)"
+        )
     th = s.scrl_thresholds()
     labeled = []
 
@@ -65,8 +71,16 @@ def scrl_rewards(batch, s, continuous: bool) -> list[float]:
         labels = scrl_labels(group.votes, entropies, th)
         labeled.append(labels)
         if continuous:
-            return continuous_rewards(group.votes, labels, entropies, th.tau_low, s.scrl_a_plus, s.scrl_a_minus,
-                                      s.scrl_lambda_h, s.scrl_unparsed_reward)
+            return continuous_rewards(
+                group.votes,
+                labels,
+                entropies,
+                th.tau_low,
+                s.scrl_a_plus,
+                s.scrl_a_minus,
+                s.scrl_lambda_h,
+                s.scrl_unparsed_reward,
+            )
         return binary_rewards(group.votes, labels, s.scrl_unparsed_reward)
 
     values = batch.per_group(of_group)

@@ -28,8 +28,17 @@ from scpo.core.errors import ScpoError
 from scpo.rewards._base import Reward, RolloutBatch
 
 # The keywords a reward function always gets from `scpo grpo` (TRL's and scpo's dataset columns: id, gold).
-PASSED = ("prompts", "completions", "completion_ids", "id", "gold", "prompt_ids", "trainer_state", "log_extra",
-          "log_metric")
+PASSED = (
+    "prompts",
+    "completions",
+    "completion_ids",
+    "id",
+    "gold",
+    "prompt_ids",
+    "trainer_state",
+    "log_extra",
+    "log_metric",
+)
 
 
 class TrlFunctionReward(Reward):
@@ -46,11 +55,15 @@ class TrlFunctionReward(Reward):
         try:
             values = [None if v is None else float(v) for v in values]
         except (TypeError, ValueError) as e:
-            raise ScpoError(f"reward {self.path!r} returned {type(values).__name__} {str(values)[:80]!r}: expected "
-                            f"a list of numbers (or None), one per completion ({e})") from None
+            raise ScpoError(
+                f"reward {self.path!r} returned {type(values).__name__} {str(values)[:80]!r}: expected "
+                f"a list of numbers (or None), one per completion ({e})"
+            ) from None
         if len(values) != len(batch.texts):
-            raise ScpoError(f"reward {self.path!r} returned {len(values)} values for {len(batch.texts)} completions: "
-                            "one per completion is expected")
+            raise ScpoError(
+                f"reward {self.path!r} returned {len(values)} values for {len(batch.texts)} completions: "
+                "one per completion is expected"
+            )
         return values
 
 
@@ -58,27 +71,40 @@ def trl_reward(obj: object, path: str) -> type[Reward]:
     """The Reward subclass that calls `obj`, a TRL-style reward function named by `path`; a named ScpoError when
     `obj` is not one."""
     where = f"setting reward_funcs: {path!r}"
-    accepted = ("a Reward subclass (scpo/rewards/_base.py) or a TRL reward function "
-                "`def f(completions, **kwargs) -> list[float]`")
+    accepted = (
+        "a Reward subclass (scpo/rewards/_base.py) or a TRL reward function "
+        "`def f(completions, **kwargs) -> list[float]`"
+    )
     if isinstance(obj, type) or not callable(obj):
         what = "a class that is not a Reward" if isinstance(obj, type) else f"a {type(obj).__name__}, not callable"
         raise ScpoError(f"{where} is {what}; expected {accepted}")
     if inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(type(obj).__call__):
-        raise ScpoError(f"{where} is an async function; scpo calls rewards synchronously: write it as a plain "
-                        "function")
+        raise ScpoError(f"{where} is an async function; scpo calls rewards synchronously: write it as a plain function")
     try:
         parameters = inspect.signature(obj).parameters.values()
     except (TypeError, ValueError):  # a builtin without a signature: taken as it is
         parameters = None
     if parameters is not None:
         if not any(p.kind is p.VAR_KEYWORD for p in parameters):
-            raise ScpoError(f"{where} takes no **kwargs; TRL passes every dataset column and more as keywords "
-                            f"({', '.join(PASSED)}): define it as `def f(completions, **kwargs)`")
-        needed = [p.name for p in parameters if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
-                  p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and (p.kind is p.POSITIONAL_ONLY or p.name not in PASSED)]
+            raise ScpoError(
+                f"{where} takes no **kwargs; TRL passes every dataset column and more as keywords "
+                f"({', '.join(PASSED)}): define it as `def f(completions, **kwargs)`"
+            )
+        needed = [
+            p.name
+            for p in parameters
+            if p.default is p.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and (p.kind is p.POSITIONAL_ONLY or p.name not in PASSED)
+        ]
         if needed:
-            raise ScpoError(f"{where} needs {', '.join(needed)}, which scpo grpo does not pass (it passes "
-                            f"{', '.join(PASSED)} as keywords); give them defaults or read them from kwargs")
+            raise ScpoError(
+                f"{where} needs {', '.join(needed)}, which scpo grpo does not pass (it passes "
+                f"{', '.join(PASSED)} as keywords); give them defaults or read them from kwargs"
+            )
     name = getattr(obj, "__name__", None) or path.replace(":", ".").rsplit(".", 1)[-1]
-    return type(f"TrlReward_{name}", (TrlFunctionReward,),
-                {"name": name, "function": staticmethod(obj), "path": path, "__module__": __name__})
+    return type(
+        f"TrlReward_{name}",
+        (TrlFunctionReward,),
+        {"name": name, "function": staticmethod(obj), "path": path, "__module__": __name__},
+    )

@@ -60,8 +60,9 @@ class GroupVote:
         return [0.0 if g == UNPARSED else self.votes.groups[g].votes / self.size for g in self.votes.group_of]
 
 
-def vote_group(answers: Sequence[str | None], task: Task,
-               teacher_answers: Sequence[str | None] | None = None) -> GroupVote:
+def vote_group(
+    answers: Sequence[str | None], task: Task, teacher_answers: Sequence[str | None] | None = None
+) -> GroupVote:
     """The majority of one prompt's rollouts, given their extracted answers (None: no answer).
 
     With `teacher_answers` (vote_teacher: frozen | ema) only the teacher's rollouts vote: the rollouts join the
@@ -101,13 +102,17 @@ def gold_rewards(answers: Sequence[str | None], gold, task: Task) -> list[float 
     return [float(is_correct(a, target, task)) for a in answers]
 
 
-def format_rewards(completions: Sequence[str], answers: Sequence[str | None], pattern: str | None = None) -> list[float]:
+def format_rewards(
+    completions: Sequence[str], answers: Sequence[str | None], pattern: str | None = None
+) -> list[float]:
     """1 for a rollout that has a parseable final answer (and, with `pattern`, matches it as a whole), else 0."""
     import re
 
     regex = re.compile(pattern, re.DOTALL) if pattern else None
-    return [float(a is not None and (regex is None or regex.fullmatch(c.strip()) is not None))
-            for c, a in zip(completions, answers)]
+    return [
+        float(a is not None and (regex is None or regex.fullmatch(c.strip()) is not None))
+        for c, a in zip(completions, answers)
+    ]
 
 
 def batch_stats(groups: Sequence[GroupVote], golds: Sequence, task: Task) -> dict[str, float]:

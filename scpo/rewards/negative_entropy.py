@@ -32,8 +32,12 @@ class NegativeEntropySettings(Block):
     entropy_unparsed_reward: float | None = -7.0  # negative_entropy: the reward of a rollout without an answer (RENT's
     # format experiment: -entropy_base, 7.0 in its code); null: its entropy like any other
 
-    HASHED_WHEN_SET = ("entropy_tokens", "entropy_last_fraction", "entropy_aggregate",
-                       "entropy_unparsed_reward")  # joined later: unset, earlier grpo runs keep their manifests
+    HASHED_WHEN_SET = (
+        "entropy_tokens",
+        "entropy_last_fraction",
+        "entropy_aggregate",
+        "entropy_unparsed_reward",
+    )  # joined later: unset, earlier grpo runs keep their manifests
 
     def __post_init__(self):
         super().__post_init__()
@@ -50,7 +54,7 @@ class NegativeEntropySettings(Block):
 def counted(entropies: list[float], tokens: str, fraction: float) -> list[float]:
     if tokens == "all" or not entropies:
         return entropies
-    return entropies[-max(1, math.ceil(fraction * len(entropies))):]
+    return entropies[-max(1, math.ceil(fraction * len(entropies))) :]
 
 
 class NegativeEntropy(Reward):

@@ -25,13 +25,18 @@ class SemanticVoteShareSettings(Block):
     empo_entropy_low: float = 0.0  # semantic_vote_share: keep prompts with semantic entropy >= low x log n
     empo_entropy_high: float = 1.0  # ... and < high x log n (EMPO's code: H < log n)
 
-    HASHED_WHEN_SET = ("empo_entropy_low", "empo_entropy_high")  # joined later: unset, earlier grpo runs keep their manifests
+    HASHED_WHEN_SET = (
+        "empo_entropy_low",
+        "empo_entropy_high",
+    )  # joined later: unset, earlier grpo runs keep their manifests
 
     def __post_init__(self):
         super().__post_init__()
         if not 0 <= self.empo_entropy_low < self.empo_entropy_high <= 1:
-            raise ScpoError(f"settings empo_entropy_low={self.empo_entropy_low}, empo_entropy_high="
-                            f"{self.empo_entropy_high}: need 0 <= low < high <= 1 (fractions of log n)")
+            raise ScpoError(
+                f"settings empo_entropy_low={self.empo_entropy_low}, empo_entropy_high="
+                f"{self.empo_entropy_high}: need 0 <= low < high <= 1 (fractions of log n)"
+            )
 
 
 def cluster_shares(group) -> tuple[list[float], float]:
@@ -41,8 +46,10 @@ def cluster_shares(group) -> tuple[list[float], float]:
     scored by the teacher's clusters, and a policy rollout without an answer is in no teacher cluster, so it gets
     0, as a parsed answer the teacher never gave does (not 1/n, which would rank it above that answer)."""
     n = group.size
-    shares = [(0.0 if group.teacher else 1 / n) if g == UNPARSED else group.votes.groups[g].votes / n
-              for g in group.votes.group_of]
+    shares = [
+        (0.0 if group.teacher else 1 / n) if g == UNPARSED else group.votes.groups[g].votes / n
+        for g in group.votes.group_of
+    ]
     clusters = [g.votes / n for g in group.votes.groups if g.votes] + [1 / n] * group.unparsed
     return shares, -sum(p * math.log(p) for p in clusters)
 

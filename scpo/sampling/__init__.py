@@ -73,19 +73,41 @@ def _close_kept() -> None:
         sampler.close()
 
 
-def make_sampler(model_path: str, engine, *, top_p: float, top_k: int | None, max_tokens: int,
-                 stop: list[str] | None = None, lora_path: str | None = None):
+def make_sampler(
+    model_path: str,
+    engine,
+    *,
+    top_p: float,
+    top_k: int | None,
+    max_tokens: int,
+    stop: list[str] | None = None,
+    lora_path: str | None = None,
+):
     """The sampling backend `engine.backend` names (an EngineBlock: vllm, or hf as the fallback). Under
     keep_engine, the engine of the previous call when the model (its weights included), the engine settings and
     the adapter are the same; the decoding settings are the caller's either way."""
     decoding = dict(top_p=top_p, top_k=top_k, max_tokens=max_tokens, stop=stop or [])
     key = None
     if KEPT["keep"]:
-        key = json.dumps([engine.backend, model_path, model_fingerprint(model_path), engine.dtype,
-                          engine.max_model_len, engine.seed, engine.tensor_parallel_size,
-                          engine.gpu_memory_utilization, engine.enforce_eager, engine.top_p_window,
-                          engine.vllm_kwargs, lora_path,
-                          model_fingerprint(lora_path) if lora_path else None], sort_keys=True, default=str)
+        key = json.dumps(
+            [
+                engine.backend,
+                model_path,
+                model_fingerprint(model_path),
+                engine.dtype,
+                engine.max_model_len,
+                engine.seed,
+                engine.tensor_parallel_size,
+                engine.gpu_memory_utilization,
+                engine.enforce_eager,
+                engine.top_p_window,
+                engine.vllm_kwargs,
+                lora_path,
+                model_fingerprint(lora_path) if lora_path else None,
+            ],
+            sort_keys=True,
+            default=str,
+        )
         if KEPT["key"] == key:
             sampler = KEPT["sampler"]
             for name, value in decoding.items():
@@ -109,11 +131,20 @@ def _new_sampler(model_path: str, engine, decoding: dict, lora_path: str | None)
     else:
         from scpo.sampling.vllm_engine import VllmSampler
 
-        sampler = VllmSampler(model_path, seed=engine.seed, tensor_parallel_size=engine.tensor_parallel_size,
-                              gpu_memory_utilization=engine.gpu_memory_utilization,
-                              enforce_eager=engine.enforce_eager, top_p_window=engine.top_p_window,
-                              vllm_kwargs=engine.vllm_kwargs, **common)
+        sampler = VllmSampler(
+            model_path,
+            seed=engine.seed,
+            tensor_parallel_size=engine.tensor_parallel_size,
+            gpu_memory_utilization=engine.gpu_memory_utilization,
+            enforce_eager=engine.enforce_eager,
+            top_p_window=engine.top_p_window,
+            vllm_kwargs=engine.vllm_kwargs,
+            **common,
+        )
     # one line per engine start: `grep -c "engine started"` on a run's log counts them
-    print(f"[sampling] {engine.backend} engine started for {model_path} in {time.time() - started:.1f} s",
-          file=sys.stderr, flush=True)
+    print(
+        f"[sampling] {engine.backend} engine started for {model_path} in {time.time() - started:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
     return sampler

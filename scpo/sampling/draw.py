@@ -22,7 +22,9 @@ from scpo.tasks import Task
 from scpo.voting import UNPARSED, vote
 
 
-def sample_shard(problems: list[dict], sampler, task: Task, s, sampler_id: str | None = None) -> tuple[list[dict], dict]:
+def sample_shard(
+    problems: list[dict], sampler, task: Task, s, sampler_id: str | None = None
+) -> tuple[list[dict], dict]:
     """Samples one shard; returns its rows and counts. Prompts too long for the model are skipped and counted.
 
     `s` holds the sampling settings (k, temperature, seed, resample_n, adaptive, ...). `sampler_id` (the
@@ -37,12 +39,22 @@ def sample_shard(problems: list[dict], sampler, task: Task, s, sampler_id: str |
         ids = prompt_ids(tok, messages)
         if len(ids) >= sampler.max_model_len:
             too_long += 1
-            print(f"[sample] warning: problem {p['id']!r} has {len(ids)} prompt tokens >= max_model_len "
-                  f"{sampler.max_model_len}; skipped", file=sys.stderr)
+            print(
+                f"[sample] warning: problem {p['id']!r} has {len(ids)} prompt tokens >= max_model_len "
+                f"{sampler.max_model_len}; skipped",
+                file=sys.stderr,
+            )
             continue
         kept.append((p, messages))
-        requests.append(Request(key=str(p["id"]), prompt_token_ids=ids, n=s.k, temperature=s.temperature,
-                                seed=request_seed(s.seed, str(p["id"]))))
+        requests.append(
+            Request(
+                key=str(p["id"]),
+                prompt_token_ids=ids,
+                n=s.k,
+                temperature=s.temperature,
+                seed=request_seed(s.seed, str(p["id"])),
+            )
+        )
     adaptive = s.adaptive != "none"
     audit: dict = {}
     if adaptive:
@@ -54,8 +66,9 @@ def sample_shard(problems: list[dict], sampler, task: Task, s, sampler_id: str |
     rows: list[dict] = []
     resample_for: list[int] = []
     for j, ((p, messages), gens) in enumerate(zip(kept, outputs)):
-        new = sample_rows(p, messages, gens, s.temperature, resampled=False, start=0, tokens=s.save_token_ids,
-                          sampler_id=sampler_id)
+        new = sample_rows(
+            p, messages, gens, s.temperature, resampled=False, start=0, tokens=s.save_token_ids, sampler_id=sampler_id
+        )
         if adaptive:  # the labeler takes this as the prompt's k
             for row in new:
                 row["num_drawn"] = len(gens)
@@ -64,20 +77,41 @@ def sample_shard(problems: list[dict], sampler, task: Task, s, sampler_id: str |
         if s.resample_n and len(answers) == 1 and None not in answers:
             resample_for.append(j)
     if resample_for:  # ScPO: unanimous prompts get hotter samples so a rejected response can be found
-        extra = [Request(key=f"{requests[j].key}:resample", prompt_token_ids=requests[j].prompt_token_ids,
-                         n=s.resample_n, temperature=s.resample_temperature,
-                         seed=request_seed(s.seed, f"{requests[j].key}:resample")) for j in resample_for]
+        extra = [
+            Request(
+                key=f"{requests[j].key}:resample",
+                prompt_token_ids=requests[j].prompt_token_ids,
+                n=s.resample_n,
+                temperature=s.resample_temperature,
+                seed=request_seed(s.seed, f"{requests[j].key}:resample"),
+            )
+            for j in resample_for
+        ]
         extra_out = sampler.generate(extra)
         by_id = {}
         for j, gens in zip(resample_for, extra_out):
             p, messages = kept[j]
-            by_id[str(p["id"])] = sample_rows(p, messages, gens, s.resample_temperature, resampled=True, start=s.k,
-                                              tokens=s.save_token_ids, sampler_id=sampler_id)
+            by_id[str(p["id"])] = sample_rows(
+                p,
+                messages,
+                gens,
+                s.resample_temperature,
+                resampled=True,
+                start=s.k,
+                tokens=s.save_token_ids,
+                sampler_id=sampler_id,
+            )
         rows = _interleave(rows, by_id)
-    counts = {"problems": len(problems), "prompts_sampled": len(kept), "skipped_too_long": too_long,
-              "completions": len(rows), "resampled_prompts": len(resample_for),
-              "truncated": sum(r["finish_reason"] == "length" for r in rows),
-              "output_tokens": sum(r["num_tokens"] for r in rows), **audit}
+    counts = {
+        "problems": len(problems),
+        "prompts_sampled": len(kept),
+        "skipped_too_long": too_long,
+        "completions": len(rows),
+        "resampled_prompts": len(resample_for),
+        "truncated": sum(r["finish_reason"] == "length" for r in rows),
+        "output_tokens": sum(r["num_tokens"] for r in rows),
+        **audit,
+    }
     if adaptive:
         counts["samples_drawn"] = sum(len(g) for g in outputs)
         counts["stopped_early"] = sum(len(g) < s.k for g in outputs)
@@ -98,9 +132,14 @@ def draw_adaptively(sampler, requests: list[Request], task: Task, s) -> list[lis
     active = list(range(len(requests)))
     with tqdm(total=len(requests), desc="adaptive: prompts settled", unit="prompt") as bar:
         while active:
-            batch = [replace(requests[j], n=min(s.adaptive_round if gens[j] else s.adaptive_min_samples,
-                                                s.k - len(gens[j])), seed=requests[j].seed + len(gens[j]))
-                     for j in active]
+            batch = [
+                replace(
+                    requests[j],
+                    n=min(s.adaptive_round if gens[j] else s.adaptive_min_samples, s.k - len(gens[j])),
+                    seed=requests[j].seed + len(gens[j]),
+                )
+                for j in active
+            ]
             drawn_now = {}
             for j, out in zip(active, sampler.generate(batch)):
                 gens[j].extend(out)
@@ -115,28 +154,52 @@ def settled(gens: list, last_round: int, task: Task, s) -> bool:
     """The stopping rule on one prompt's samples so far (counts for the count rules, the answers in order for ESC)."""
     votes = vote([_answer(g, task) for g in gens], task)
     groups = [None if g == UNPARSED else g for g in votes.group_of]  # equivalent answers share a group
-    return should_stop([g.votes for g in votes.groups], len(gens), s.k, s.adaptive, s.adaptive_confidence,
-                       answers=groups, last_round=last_round)
+    return should_stop(
+        [g.votes for g in votes.groups],
+        len(gens),
+        s.k,
+        s.adaptive,
+        s.adaptive_confidence,
+        answers=groups,
+        last_round=last_round,
+    )
 
 
 def audit_adaptive(sampler, requests: list[Request], gens: list[list], task: Task, s) -> dict:
     """Draws the rest of k for a share of the prompts (by id hash) and counts majorities that would change."""
-    chosen = [j for j, r in enumerate(requests)
-              if request_seed(s.seed, f"{r.key}:audit") / (2**31 - 1) < s.adaptive_audit]
+    chosen = [
+        j for j, r in enumerate(requests) if request_seed(s.seed, f"{r.key}:audit") / (2**31 - 1) < s.adaptive_audit
+    ]
     short = [j for j in chosen if len(gens[j]) < s.k]
-    rest = sampler.generate([replace(requests[j], n=s.k - len(gens[j]), seed=requests[j].seed + len(gens[j]))
-                             for j in short]) if short else []
+    rest = (
+        sampler.generate(
+            [replace(requests[j], n=s.k - len(gens[j]), seed=requests[j].seed + len(gens[j])) for j in short]
+        )
+        if short
+        else []
+    )
     changed = 0
     for j, extra in zip(short, rest):
         drawn = leader(vote([_answer(g, task) for g in gens[j]], task))
         full = leader(vote([_answer(g, task) for g in gens[j] + extra], task))
         changed += not same_majority(drawn, full, task)
-    return {"audit_prompts": len(chosen), "audit_majority_changed": changed,
-            "audit_extra_tokens": sum(g.num_tokens for out in rest for g in out)}
+    return {
+        "audit_prompts": len(chosen),
+        "audit_majority_changed": changed,
+        "audit_extra_tokens": sum(g.num_tokens for out in rest for g in out),
+    }
 
 
-def sample_rows(problem: dict, messages: list[dict], gens, temperature: float, resampled: bool, start: int,
-                tokens: bool = False, sampler_id: str | None = None) -> list[dict]:
+def sample_rows(
+    problem: dict,
+    messages: list[dict],
+    gens,
+    temperature: float,
+    resampled: bool,
+    start: int,
+    tokens: bool = False,
+    sampler_id: str | None = None,
+) -> list[dict]:
     base = {"id": problem["id"], "prompt": problem["prompt"], "messages": messages}
     if sampler_id:
         base["sampler"] = sampler_id
@@ -148,9 +211,16 @@ def sample_rows(problem: dict, messages: list[dict], gens, temperature: float, r
         base["origin"] = problem["origin"]
     rows = []
     for i, g in enumerate(gens):
-        row = {**base, "sample_index": start + i, "completion": g.text, "num_tokens": g.num_tokens,
-               "finish_reason": g.finish_reason, "logprob": g.logprob, "temperature": temperature,
-               "resampled": resampled}
+        row = {
+            **base,
+            "sample_index": start + i,
+            "completion": g.text,
+            "num_tokens": g.num_tokens,
+            "finish_reason": g.finish_reason,
+            "logprob": g.logprob,
+            "temperature": temperature,
+            "resampled": resampled,
+        }
         if tokens:
             row["completion_token_ids"] = g.token_ids
             row["token_logprobs"] = g.token_logprobs

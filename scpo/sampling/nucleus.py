@@ -29,7 +29,6 @@ DEFAULT_WINDOW = 256  # candidates per row: 64, 256 and 1024 gave the same eval 
 def nucleus_filter(logits, k, p, window: int, sort_filter):
     """vLLM's `apply_top_k_top_p_pytorch(logits, k, p)` for top-p alone, from each row's `window` largest logits;
     `sort_filter` is vLLM's function, used where the window cannot decide. Modifies and returns `logits`."""
-    import torch
 
     if p is None or k is not None or not 0 < window < logits.shape[-1]:
         return sort_filter(logits, k, p)

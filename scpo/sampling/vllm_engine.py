@@ -18,8 +18,10 @@ from scpo.core.devices import cpu_has_bf16, has_gpu
 from scpo.core.errors import ScpoError
 from scpo.sampling import Generation, Request, nucleus
 
-OOM_HINT = ("out of memory: lower gpu_memory_utilization's competitors (other processes), or lower "
-            "max_model_len, max_num_seqs (vllm_kwargs) or k, or raise tensor_parallel_size")
+OOM_HINT = (
+    "out of memory: lower gpu_memory_utilization's competitors (other processes), or lower "
+    "max_model_len, max_num_seqs (vllm_kwargs) or k, or raise tensor_parallel_size"
+)
 
 
 def cpu_dtype(dtype: str) -> str:
@@ -29,8 +31,11 @@ def cpu_dtype(dtype: str) -> str:
     dtype is kept."""
     if dtype != "auto" or cpu_has_bf16():
         return dtype
-    print("[vllm] this CPU has no native bf16 (AVX512-BF16 / AMX): the engine runs in float32 (set dtype to force "
-          "another)", file=sys.stderr)
+    print(
+        "[vllm] this CPU has no native bf16 (AVX512-BF16 / AMX): the engine runs in float32 (set dtype to force "
+        "another)",
+        file=sys.stderr,
+    )
     return "float32"
 
 
@@ -53,20 +58,42 @@ def close_all() -> None:
 
 
 class VllmSampler:
-    def __init__(self, model: str, *, dtype: str = "auto", max_model_len: int | None = None, seed: int = 0,
-                 tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
-                 enforce_eager: bool = False, lora_path: str | None = None, top_p: float = 1.0,
-                 top_k: int | None = None, max_tokens: int = 512, stop: list[str] | None = None,
-                 top_p_window: int = nucleus.DEFAULT_WINDOW, vllm_kwargs: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        model: str,
+        *,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
+        seed: int = 0,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float | None = None,
+        enforce_eager: bool = False,
+        lora_path: str | None = None,
+        top_p: float = 1.0,
+        top_k: int | None = None,
+        max_tokens: int = 512,
+        stop: list[str] | None = None,
+        top_p_window: int = nucleus.DEFAULT_WINDOW,
+        vllm_kwargs: dict[str, Any] | None = None,
+    ):
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-        kwargs = engine_kwargs(model, dtype=dtype, max_model_len=max_model_len, seed=seed,
-                               tensor_parallel_size=tensor_parallel_size,
-                               gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
-                               lora_path=lora_path, vllm_kwargs=vllm_kwargs)
+        kwargs = engine_kwargs(
+            model,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            seed=seed,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enforce_eager=enforce_eager,
+            lora_path=lora_path,
+            vllm_kwargs=vllm_kwargs,
+        )
         try:
             from vllm import LLM
         except ImportError as e:
-            raise ScpoError(f"vLLM is not installed ({e}); install scpo[cpu] or scpo[gpu], or set backend: hf") from None
+            raise ScpoError(
+                f"vLLM is not installed ({e}); install scpo[cpu] or scpo[gpu], or set backend: hf"
+            ) from None
         if on_cpu():  # the CPU sampler's top-p without its full-vocabulary sort (exact: scpo/sampling/nucleus.py)
             nucleus.install(top_p_window)
         try:
@@ -99,8 +126,16 @@ class VllmSampler:
         from vllm.inputs import TokensPrompt
 
         params = [
-            SamplingParams(n=r.n, temperature=r.temperature, top_p=self.top_p, top_k=self.top_k or 0,
-                           max_tokens=self.max_tokens, stop=self.stop or None, seed=r.seed, logprobs=0)
+            SamplingParams(
+                n=r.n,
+                temperature=r.temperature,
+                top_p=self.top_p,
+                top_k=self.top_k or 0,
+                max_tokens=self.max_tokens,
+                stop=self.stop or None,
+                seed=r.seed,
+                logprobs=0,
+            )
             for r in requests
         ]
         prompts = [TokensPrompt(prompt_token_ids=r.prompt_token_ids) for r in requests]
@@ -113,10 +148,18 @@ class VllmSampler:
         return [[_generation(o) for o in out.outputs] for out in outputs]
 
 
-def engine_kwargs(model: str, *, dtype: str = "auto", max_model_len: int | None = None, seed: int = 0,
-                  tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
-                  enforce_eager: bool = False, lora_path: str | None = None,
-                  vllm_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+def engine_kwargs(
+    model: str,
+    *,
+    dtype: str = "auto",
+    max_model_len: int | None = None,
+    seed: int = 0,
+    tensor_parallel_size: int = 1,
+    gpu_memory_utilization: float | None = None,
+    enforce_eager: bool = False,
+    lora_path: str | None = None,
+    vllm_kwargs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The `vllm.LLM(...)` arguments scpo uses (and, on CPU, the process layout and thread binding it sets)."""
     cpu = on_cpu()
     if cpu:
@@ -134,8 +177,13 @@ def engine_kwargs(model: str, *, dtype: str = "auto", max_model_len: int | None 
     if cpu:
         dtype = cpu_dtype(dtype)
     kwargs: dict[str, Any] = dict(
-        model=model, dtype=dtype, seed=seed, tensor_parallel_size=tensor_parallel_size,
-        enforce_eager=enforce_eager, logprobs_mode="raw_logprobs", max_logprobs=1,
+        model=model,
+        dtype=dtype,
+        seed=seed,
+        tensor_parallel_size=tensor_parallel_size,
+        enforce_eager=enforce_eager,
+        logprobs_mode="raw_logprobs",
+        max_logprobs=1,
         # On CPU this sizes the KV cache in host RAM; 0.9 would starve the rest of the box.
         gpu_memory_utilization=gpu_memory_utilization or (0.3 if cpu else 0.9),
     )
@@ -186,8 +234,11 @@ def _generation(o) -> Generation:
     if o.logprobs:
         token_logprobs = [step[tid].logprob for step, tid in zip(o.logprobs, o.token_ids)]
     return Generation(
-        text=o.text, num_tokens=len(o.token_ids), finish_reason="length" if o.finish_reason == "length" else "stop",
-        logprob=sum(token_logprobs) if token_logprobs is not None else None, token_logprobs=token_logprobs,
+        text=o.text,
+        num_tokens=len(o.token_ids),
+        finish_reason="length" if o.finish_reason == "length" else "stop",
+        logprob=sum(token_logprobs) if token_logprobs is not None else None,
+        token_logprobs=token_logprobs,
         token_ids=list(o.token_ids),
     )
 

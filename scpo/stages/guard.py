@@ -48,15 +48,19 @@ def run(s: GuardSettings) -> dict:
     for t in range(s.iteration + 1):
         path = run_dir / f"iter_{t}" / GUARD_EVAL
         if not path.exists():
-            raise ScpoError(f"{path}: missing: the guard compares every iteration's eval on its dev file (run scpo "
-                            f"eval --eval_file <guard_file> --eval_output {path})")
+            raise ScpoError(
+                f"{path}: missing: the guard compares every iteration's eval on its dev file (run scpo "
+                f"eval --eval_file <guard_file> --eval_output {path})"
+            )
         try:
             metrics = json.loads(path.read_text())
         except ValueError as e:
             raise ScpoError(f"{path}: not a readable eval ({e}); run its scpo eval again with --overwrite") from None
         if not isinstance(metrics, dict):
-            raise ScpoError(f"{path}: holds {type(metrics).__name__}, not an eval's metrics; run its scpo eval again "
-                            "with --overwrite")
+            raise ScpoError(
+                f"{path}: holds {type(metrics).__name__}, not an eval's metrics; run its scpo eval again "
+                "with --overwrite"
+            )
         if s.guard_metric not in metrics:
             known = sorted(k for k, v in metrics.items() if isinstance(v, dict) and "mean" in v)
             raise ScpoError(f"setting guard_metric={s.guard_metric!r}: {path} has no such metric; it has {known}")
@@ -68,9 +72,15 @@ def run(s: GuardSettings) -> dict:
         if stop:
             break
     best = model_of(run_dir, rule.best_step, s.initial_model or s.model)
-    record = {"metric": s.guard_metric, "values": {f"M_{t}": v for t, v in enumerate(values)},
-              "best_iteration": rule.best_step, "best_value": rule.best_value, "best_model": best,
-              "stopped_after": rule.stopped_at, "reason": rule.reason}
+    record = {
+        "metric": s.guard_metric,
+        "values": {f"M_{t}": v for t, v in enumerate(values)},
+        "best_iteration": rule.best_step,
+        "best_value": rule.best_value,
+        "best_model": best,
+        "stopped_after": rule.stopped_at,
+        "reason": rule.reason,
+    }
     write_json(run_dir / "guard.json", record)
     link, tmp = run_dir / "final_model", run_dir / ".final_model.tmp"
     tmp.unlink(missing_ok=True)
@@ -78,8 +88,10 @@ def run(s: GuardSettings) -> dict:
     tmp.replace(link)  # atomic: the link always names a finished model
     print(f"[guard] {s.guard_metric} per model {record['values']}: best M_{rule.best_step} ({best})")
     if rule.stopped_at is not None:
-        raise LoopStop(f"the collapse guard stops the loop after M_{rule.stopped_at}: {rule.reason} since "
-                       f"M_{rule.best_step}; the run's model is {best} ({link})")
+        raise LoopStop(
+            f"the collapse guard stops the loop after M_{rule.stopped_at}: {rule.reason} since "
+            f"M_{rule.best_step}; the run's model is {best} ({link})"
+        )
     return record
 
 

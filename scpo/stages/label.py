@@ -22,6 +22,7 @@ from scpo.tasks import get_task
 @dataclass
 class LabelSettings(StageBlock, ShardBlock, EngineBlock, TaskBlock, ModelBlock):
     """scpo label: label each sample by the chosen labeler (votes, judge, implicit, cream, scir)."""
+
     OUTPUTS = ("labels_file",)  # checked against every other path setting (scpo/core/settings.py)
 
     samples_file: str | None = None  # default <iter_dir>/samples.jsonl
@@ -29,7 +30,9 @@ class LabelSettings(StageBlock, ShardBlock, EngineBlock, TaskBlock, ModelBlock):
     labeler: str = "votes"  # votes | judge | implicit | cream | scir | semantic, or a dotted path to a Labeler
     reference_model: str | None = None  # M_{t-1}, M_t's DPO reference; none for M_0 (the loop passes it)
     previous_reference_model: str | None = None  # M_{t-2} (cream: the previous iteration's reference)
-    teacher_samples: str | None = None  # vote_teacher frozen | ema: a teacher's samples of the same prompts, which vote (the loop passes them); the model's own samples make the pairs
+    teacher_samples: str | None = (
+        None  # vote_teacher frozen | ema: a teacher's samples of the same prompts, which vote (the loop passes them); the model's own samples make the pairs
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -53,8 +56,10 @@ def read_samples(path: str, required: dict) -> list[dict]:
 
 
 def run(s) -> dict | None:
-    files = LabelFiles(samples=iter_file(s.iter_dir, s.samples_file, "samples.jsonl"),
-                       labels=iter_file(s.iter_dir, s.labels_file, "labels.jsonl"))
+    files = LabelFiles(
+        samples=iter_file(s.iter_dir, s.samples_file, "samples.jsonl"),
+        labels=iter_file(s.iter_dir, s.labels_file, "labels.jsonl"),
+    )
     check_distinct({"labels_file": files.labels}, {"samples_file": files.samples})
     check_writable(files.labels, "labels_file")
     labeler = LABELERS.get(s.labeler)(s, get_task(s.task, **s.task_options))
@@ -68,8 +73,10 @@ def run(s) -> dict | None:
     inputs = [files.samples]
     if s.teacher_samples:
         if not labeler.takes_teacher_votes:
-            raise ScpoError(f"setting teacher_samples (vote_teacher): labeler={s.labeler} does not label by votes; "
-                            "a vote teacher works with the votes labeler")
+            raise ScpoError(
+                f"setting teacher_samples (vote_teacher): labeler={s.labeler} does not label by votes; "
+                "a vote teacher works with the votes labeler"
+            )
         check_distinct({"labels_file": files.labels}, {"teacher_samples": s.teacher_samples})
         inputs.append(s.teacher_samples)
 
@@ -95,8 +102,10 @@ def with_teacher_rows(rows: list[dict], teacher: list[dict], path: str) -> list[
     own = group_by_prompt(rows)
     missing = [i for i in own if i not in by_id]
     if missing:
-        raise ScpoError(f"{path}: the vote teacher has no samples of {len(missing)} prompt(s) of the samples file "
-                        f"(first: {missing[0]!r}); the teacher must sample the same problems")
+        raise ScpoError(
+            f"{path}: the vote teacher has no samples of {len(missing)} prompt(s) of the samples file "
+            f"(first: {missing[0]!r}); the teacher must sample the same problems"
+        )
     return [row for prompt, prompt_rows in own.items() for row in prompt_rows + by_id[prompt]]
 
 

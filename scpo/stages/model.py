@@ -15,8 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scpo.core.errors import ScpoError
-from scpo.core.models import EMBEDDED, PROVENANCE, build_tiny_model, cache_dir, prepare_embedded, \
-    prepare_packaged, resolve_model
+from scpo.core.models import (
+    EMBEDDED,
+    PROVENANCE,
+    build_tiny_model,
+    cache_dir,
+    prepare_embedded,
+    prepare_packaged,
+    resolve_model,
+)
 from scpo.core.packaged_models import PACKAGED
 from scpo.core.settings import parse_settings
 
@@ -44,15 +51,23 @@ def main(argv: list[str]) -> str:
         path = prepare_packaged(settings.model, output)
     elif action == "prepare":
         if settings.model != EMBEDDED:
-            raise ScpoError(f"scpo model prepare: unknown model {settings.model!r}; prepare knows "
-                            f"{', '.join([EMBEDDED, *PACKAGED])}")
+            raise ScpoError(
+                f"scpo model prepare: unknown model {settings.model!r}; prepare knows "
+                f"{', '.join([EMBEDDED, *PACKAGED])}"
+            )
         path = prepare_embedded(output)
     elif action == "show" and settings.model in PACKAGED:
         model = PACKAGED[settings.model]
         path = cache_dir() / "models" / model.folder
-        info = {"name": model.name, "path": str(path), "prepared": (path / "config.json").exists(),
-                "packages": model.requirements(), "gguf_bytes": model.size, "gguf_sha256": model.sha256,
-                "about": model.about}
+        info = {
+            "name": model.name,
+            "path": str(path),
+            "prepared": (path / "config.json").exists(),
+            "packages": model.requirements(),
+            "gguf_bytes": model.size,
+            "gguf_sha256": model.sha256,
+            "about": model.about,
+        }
         if (path / PROVENANCE).exists():
             info.update(json.loads((path / PROVENANCE).read_text()))
         print(json.dumps(info, indent=2))
@@ -60,9 +75,18 @@ def main(argv: list[str]) -> str:
     elif action == "show":
         path = Path(resolve_model(settings.model))
         config = json.loads((path / "config.json").read_text())
-        print(json.dumps({"path": str(path), "model_type": config.get("model_type"),
-                          "layers": config.get("num_hidden_layers"), "hidden": config.get("hidden_size"),
-                          "vocab": config.get("vocab_size")}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "path": str(path),
+                    "model_type": config.get("model_type"),
+                    "layers": config.get("num_hidden_layers"),
+                    "hidden": config.get("hidden_size"),
+                    "vocab": config.get("vocab_size"),
+                },
+                indent=2,
+            )
+        )
         return str(path)
     elif action == "tiny":
         if not settings.output:

@@ -26,6 +26,7 @@ from scpo.tasks import get_task
 @dataclass
 class PairsSettings(StageBlock, TaskBlock):
     """scpo pairs: preference pairs from a labels file, by the chosen labeler."""
+
     OUTPUTS = ("pairs_file",)  # checked against every other path setting (scpo/core/settings.py)
 
     labels_file: str | None = None  # default <iter_dir>/labels.jsonl
@@ -87,8 +88,10 @@ def run(s) -> dict:
         check_gold(rows, labeler.task, labels)
         pairs, counts = build_pairs(rows, labeler)
         if not pairs:
-            raise ScpoError(f"{labels}: 0 pairs from {counts['prompts']} prompts (skipped: {counts['skipped']}); "
-                            f"{labeler.no_pairs_advice(counts)}")
+            raise ScpoError(
+                f"{labels}: 0 pairs from {counts['prompts']} prompts (skipped: {counts['skipped']}); "
+                f"{labeler.no_pairs_advice(counts)}"
+            )
         write_rows(out, pairs)
         print(f"[pairs] {out}: {counts}")
         return counts

@@ -36,6 +36,7 @@ from scpo.tasks import get_task
 @dataclass
 class SampleSettings(StageBlock, ShardBlock, EngineBlock, DecodingBlock, TaskBlock, ModelBlock):
     """scpo sample: k completions per problem with vLLM (or transformers), sharded and resumable."""
+
     OUTPUTS = ("samples_file",)  # checked against every other path setting (scpo/core/settings.py)
 
     problems_file: str | None = None  # id, prompt[, gold]; default <iter_dir>/problems.jsonl
@@ -52,7 +53,9 @@ class SampleSettings(StageBlock, ShardBlock, EngineBlock, DecodingBlock, TaskBlo
     new_problems: int = 0  # > 0: also sample <iter_dir>/generated_problems.jsonl (scpo generate-problems)
     save_token_ids: bool = False  # also keep completion_token_ids and token_logprobs per row
     # Adaptive sampling (scpo/adaptive/): draw a prompt's samples in rounds, stop once its vote is settled.
-    adaptive: str = "none"  # none | overtake (exact) | beta | dirichlet (posterior at adaptive_confidence) | esc (windows)
+    adaptive: str = (
+        "none"  # none | overtake (exact) | beta | dirichlet (posterior at adaptive_confidence) | esc (windows)
+    )
     adaptive_min_samples: int = 4  # the first round
     adaptive_round: int = 2  # samples per later round
     adaptive_confidence: float = 0.95  # beta / dirichlet: stop when P(leader stays ahead) reaches this
@@ -68,8 +71,10 @@ class SampleSettings(StageBlock, ShardBlock, EngineBlock, DecodingBlock, TaskBlo
         if self.adaptive_min_samples < 1 or self.adaptive_round < 1:
             raise ScpoError("settings adaptive_min_samples and adaptive_round must be >= 1")
         if self.adaptive == "esc" and self.adaptive_min_samples != self.adaptive_round:
-            raise ScpoError(f"adaptive=esc draws windows of w samples: set adaptive_min_samples = adaptive_round = w "
-                            f"(now {self.adaptive_min_samples} and {self.adaptive_round}; ESC's default w is 5)")
+            raise ScpoError(
+                f"adaptive=esc draws windows of w samples: set adaptive_min_samples = adaptive_round = w "
+                f"(now {self.adaptive_min_samples} and {self.adaptive_round}; ESC's default w is 5)"
+            )
         if not 0 < self.adaptive_confidence < 1 or not 0 <= self.adaptive_audit <= 1:
             raise ScpoError("settings 0 < adaptive_confidence < 1 and 0 <= adaptive_audit <= 1 are required")
 
@@ -77,10 +82,32 @@ class SampleSettings(StageBlock, ShardBlock, EngineBlock, DecodingBlock, TaskBlo
 SETTINGS = SampleSettings
 
 # Settings that change what is sampled (the shard folder is named by their hash).
-SAMPLING_KEYS = ("task", "task_options", "k", "temperature", "top_p", "top_k", "max_tokens", "stop", "seed",
-                 "dtype", "max_model_len", "lora_path", "backend", "resample_n", "resample_temperature",
-                 "max_problems", "new_problems", "save_token_ids", "vllm_kwargs", "adaptive", "adaptive_min_samples",
-                 "adaptive_round", "adaptive_confidence", "adaptive_audit")
+SAMPLING_KEYS = (
+    "task",
+    "task_options",
+    "k",
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_tokens",
+    "stop",
+    "seed",
+    "dtype",
+    "max_model_len",
+    "lora_path",
+    "backend",
+    "resample_n",
+    "resample_temperature",
+    "max_problems",
+    "new_problems",
+    "save_token_ids",
+    "vllm_kwargs",
+    "adaptive",
+    "adaptive_min_samples",
+    "adaptive_round",
+    "adaptive_confidence",
+    "adaptive_audit",
+)
 
 
 class Plan:
@@ -134,10 +161,22 @@ def worker_commands(argv: list[str], s: SampleSettings, workers: int) -> list[tu
     for w in range(workers):
         env = {}
         if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[w * tp:(w + 1) * tp])
-        cmd = [sys.executable, "-m", "scpo.cli", "sample", *argv, "--data_parallel", "1",
-               "--num_shards", str(max(s.num_shards, workers)), "--worker_index", str(w),
-               "--worker_count", str(workers)]
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[w * tp : (w + 1) * tp])
+        cmd = [
+            sys.executable,
+            "-m",
+            "scpo.cli",
+            "sample",
+            *argv,
+            "--data_parallel",
+            "1",
+            "--num_shards",
+            str(max(s.num_shards, workers)),
+            "--worker_index",
+            str(w),
+            "--worker_count",
+            str(workers),
+        ]
         out.append((cmd, env))
     return out
 
@@ -149,8 +188,10 @@ def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
     if s.new_problems:
         generated = iter_file(s.iter_dir, None, "generated_problems.jsonl")
         if not Path(generated).exists():
-            raise ScpoError(f"setting new_problems={s.new_problems}: {generated} is missing; "
-                            "run `scpo generate-problems` with the same settings first")
+            raise ScpoError(
+                f"setting new_problems={s.new_problems}: {generated} is missing; "
+                "run `scpo generate-problems` with the same settings first"
+            )
         problems += read_rows(generated, required=PROBLEM_FIELDS, allow_empty=True)
     model_path = resolve_model(s.model)
     samples_file = iter_file(s.iter_dir, s.samples_file, "samples.jsonl")
@@ -175,7 +216,9 @@ def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
         shards = list(range(s.num_shards))
     pending = plan.shards.pending(shards, s.overwrite)
     if s.shard_index is not None and not pending:  # e.g. a requeued or resubmitted array task
-        print(f"[sample] shard {s.shard_index + 1}/{s.num_shards} is done ({plan.shards.file(s.shard_index)}); skipping")
+        print(
+            f"[sample] shard {s.shard_index + 1}/{s.num_shards} is done ({plan.shards.file(s.shard_index)}); skipping"
+        )
     if pending and workers > 1:
         launch_workers(argv or [], s, workers)
         pending = plan.shards.pending(shards, s.overwrite)
@@ -183,8 +226,9 @@ def run(s: SampleSettings, argv: list[str] | None = None) -> dict | None:
             raise ScpoError(f"data-parallel workers finished but shards {pending} are missing; re-run to resume")
     started = time.time()
     if pending:
-        sampler = make_sampler(model_path, s, top_p=s.top_p, top_k=s.top_k, max_tokens=s.max_tokens, stop=s.stop,
-                               lora_path=s.lora_path)
+        sampler = make_sampler(
+            model_path, s, top_p=s.top_p, top_k=s.top_k, max_tokens=s.max_tokens, stop=s.stop, lora_path=s.lora_path
+        )
         for i in pending:
             lo, hi = shard_bounds(len(problems), s.num_shards, i)
             t0 = time.time()
@@ -235,8 +279,9 @@ def launch_workers(argv: list[str], s: SampleSettings, workers: int) -> None:
         procs.append(subprocess.Popen(cmd, env={**os.environ, **env}))
     codes = [p.wait() for p in procs]
     if any(codes):
-        raise ScpoError(f"data-parallel sampling workers exited with codes {codes}; re-run to resume "
-                        "(finished shards are kept)")
+        raise ScpoError(
+            f"data-parallel sampling workers exited with codes {codes}; re-run to resume (finished shards are kept)"
+        )
 
 
 def main(argv: list[str]) -> dict | None:

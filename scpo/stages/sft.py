@@ -41,8 +41,9 @@ SETTINGS = SftSettings
 
 def parse(argv: list[str]):
     if wants_help(argv):
-        raise trl_help(SftSettings, {"SFTConfig (also as sft_<name>)": trl_keys.SFT_CONFIG,
-                                     "ModelConfig": trl_keys.MODEL_CONFIG})
+        raise trl_help(
+            SftSettings, {"SFTConfig (also as sft_<name>)": trl_keys.SFT_CONFIG, "ModelConfig": trl_keys.MODEL_CONFIG}
+        )
     from trl import ModelConfig, SFTConfig
 
     return parse_with_trl(argv, (SftSettings, SFTConfig, ModelConfig), stage="sft", prefix="sft_")
@@ -52,12 +53,15 @@ def check_examples(path: str) -> int:
     """Every row is one of TRL's SFT formats; the error names the line."""
     rows = read_numbered(path)
     for line, row in rows:
-        ok = (isinstance(row.get("messages"), list) and row["messages"]) or \
-            (isinstance(row.get("prompt"), (str, list)) and isinstance(row.get("completion"), (str, list))) or \
-            isinstance(row.get("text"), str)
+        ok = (
+            (isinstance(row.get("messages"), list) and row["messages"])
+            or (isinstance(row.get("prompt"), (str, list)) and isinstance(row.get("completion"), (str, list)))
+            or isinstance(row.get("text"), str)
+        )
         if not ok:
-            raise ScpoError(f"{path}:{line}: an SFT example needs one of {', '.join(FORMATS)} (fields present: "
-                            f"{sorted(row)})")
+            raise ScpoError(
+                f"{path}:{line}: an SFT example needs one of {', '.join(FORMATS)} (fields present: {sorted(row)})"
+            )
     return len(rows)
 
 
@@ -79,8 +83,9 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
     kind = "parquet" if settings.sft_file.endswith(".parquet") else "json"
     dataset = datasets.load_dataset(kind, data_files=settings.sft_file, split="train")
     tokenizer, model = job.load_model()
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=job.peft_config())
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=job.peft_config()
+    )
     counts = {"examples": examples}
     job.train(trainer, counts)
     counts["processes"] = trainer.accelerator.num_processes

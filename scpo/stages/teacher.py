@@ -66,7 +66,9 @@ def average(previous: str, current: str, alpha: float, output: Path) -> dict:
 
 def run(s: TeacherSettings) -> dict:
     if s.vote_teacher != "ema":
-        raise ScpoError(f"scpo teacher makes the moving-average teacher: setting vote_teacher=ema (now {s.vote_teacher!r})")
+        raise ScpoError(
+            f"scpo teacher makes the moving-average teacher: setting vote_teacher=ema (now {s.vote_teacher!r})"
+        )
     if not s.teacher_previous or not s.teacher_current:
         raise ScpoError("scpo teacher needs --teacher_previous (teacher_{t-1}, M_0 first) and --teacher_current (M_t)")
     if s.iteration < 1:
@@ -74,8 +76,13 @@ def run(s: TeacherSettings) -> dict:
     previous, current = resolve_model(s.teacher_previous), resolve_model(s.teacher_current)
     output = Path(iter_file(s.iter_dir, s.teacher_output, "teacher"))
     alpha = ema_alpha(s.iteration, max(s.iterations - 1, 1), s.teacher_alpha_start, s.teacher_alpha_end)
-    config = {"previous": previous, "previous_weights": model_fingerprint(previous), "current": current,
-              "current_weights": model_fingerprint(current), "alpha": alpha}
+    config = {
+        "previous": previous,
+        "previous_weights": model_fingerprint(previous),
+        "current": current,
+        "current_weights": model_fingerprint(current),
+        "alpha": alpha,
+    }
     return run_once("teacher", str(output), config, [], lambda: average(previous, current, alpha, output), s.overwrite)
 
 

@@ -23,12 +23,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from scpo.core import trl_keys
 from scpo.core.blocks import LaunchBlock, ModelBlock, StageBlock
 from scpo.core.errors import ScpoError
 from scpo.core.io import read_rows, write_json
 from scpo.core.manifest import iter_file, write_manifest
 from scpo.core.rows import EVAL_FIELDS
-from scpo.core import trl_keys
 from scpo.core.settings import peek, wants_help, with_extensions
 from scpo.losses import LOSSES, PairLoss
 from scpo.sampling import prompt_ids
@@ -65,8 +65,10 @@ class TrainSettings(StageBlock, LaunchBlock, ModelBlock):
         if self.select_checkpoint not in ("none", "dev"):
             raise ScpoError(f"setting select_checkpoint={self.select_checkpoint!r}: expected none or dev")
         if self.select_checkpoint == "dev" and not self.dev_file:
-            raise ScpoError("setting select_checkpoint=dev needs dev_file: dev problems with gold answers "
-                            "(e.g. scpo data --source gsm8k --split_preset scpo_gsm8k writes dev.jsonl)")
+            raise ScpoError(
+                "setting select_checkpoint=dev needs dev_file: dev problems with gold answers "
+                "(e.g. scpo data --source gsm8k --split_preset scpo_gsm8k writes dev.jsonl)"
+            )
         if self.select_metric not in SELECT_METRICS:
             raise ScpoError(f"setting select_metric={self.select_metric!r}: expected one of {SELECT_METRICS}")
         if self.check_ref_logps < 0 or self.ref_logps_tolerance <= 0:
@@ -119,13 +121,20 @@ def check_trl_options(loss: PairLoss, args) -> None:
     """TRL options that only its own loss implements; with ours they would be silently ignored."""
     if loss.uses_trl_loss:
         return
-    unsupported = {"ld_alpha": args.ld_alpha is not None, "f_divergence_type": args.f_divergence_type != "reverse_kl",
-                   "use_weighting": args.use_weighting, "label_smoothing": args.label_smoothing != 0,
-                   "sync_ref_model": args.sync_ref_model, "loss_type": list(args.loss_type) != ["sigmoid"]}
+    unsupported = {
+        "ld_alpha": args.ld_alpha is not None,
+        "f_divergence_type": args.f_divergence_type != "reverse_kl",
+        "use_weighting": args.use_weighting,
+        "label_smoothing": args.label_smoothing != 0,
+        "sync_ref_model": args.sync_ref_model,
+        "loss_type": list(args.loss_type) != ["sigmoid"],
+    }
     bad = [name for name, is_set in unsupported.items() if is_set]
     if bad:
-        raise ScpoError(f"setting(s) {bad} apply to TRL's own losses only; with loss={loss.name} they would be "
-                        "ignored. Unset them, or use loss: dpo")
+        raise ScpoError(
+            f"setting(s) {bad} apply to TRL's own losses only; with loss={loss.name} they would be "
+            "ignored. Unset them, or use loss: dpo"
+        )
 
 
 def to_sampler_tokens(ds, tokenizer, max_length: int | None = None, columns: tuple[str, ...] = ()):
@@ -134,6 +143,7 @@ def to_sampler_tokens(ds, tokenizer, max_length: int | None = None, columns: tup
     Pairs longer than max_length are dropped: cutting them would score fewer tokens under the policy
     than the sampler's reference log-probs cover, and the margin would be wrong.
     """
+
     def tokenize(row):
         ids = prompt_ids(tokenizer, row["prompt"])  # chat messages, or plain text (a task without a chat template)
         return {"prompt_ids": ids, "chosen_ids": row["chosen_token_ids"], "rejected_ids": row["rejected_token_ids"]}
@@ -144,8 +154,10 @@ def to_sampler_tokens(ds, tokenizer, max_length: int | None = None, columns: tup
         before = len(ds)
         ds = ds.filter(lambda r: len(r["prompt_ids"]) + max(len(r["chosen_ids"]), len(r["rejected_ids"])) <= max_length)
         if len(ds) < before:
-            print(f"[train] dropped {before - len(ds)} of {before} pairs longer than max_length={max_length}",
-                  file=sys.stderr)
+            print(
+                f"[train] dropped {before - len(ds)} of {before} pairs longer than max_length={max_length}",
+                file=sys.stderr,
+            )
         if not len(ds):
             raise ScpoError(f"every pair is longer than max_length={max_length}: raise max_length")
     return ds
@@ -158,8 +170,14 @@ def run(settings, training_args, model_args, argv: list[str]) -> dict | None:
         from transformers.trainer_utils import SaveStrategy
 
         training_args.save_strategy, training_args.save_total_limit = SaveStrategy.EPOCH, None
-    job = TrlJob("train", settings, training_args, model_args, argv,
-                 inputs=[pairs_file] + ([settings.dev_file] if selecting else []))
+    job = TrlJob(
+        "train",
+        settings,
+        training_args,
+        model_args,
+        argv,
+        inputs=[pairs_file] + ([settings.dev_file] if selecting else []),
+    )
     if (done := job.done()) is not None:
         return done
     loss = LOSSES.get(settings.loss)(settings)
@@ -169,8 +187,10 @@ def run(settings, training_args, model_args, argv: list[str]) -> dict | None:
         check_dev_file(settings.dev_file)
         epochs = training_args.num_train_epochs
         if not (epochs >= 1 and float(epochs).is_integer()) or training_args.max_steps > 0:
-            raise ScpoError(f"select_checkpoint=dev picks an epoch: needs a whole num_train_epochs >= 1 (now "
-                            f"{training_args.num_train_epochs}) and no max_steps (now {training_args.max_steps})")
+            raise ScpoError(
+                f"select_checkpoint=dev picks an epoch: needs a whole num_train_epochs >= 1 (now "
+                f"{training_args.num_train_epochs}) and no max_steps (now {training_args.max_steps})"
+            )
     reference = choose_reference(settings, model_args, pairs_file, job)
     if selecting and not os.environ.get(TRAIN_PHASE_ENV):
         return select_on_dev(job, reference)
@@ -187,13 +207,25 @@ def run(settings, training_args, model_args, argv: list[str]) -> dict | None:
     else:
         ds = ds.remove_columns([c for c in ds.column_names if c.startswith("ref_")])
     # Our losses read reference log-probs from the batch, so they are always precomputed (or the sampler's).
-    training_args.precompute_ref_log_probs = not loss.uses_trl_loss or reference["reference"] == "sampler" or \
-        training_args.precompute_ref_log_probs
-    collator = PairCollator(pad_token_id=tokenizer.pad_token_id, max_length=training_args.max_length,
-                            truncation_mode=training_args.truncation_mode,
-                            pad_to_multiple_of=training_args.pad_to_multiple_of, columns=loss.columns)
-    trainer = ScpoTrainer(model=model, args=training_args, train_dataset=ds, processing_class=tokenizer,
-                          data_collator=collator, peft_config=job.peft_config(), loss=loss)
+    training_args.precompute_ref_log_probs = (
+        not loss.uses_trl_loss or reference["reference"] == "sampler" or training_args.precompute_ref_log_probs
+    )
+    collator = PairCollator(
+        pad_token_id=tokenizer.pad_token_id,
+        max_length=training_args.max_length,
+        truncation_mode=training_args.truncation_mode,
+        pad_to_multiple_of=training_args.pad_to_multiple_of,
+        columns=loss.columns,
+    )
+    trainer = ScpoTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=ds,
+        processing_class=tokenizer,
+        data_collator=collator,
+        peft_config=job.peft_config(),
+        loss=loss,
+    )
     counts = {"pairs": len(ds), "loss_type": settings.loss, **reference}
     if selecting:
         from scpo.training.selection import keep_newest_training_state, mark_trained
@@ -247,9 +279,25 @@ def select_on_dev(job: TrlJob, reference: dict) -> dict | None:
             model = folder / "merged"
             if not (model / "config.json").exists():
                 merge_lora(job.model_path, checkpoint["path"], str(model))
-        cmd = [sys.executable, "-m", "scpo.cli", "eval", *job.argv, "--model", str(model), "--eval_file", s.dev_file,
-               "--eval_output", str(folder / "eval.json"), "--max_eval_problems", "none", "--greedy", "true",
-               "--overwrite", "false"]  # --overwrite redid the training; a finished epoch's evaluation stays
+        cmd = [
+            sys.executable,
+            "-m",
+            "scpo.cli",
+            "eval",
+            *job.argv,
+            "--model",
+            str(model),
+            "--eval_file",
+            s.dev_file,
+            "--eval_output",
+            str(folder / "eval.json"),
+            "--max_eval_problems",
+            "none",
+            "--greedy",
+            "true",
+            "--overwrite",
+            "false",
+        ]  # --overwrite redid the training; a finished epoch's evaluation stays
         if s.select_metric == "greedy":
             cmd += ["--eval_k", "0"]  # greedy accuracy needs no samples
         job.log(f"dev evaluation of epoch {checkpoint['epoch']}: {' '.join(cmd[3:])}")
@@ -264,9 +312,14 @@ def select_on_dev(job: TrlJob, reference: dict) -> dict | None:
         (job.output_dir / "adapter").mkdir(exist_ok=True)
         install(Path(chosen["path"]), job.output_dir / "adapter")
     counts = json.loads((selection_dir(job.output_dir) / "train_counts.json").read_text())
-    counts.update(select_metric=s.select_metric, selected_epoch=chosen["epoch"], selected_step=chosen["step"],
-                  selected_value=chosen["value"], installed_files=len(installed),
-                  dev_curve=[{k: e[k] for k in ("epoch", "step", "value")} for e in curve])
+    counts.update(
+        select_metric=s.select_metric,
+        selected_epoch=chosen["epoch"],
+        selected_step=chosen["step"],
+        selected_value=chosen["value"],
+        installed_files=len(installed),
+        dev_curve=[{k: e[k] for k in ("epoch", "step", "value")} for e in curve],
+    )
     job.log(f"selected epoch {chosen['epoch']} (dev {s.select_metric} {chosen['value']:.4f}) of {len(curve)}")
     manifest = write_manifest(str(job.output_dir), "train", job.config, job.inputs, counts, job.started)
     if not s.keep_checkpoints:  # after the manifest: a kill here leaves extra files, never a lost selection
@@ -274,8 +327,6 @@ def select_on_dev(job: TrlJob, reference: dict) -> dict | None:
             shutil.rmtree(checkpoint["path"], ignore_errors=True)
             shutil.rmtree(selection_dir(job.output_dir) / f"epoch-{checkpoint['epoch']}" / "merged", ignore_errors=True)
     return manifest
-
-
 
 
 REFERENCE_ENV = "SCPO_TRAIN_REFERENCE"  # the parent's choice, for the processes accelerate / torchrun start
@@ -295,11 +346,15 @@ def choose_reference(settings, model_args, pairs_file: str, job: TrlJob) -> dict
         reference = "sampler" if ready and sampled_by(rows, job.model_path) else "model"
     if reference == "sampler":
         if not ready:
-            raise ScpoError(f"{pairs_file}: reference=sampler needs {', '.join(SAMPLER_COLUMNS)} in every pair "
-                            "(sample with save_token_ids: true)")
+            raise ScpoError(
+                f"{pairs_file}: reference=sampler needs {', '.join(SAMPLER_COLUMNS)} in every pair "
+                "(sample with save_token_ids: true)"
+            )
         if any("ref_model" in r for r in rows) and not sampled_by(rows, job.model_path):
-            raise ScpoError(f"{pairs_file}: sampled by {sorted({str(r.get('ref_model')) for r in rows})}, not by "
-                            f"{job.model_path}; its log-probs are not this model's reference (use reference: model)")
+            raise ScpoError(
+                f"{pairs_file}: sampled by {sorted({str(r.get('ref_model')) for r in rows})}, not by "
+                f"{job.model_path}; its log-probs are not this model's reference (use reference: model)"
+            )
     out: dict = {"reference": reference}
     if reference == "sampler" and settings.check_ref_logps:
         from scpo.training.reference import reference_gap
@@ -307,14 +362,18 @@ def choose_reference(settings, model_args, pairs_file: str, job: TrlJob) -> dict
         dtype = model_args.dtype if model_args.dtype not in (None, "auto") else "auto"
         gap = reference_gap(rows, job.model_path, dtype=dtype, n=settings.check_ref_logps)
         out["ref_logps_check"] = gap
-        print(f"[train] sampler reference log-probs vs a forward of {job.model_path} over {gap['sequences']} "
-              f"sequences: per-token gap mean {gap['mean_gap_per_token']:.2e}, max {gap['max_gap_per_token']:.2e} "
-              f"nats (tolerance {settings.ref_logps_tolerance})")
+        print(
+            f"[train] sampler reference log-probs vs a forward of {job.model_path} over {gap['sequences']} "
+            f"sequences: per-token gap mean {gap['mean_gap_per_token']:.2e}, max {gap['max_gap_per_token']:.2e} "
+            f"nats (tolerance {settings.ref_logps_tolerance})"
+        )
         if gap["max_gap_per_token"] > settings.ref_logps_tolerance:
-            print(f"[train] the sampler's log-probs are not this model's (max per-token gap "
-                  f"{gap['max_gap_per_token']:.3f} > ref_logps_tolerance {settings.ref_logps_tolerance}): falling back "
-                  "to TRL's reference pass (reference: model); raise ref_logps_tolerance to keep the sampler's",
-                  file=sys.stderr)
+            print(
+                f"[train] the sampler's log-probs are not this model's (max per-token gap "
+                f"{gap['max_gap_per_token']:.3f} > ref_logps_tolerance {settings.ref_logps_tolerance}): falling back "
+                "to TRL's reference pass (reference: model); raise ref_logps_tolerance to keep the sampler's",
+                file=sys.stderr,
+            )
             out["reference"] = "model"
             out["reference_fallback"] = True
     return out

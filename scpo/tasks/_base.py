@@ -8,8 +8,8 @@ answer to a hashable canonical form (equal keys are always equivalent, found in 
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Hashable
 
 
 @dataclass

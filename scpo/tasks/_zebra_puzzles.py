@@ -33,28 +33,59 @@ MIN_SIZE, MAX_SIZE = 2, 6
 # The first line's wording and the Name / Drink values are ZeroEval's one-shot example (src/templates/ZEBRA_GRID.py).
 ATTRIBUTES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "Name": ("Each person has a unique name", "{}", ("Arnold", "Eric", "Peter", "Alice", "Bob", "Carol")),
-    "Drink": ("Each person has a unique favorite drink", "the one who only drinks {}",
-              ("tea", "water", "milk", "coffee", "juice", "soda")),
-    "Color": ("Each person has a unique favorite color", "the person who loves {}",
-              ("red", "blue", "green", "yellow", "white", "purple")),
-    "Pet": ("Each person has a unique pet", "the person who keeps a {}",
-            ("cat", "dog", "bird", "fish", "horse", "rabbit")),
-    "Food": ("Each person has a unique favorite food", "the person who likes {}",
-             ("pizza", "soup", "stew", "spaghetti", "curry", "salad")),
-    "Hobby": ("Each person has a unique hobby", "the person who enjoys {}",
-              ("gardening", "painting", "cooking", "hiking", "knitting", "photography")),
-    "Job": ("Each person has a unique occupation", "the {}",
-            ("doctor", "teacher", "engineer", "artist", "lawyer", "nurse")),
-    "Car": ("Each person drives a unique car", "the person who drives a {}",
-            ("Toyota", "Ford", "BMW", "Tesla", "Honda", "Audi")),
+    "Drink": (
+        "Each person has a unique favorite drink",
+        "the one who only drinks {}",
+        ("tea", "water", "milk", "coffee", "juice", "soda"),
+    ),
+    "Color": (
+        "Each person has a unique favorite color",
+        "the person who loves {}",
+        ("red", "blue", "green", "yellow", "white", "purple"),
+    ),
+    "Pet": (
+        "Each person has a unique pet",
+        "the person who keeps a {}",
+        ("cat", "dog", "bird", "fish", "horse", "rabbit"),
+    ),
+    "Food": (
+        "Each person has a unique favorite food",
+        "the person who likes {}",
+        ("pizza", "soup", "stew", "spaghetti", "curry", "salad"),
+    ),
+    "Hobby": (
+        "Each person has a unique hobby",
+        "the person who enjoys {}",
+        ("gardening", "painting", "cooking", "hiking", "knitting", "photography"),
+    ),
+    "Job": (
+        "Each person has a unique occupation",
+        "the {}",
+        ("doctor", "teacher", "engineer", "artist", "lawyer", "nurse"),
+    ),
+    "Car": (
+        "Each person drives a unique car",
+        "the person who drives a {}",
+        ("Toyota", "Ford", "BMW", "Tesla", "Honda", "Audi"),
+    ),
 }
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
 
 # Clue types (ZebraLogic §2.1): found_at / not_at take (item, house); the others take two items.
 # distance: the house distance the relation needs (None: any); sampling weight: choice, so that clue sets
 # are not dominated by the many not_at / not_same facts.
-CLUE_TYPES = {"found_at": 1.0, "not_at": 1.0, "same_house": 2.0, "not_same_house": 1.0, "left_of": 1.0,
-              "right_of": 1.0, "directly_left": 1.5, "next_to": 1.5, "one_between": 1.0, "two_between": 1.0}
+CLUE_TYPES = {
+    "found_at": 1.0,
+    "not_at": 1.0,
+    "same_house": 2.0,
+    "not_same_house": 1.0,
+    "left_of": 1.0,
+    "right_of": 1.0,
+    "directly_left": 1.5,
+    "next_to": 1.5,
+    "one_between": 1.0,
+    "two_between": 1.0,
+}
 
 Item = tuple[str, str]  # (attribute, value)
 
@@ -75,7 +106,7 @@ class Clue:
         return row
 
     @classmethod
-    def from_row(cls, row: dict, where: str) -> "Clue":
+    def from_row(cls, row: dict, where: str) -> Clue:
         if not isinstance(row, dict) or row.get("type") not in CLUE_TYPES:
             raise ScpoError(f"{where}: clue {row!r}: type must be one of {sorted(CLUE_TYPES)}")
         one_item = row["type"] in ("found_at", "not_at")
@@ -84,8 +115,10 @@ class Clue:
             y = None if one_item else tuple(row["y"])
             house = int(row["house"]) if one_item else None
         except (KeyError, TypeError, ValueError) as e:
-            raise ScpoError(f"{where}: clue {row!r}: needs x [attribute, value] and "
-                            f"{'house' if one_item else 'y [attribute, value]'} ({e})") from None
+            raise ScpoError(
+                f"{where}: clue {row!r}: needs x [attribute, value] and "
+                f"{'house' if one_item else 'y [attribute, value]'} ({e})"
+            ) from None
         return cls(row["type"], x, y, house)
 
 
@@ -119,9 +152,16 @@ def holds(clue: Clue, where: dict[Item, int]) -> bool:
     if clue.type == "not_at":
         return hx != clue.house - 1
     hy = where[clue.y]
-    return {"same_house": hx == hy, "not_same_house": hx != hy, "left_of": hx < hy, "right_of": hx > hy,
-            "directly_left": hx + 1 == hy, "next_to": abs(hx - hy) == 1, "one_between": abs(hx - hy) == 2,
-            "two_between": abs(hx - hy) == 3}[clue.type]
+    return {
+        "same_house": hx == hy,
+        "not_same_house": hx != hy,
+        "left_of": hx < hy,
+        "right_of": hx > hy,
+        "directly_left": hx + 1 == hy,
+        "next_to": abs(hx - hy) == 1,
+        "one_between": abs(hx - hy) == 2,
+        "two_between": abs(hx - hy) == 3,
+    }[clue.type]
 
 
 class Encoding:
@@ -163,9 +203,14 @@ class Encoding:
             return [c for h in range(n) for c in ([-self.var(x, h), self.var(y, h)], [-self.var(y, h), self.var(x, h)])]
         if clue.type == "not_same_house":
             return [[-self.var(x, h), -self.var(y, h)] for h in range(n)]
-        allowed = {"left_of": lambda h: range(h + 1, n), "right_of": lambda h: range(h),
-                   "directly_left": lambda h: [h + 1], "next_to": lambda h: [h - 1, h + 1],
-                   "one_between": lambda h: [h - 2, h + 2], "two_between": lambda h: [h - 3, h + 3]}[clue.type]
+        allowed = {
+            "left_of": lambda h: range(h + 1, n),
+            "right_of": lambda h: range(h),
+            "directly_left": lambda h: [h + 1],
+            "next_to": lambda h: [h - 1, h + 1],
+            "one_between": lambda h: [h - 2, h + 2],
+            "two_between": lambda h: [h - 3, h + 3],
+        }[clue.type]
         # x in house h implies y in one of the allowed houses
         return [[-self.var(x, h)] + [self.var(y, g) for g in allowed(h) if 0 <= g < n] for h in range(n)]
 
@@ -194,8 +239,16 @@ def _true_clues(n: int, where: dict[Item, int], items: list[Item]) -> list[Clue]
     for x, y in itertools.permutations(items, 2):
         if x[0] == y[0]:
             continue  # two values of one attribute: the rules already relate them
-        for kind in ("same_house", "not_same_house", "left_of", "right_of", "directly_left", "next_to",
-                     "one_between", "two_between"):
+        for kind in (
+            "same_house",
+            "not_same_house",
+            "left_of",
+            "right_of",
+            "directly_left",
+            "next_to",
+            "one_between",
+            "two_between",
+        ):
             symmetric = kind in ("same_house", "not_same_house", "next_to", "one_between", "two_between")
             if symmetric and x > y:
                 continue
@@ -250,7 +303,9 @@ def generate(houses: int, attributes: int, rng: random.Random) -> Puzzle:
 
 
 def describe(item: Item, capital: bool = False) -> str:
-    text = ATTRIBUTES[item[0]][1].format(item[1]) if item[0] in ATTRIBUTES else f"the person whose {item[0]} is {item[1]}"
+    text = (
+        ATTRIBUTES[item[0]][1].format(item[1]) if item[0] in ATTRIBUTES else f"the person whose {item[0]} is {item[1]}"
+    )
     return text[:1].upper() + text[1:] if capital else text
 
 
@@ -259,18 +314,25 @@ def clue_text(clue: Clue) -> str:
     if clue.type in ("found_at", "not_at"):
         return f"{x} is {'not ' if clue.type == 'not_at' else ''}in the {ORDINALS[clue.house - 1]} house."
     y = describe(clue.y)
-    return {"same_house": f"{x} is {y}.", "not_same_house": f"{x} is not {y}.",
-            "left_of": f"{x} is somewhere to the left of {y}.", "right_of": f"{x} is somewhere to the right of {y}.",
-            "directly_left": f"{x} is directly left of {y}.", "next_to": f"{x} and {y} are next to each other.",
-            "one_between": f"There is one house between {describe(clue.x)} and {y}.",
-            "two_between": f"There are two houses between {describe(clue.x)} and {y}."}[clue.type]
+    return {
+        "same_house": f"{x} is {y}.",
+        "not_same_house": f"{x} is not {y}.",
+        "left_of": f"{x} is somewhere to the left of {y}.",
+        "right_of": f"{x} is somewhere to the right of {y}.",
+        "directly_left": f"{x} is directly left of {y}.",
+        "next_to": f"{x} and {y} are next to each other.",
+        "one_between": f"There is one house between {describe(clue.x)} and {y}.",
+        "two_between": f"There are two houses between {describe(clue.x)} and {y}.",
+    }[clue.type]
 
 
 def puzzle_text(p: Puzzle) -> str:
     """ZebraLogic's layout: the houses, one line per attribute with its values, the numbered clues."""
-    lines = [f"There are {p.houses} houses, numbered 1 to {p.houses} from left to right, as seen from across the "
-             "street. Each house is occupied by a different person. Each house has a unique attribute for each of "
-             "the following characteristics:"]
+    lines = [
+        f"There are {p.houses} houses, numbered 1 to {p.houses} from left to right, as seen from across the "
+        "street. Each house is occupied by a different person. Each house has a unique attribute for each of "
+        "the following characteristics:"
+    ]
     for a, values in p.columns.items():
         phrase = ATTRIBUTES[a][0] if a in ATTRIBUTES else f"Each person has a unique {a}"
         lines.append(f" - {phrase}: " + ", ".join(f"`{v}`" for v in values))
@@ -285,8 +347,10 @@ def check_puzzle(houses: int, columns: dict[str, list[str]], clues: list[Clue], 
     if not found:
         for i in range(1, len(clues) + 1):  # the first clue that makes the set unsatisfiable
             if not enc.solutions(clues[:i], limit=1):
-                raise ScpoError(f"{where}: no grid satisfies the clues: clues 1..{i} already contradict each other "
-                                f"(clue {i}: {clue_text(clues[i - 1])!r})")
+                raise ScpoError(
+                    f"{where}: no grid satisfies the clues: clues 1..{i} already contradict each other "
+                    f"(clue {i}: {clue_text(clues[i - 1])!r})"
+                )
     if len(found) > 1:
         raise ScpoError(f"{where}: the clues allow more than one grid; add clues until the solution is unique")
     return found[0]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Hashable
 
 from scpo.tasks._base import Task
 from scpo.tasks._numbers import canonical_number, find_numbers
@@ -22,8 +22,7 @@ BOXED_NUMBER = re.compile(r"\\boxed\{\s*+\\?+\$?+([-\d.,/]++)[^}]{0,64}+\}")  # 
 @dataclass
 class GSM8K(Task):
     name: str = "gsm8k"
-    instruction: str = ("Solve the problem step by step. "
-                        "End your answer with a line of the form 'The answer is N.'")
+    instruction: str = "Solve the problem step by step. End your answer with a line of the form 'The answer is N.'"
     keys_are_exact: bool = True
 
     def extract(self, completion: str) -> str | None:
@@ -39,7 +38,7 @@ class GSM8K(Task):
             if matches:
                 stated = matches[-1].group(1)
                 if pattern is ANSWER_IS:
-                    rest = SENTENCE_END.split(text[matches[-1].start(1): matches[-1].start(1) + 160], maxsplit=1)[0]
+                    rest = SENTENCE_END.split(text[matches[-1].start(1) : matches[-1].start(1) + 160], maxsplit=1)[0]
                     results = RESULT.findall(rest)
                     stated = results[-1] if results else stated
                 numbers = find_numbers(stated)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Hashable
 
 from scpo.tasks._base import Task
 from scpo.tasks._numbers import canonical_number
@@ -143,7 +143,8 @@ class Math(Task):
         if not pa or not pb:
             return False
         try:
-            return bool(verify(pa, pb, timeout_seconds=self._time_limit())
-                        or verify(pb, pa, timeout_seconds=self._time_limit()))
+            return bool(
+                verify(pa, pb, timeout_seconds=self._time_limit()) or verify(pb, pa, timeout_seconds=self._time_limit())
+            )
         except Exception:
             return False

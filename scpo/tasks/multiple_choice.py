@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Hashable
 
 from scpo.tasks._base import Task
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Hashable
 
-from scpo.tasks.gsm8k import GSM8K
 from scpo.tasks._numbers import canonical_number, close
+from scpo.tasks.gsm8k import GSM8K
 
 
 @dataclass

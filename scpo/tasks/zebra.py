@@ -26,8 +26,8 @@ import json
 import random
 import re
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Hashable
 
 import json_repair
 
@@ -141,7 +141,7 @@ def _objects(text: str) -> tuple[list[str], str | None]:
         elif c == "}" and depth:
             depth -= 1
             if depth == 0:
-                spans.append(text[start: i + 1])
+                spans.append(text[start : i + 1])
     return spans, (text[start:] if depth else None)
 
 
@@ -237,7 +237,7 @@ def zeroeval_last_json(text: str):
         elif c == "}" and stack:
             stack -= 1
             if not stack:
-                last, start = text[start: i + 1], None
+                last, start = text[start : i + 1], None
     if last is None or _nesting(last) > MAX_NESTING:
         return None
     try:
@@ -273,7 +273,9 @@ class Zebra(Task):
     truncated_completions_vote: bool = False
     partial_credit: str | None = "cell_accuracy"
     cell_votes: bool = False  # also grade each cell's majority value across the k samples (eval, for analysis)
-    reasoning_field: bool = True  # the answer template asks for "reasoning" before "solution" (ZeroEval); false: solution only
+    reasoning_field: bool = (
+        True  # the answer template asks for "reasoning" before "solution" (ZeroEval); false: solution only
+    )
     grading: str = "tolerant"  # tolerant: scpo's reading (any complete or repaired object with a solution, folded keys)
     # | zeroeval: ZeroEval's zebra_grid_eval.py exactly (the last complete object only, no repair, exact keys)
 
@@ -296,8 +298,11 @@ class Zebra(Task):
             houses, columns = layout(puzzle)
         grid = {f"House {h + 1}": {c: "___" for c in columns} for h in range(int(houses))}
         template = {"reasoning": "___", "solution": grid} if self.reasoning_field else {"solution": grid}
-        content = (self.prompt_template or ZEBRA_GRID).replace("{puzzle}", puzzle).replace(
-            "{json_template}", json.dumps(template, indent=4))
+        content = (
+            (self.prompt_template or ZEBRA_GRID)
+            .replace("{puzzle}", puzzle)
+            .replace("{json_template}", json.dumps(template, indent=4))
+        )
         if not self.chat:
             return content
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
@@ -373,9 +378,16 @@ class Zebra(Task):
                 if puzzle_text(puzzle) not in taken:
                     break
             taken.add(puzzle_text(puzzle))
-            rows.append({"prompt": puzzle_text(puzzle), "gold": puzzle.gold(), "size": puzzle.size,
-                         "houses": houses, "columns": {a: list(v) for a, v in puzzle.columns.items()},
-                         "clues": [c.as_row() for c in puzzle.clues]})
+            rows.append(
+                {
+                    "prompt": puzzle_text(puzzle),
+                    "gold": puzzle.gold(),
+                    "size": puzzle.size,
+                    "houses": houses,
+                    "columns": {a: list(v) for a, v in puzzle.columns.items()},
+                    "clues": [c.as_row() for c in puzzle.clues],
+                }
+            )
         return rows
 
     def check_problem(self, problem: dict) -> str | None:
@@ -422,6 +434,8 @@ def layout(puzzle: str) -> tuple[int, list[str]]:
         header = _PHRASE_TO_HEADER.get(phrase.strip().lower()) or phrase.split()[-1].capitalize()
         headers.append(header)
     if not headers:
-        raise ScpoError("zebra puzzle text lists no characteristics (' - <phrase>: `value`, ...'): give the row "
-                        "`houses` and `columns`")
+        raise ScpoError(
+            "zebra puzzle text lists no characteristics (' - <phrase>: `value`, ...'): give the row "
+            "`houses` and `columns`"
+        )
     return int(m.group(1)), headers

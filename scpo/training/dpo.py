@@ -88,11 +88,18 @@ class ScpoTrainer(DPOTrainer):
         kept = _KeepForward(model)
         result = super()._compute_loss(kept, inputs, return_outputs)
         mask = inputs["completion_mask"][..., 1:]
-        logps = kept.outputs.log_probs[:, -mask.size(1):].sum(dim=1)  # zero outside the completion
+        logps = kept.outputs.log_probs[:, -mask.size(1) :].sum(dim=1)  # zero outside the completion
         chosen_logps, rejected_logps = logps.chunk(2, dim=0)
         chosen_lengths, _ = mask.sum(dim=1).chunk(2, dim=0)
-        per_pair = self.pair_loss(chosen_logps, rejected_logps, inputs["ref_chosen_logps"], inputs["ref_rejected_logps"],
-                                  chosen_lengths, beta=self.beta, **extras)
+        per_pair = self.pair_loss(
+            chosen_logps,
+            rejected_logps,
+            inputs["ref_chosen_logps"],
+            inputs["ref_rejected_logps"],
+            chosen_lengths,
+            beta=self.beta,
+            **extras,
+        )
         loss = per_pair.mean()
         mode = "train" if self.model.training else "eval"
         for column, values in extras.items():

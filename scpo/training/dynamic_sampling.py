@@ -67,8 +67,10 @@ class DynamicSampling:
 
 def check_settings(max_rounds: int, on_cap: str) -> None:
     if max_rounds < 0:
-        raise ScpoError(f"setting dynamic_sampling_max_rounds={max_rounds}: must be 0 (no cap) or a number of "
-                        "generation rounds per step, the first included (1: never generate again)")
+        raise ScpoError(
+            f"setting dynamic_sampling_max_rounds={max_rounds}: must be 0 (no cap) or a number of "
+            "generation rounds per step, the first included (1: never generate again)"
+        )
     if on_cap not in ON_CAP:
         raise ScpoError(f"setting dynamic_sampling_on_cap={on_cap!r}: must be one of {', '.join(ON_CAP)}")
 
@@ -89,24 +91,33 @@ def _spread(values: Sequence[float | None]) -> bool:
     return len(scored) >= 2 and max(scored) != min(scored)
 
 
-def group_has_signal(rows: Sequence[Sequence[float | None]], weights: Sequence[float],
-                     aggregation: str = "sum_then_normalize") -> bool:
+def group_has_signal(
+    rows: Sequence[Sequence[float | None]], weights: Sequence[float], aggregation: str = "sum_then_normalize"
+) -> bool:
     """Whether one prompt's rollouts (one row of per-function rewards each) differ in what GRPO normalises."""
     if aggregation == "sum_then_normalize":
         return _spread([weighted_reward(row, weights) for row in rows])
     if aggregation == "normalize_then_sum":
         return any(w != 0 and _spread([row[k] for row in rows]) for k, w in enumerate(weights))
-    raise ScpoError(f"setting multi_objective_aggregation={aggregation!r}: dynamic sampling knows sum_then_normalize "
-                    "and normalize_then_sum")
+    raise ScpoError(
+        f"setting multi_objective_aggregation={aggregation!r}: dynamic sampling knows sum_then_normalize "
+        "and normalize_then_sum"
+    )
 
 
-def signal_flags(rewards_per_func: Sequence[Sequence[float | None]], weights: Sequence[float], group_size: int,
-                 aggregation: str = "sum_then_normalize") -> list[bool]:
+def signal_flags(
+    rewards_per_func: Sequence[Sequence[float | None]],
+    weights: Sequence[float],
+    group_size: int,
+    aggregation: str = "sum_then_normalize",
+) -> list[bool]:
     """One flag per group of a generation batch (rows in TRL's order, `group_size` consecutive rows per prompt)."""
     if len(rewards_per_func) % group_size:
         raise ScpoError(f"{len(rewards_per_func)} rollouts do not form groups of {group_size} (num_generations)")
-    return [group_has_signal(rewards_per_func[s:s + group_size], weights, aggregation)
-            for s in range(0, len(rewards_per_func), group_size)]
+    return [
+        group_has_signal(rewards_per_func[s : s + group_size], weights, aggregation)
+        for s in range(0, len(rewards_per_func), group_size)
+    ]
 
 
 class PromptStream:
@@ -166,8 +177,10 @@ class Refill:
 
     def add(self, flags: Sequence[bool]) -> None:
         if len(flags) != self.groups_per_process * self.processes:
-            raise ScpoError(f"dynamic sampling: a round gave {len(flags)} groups, expected "
-                            f"{self.groups_per_process} per process x {self.processes}")
+            raise ScpoError(
+                f"dynamic sampling: a round gave {len(flags)} groups, expected "
+                f"{self.groups_per_process} per process x {self.processes}"
+            )
         for rank in range(self.processes):
             for j in range(self.groups_per_process):
                 keep = flags[rank * self.groups_per_process + j]
@@ -189,7 +202,7 @@ class Refill:
         """This process's groups to train on, (round, local group), in generation order: the first kept ones (the
         surplus is dropped, as DAPO's `batch[:traj_bsz]`); short after the cap: DAPO's error, or topped up with the
         earliest equal-reward groups (`on_cap: fill`)."""
-        chosen = self.kept[rank][:self.groups_per_process]
+        chosen = self.kept[rank][: self.groups_per_process]
         missing = self.groups_per_process - len(chosen)
         if self.short and on_cap == "raise":  # any process short: every process raises, none waits on the others
             kept = sum(min(len(k), self.groups_per_process) for k in self.kept)
@@ -199,7 +212,8 @@ class Refill:
                 f"needs have rollouts with different rewards ({self.filtered_share:.0%} of "
                 f"{self.generated_groups} prompts had all-equal rewards: unanimous votes, no answers, all zero). "
                 "Raise dynamic_sampling_max_rounds (0: no cap), set dynamic_sampling_on_cap: fill to train on the "
-                "batch topped up with equal-reward prompts, or check the data and rewards (too easy, too hard)")
+                "batch topped up with equal-reward prompts, or check the data and rewards (too easy, too hard)"
+            )
         return sorted(chosen + self.dropped[rank][:missing])
 
     @property
@@ -225,8 +239,9 @@ class Refill:
         }
 
 
-def check_rewards_can_vary(trained_per_group: int, reward_funcs: Sequence[str],
-                           reward_weights: Sequence[float] | None) -> None:
+def check_rewards_can_vary(
+    trained_per_group: int, reward_funcs: Sequence[str], reward_weights: Sequence[float] | None
+) -> None:
     """Dynamic sampling with rewards that can never differ inside a group would regenerate forever: refused before
     any generation. "Can never vary", as scpo defines it from the settings alone:
     (a) fewer than two rollouts of a group are trained on, and so scored (n_samples, else num_generations, < 2):
@@ -235,18 +250,23 @@ def check_rewards_can_vary(trained_per_group: int, reward_funcs: Sequence[str],
     (c), the data-bound case, is `check_data_can_vary`. A reward whose own code returns one value for every
     rollout cannot be seen before generation: there the round cap stops it (dynamic_sampling_max_rounds)."""
     if trained_per_group < 2:
-        raise ScpoError(f"setting dynamic_sampling=true with {trained_per_group} trained rollout per prompt "
-                        "(n_samples, else n_votes / num_generations): a group's rewards can never differ, so every "
-                        "prompt would be dropped; train on at least 2 rollouts per prompt or set dynamic_sampling false")
+        raise ScpoError(
+            f"setting dynamic_sampling=true with {trained_per_group} trained rollout per prompt "
+            "(n_samples, else n_votes / num_generations): a group's rewards can never differ, so every "
+            "prompt would be dropped; train on at least 2 rollouts per prompt or set dynamic_sampling false"
+        )
     weights = list(reward_weights) if reward_weights is not None else [1.0] * len(reward_funcs)
     if weights and all(w == 0 for w in weights):
-        raise ScpoError(f"setting dynamic_sampling=true with reward_weights={weights}: every reward is weighted 0, so "
-                        "every rollout's reward is 0 and every prompt would be dropped; give a reward a non-zero "
-                        "weight or set dynamic_sampling false")
+        raise ScpoError(
+            f"setting dynamic_sampling=true with reward_weights={weights}: every reward is weighted 0, so "
+            "every rollout's reward is 0 and every prompt would be dropped; give a reward a non-zero "
+            "weight or set dynamic_sampling false"
+        )
 
 
-def check_data_can_vary(reward_funcs: Sequence[str], reward_weights: Sequence[float] | None, path: str,
-                        has_data: dict[str, bool]) -> None:
+def check_data_can_vary(
+    reward_funcs: Sequence[str], reward_weights: Sequence[float] | None, path: str, has_data: dict[str, bool]
+) -> None:
     """(c) every reward with a non-zero weight is data-bound (`gold`) and no training prompt has that data: every
     rollout is unscored. `has_data` maps a data-bound reward's name to whether any prompt has its data."""
     weights = list(reward_weights) if reward_weights is not None else [1.0] * len(reward_funcs)
@@ -254,17 +274,21 @@ def check_data_can_vary(reward_funcs: Sequence[str], reward_weights: Sequence[fl
     empty = [name for name in live if name in DATA_BOUND_REWARDS and not has_data.get(name, True)]
     if live and len(empty) == len(live):
         needs = ", ".join(f"{n} needs {DATA_BOUND_REWARDS[n]}" for n in empty)
-        raise ScpoError(f"{path}: setting dynamic_sampling=true with reward_funcs={list(reward_funcs)}, but no training "
-                        f"prompt has the data its rewards read ({needs}), so every rollout is unscored and every prompt "
-                        "would be dropped; add gold answers, add a label-free reward (majority, vote_share, ...) or "
-                        "set dynamic_sampling false")
+        raise ScpoError(
+            f"{path}: setting dynamic_sampling=true with reward_funcs={list(reward_funcs)}, but no training "
+            f"prompt has the data its rewards read ({needs}), so every rollout is unscored and every prompt "
+            "would be dropped; add gold answers, add a label-free reward (majority, vote_share, ...) or "
+            "set dynamic_sampling false"
+        )
 
 
 def check_whole_groups(per_device_batch: int, steps_per_generation: int, group_size: int) -> None:
     """Each process drops and keeps its own groups, so its generation batch must hold whole groups."""
     local = per_device_batch * steps_per_generation
     if local % group_size:
-        raise ScpoError(f"setting dynamic_sampling=true needs each process's generation batch "
-                        f"(per_device_train_batch_size {per_device_batch} x steps_per_generation "
-                        f"{steps_per_generation} = {local}) to be a multiple of num_generations={group_size}: whole "
-                        "groups per process")
+        raise ScpoError(
+            f"setting dynamic_sampling=true needs each process's generation batch "
+            f"(per_device_train_batch_size {per_device_batch} x steps_per_generation "
+            f"{steps_per_generation} = {local}) to be a multiple of num_generations={group_size}: whole "
+            "groups per process"
+        )

@@ -58,9 +58,14 @@ class GroupVoter:
     trained on; `bind(trainer)` reads both from a GRPOTrainer.
     """
 
-    def __init__(self, task: Task, group_size: Callable[[], int] | None = None,
-                 n_samples: Callable[[], int] | None = None, rank: Callable[[], int] | None = None,
-                 eos_token_ids: Sequence[int] | None = None):
+    def __init__(
+        self,
+        task: Task,
+        group_size: Callable[[], int] | None = None,
+        n_samples: Callable[[], int] | None = None,
+        rank: Callable[[], int] | None = None,
+        eos_token_ids: Sequence[int] | None = None,
+    ):
         self.task = task
         self.group_size, self.n_samples, self.rank = group_size, n_samples, rank
         self.eos_token_ids = set(eos_token_ids or ())  # empty: no rollout counts as truncated
@@ -78,8 +83,14 @@ class GroupVoter:
         def score_tokens(prompt_ids, completion_ids):
             from scpo.training.token_stats import token_stats
 
-            return token_stats(trainer.model, prompt_ids, completion_ids, trainer.temperature,
-                               trainer.processing_class.pad_token_id or 0, trainer.args.per_device_train_batch_size)
+            return token_stats(
+                trainer.model,
+                prompt_ids,
+                completion_ids,
+                trainer.temperature,
+                trainer.processing_class.pad_token_id or 0,
+                trainer.args.per_device_train_batch_size,
+            )
 
         self.score_tokens = score_tokens
 
@@ -96,16 +107,22 @@ class GroupVoter:
         texts = [completion_text(c) for c in completions]
         # A rollout cut at max_completion_length has no vote and no answer unless the task says truncated
         # completions vote (as `scpo label` treats finish_reason "length"); TRL keeps the EOS of finished ones.
-        truncated = [bool(self.eos_token_ids) and (not tokens or tokens[-1] not in self.eos_token_ids)
-                     for tokens in kwargs.get("completion_ids") or [[]] * len(texts)]
-        answers = [None if cut and not self.task.truncated_completions_vote else self.task.extract(t)
-                   for t, cut in zip(texts, truncated)]
+        truncated = [
+            bool(self.eos_token_ids) and (not tokens or tokens[-1] not in self.eos_token_ids)
+            for tokens in kwargs.get("completion_ids") or [[]] * len(texts)
+        ]
+        answers = [
+            None if cut and not self.task.truncated_completions_vote else self.task.extract(t)
+            for t, cut in zip(texts, truncated)
+        ]
         ids = [str(i) for i in kwargs["id"]] if kwargs.get("id") is not None else [repr(p) for p in prompts]
         golds = kwargs.get("gold") or [None] * len(texts)
         teacher = kwargs.get("teacher_completion")  # vote_teacher frozen | ema: the teacher's rollout of each row
         if teacher is not None:
-            teacher = [None if cut and not self.task.truncated_completions_vote else self.task.extract(t)
-                       for t, cut in zip(teacher, kwargs["teacher_truncated"])]
+            teacher = [
+                None if cut and not self.task.truncated_completions_vote else self.task.extract(t)
+                for t, cut in zip(teacher, kwargs["teacher_truncated"])
+            ]
         else:
             teacher = [None] * len(texts)
         # One list per process, in rank order: the order in which TRL gathers the rewards.
@@ -113,34 +130,48 @@ class GroupVoter:
         rank, size = self.rank(), self.group_size()
         rows = [row for part in per_rank for row in part]
         if len(rows) % size or any(len(part) != len(texts) for part in per_rank):
-            raise ScpoError(f"{len(rows)} rollouts over {len(per_rank)} processes do not form groups of "
-                            f"{size} (num_generations); TRL's batch layout is not the one scpo expects")
+            raise ScpoError(
+                f"{len(rows)} rollouts over {len(per_rank)} processes do not form groups of "
+                f"{size} (num_generations); TRL's batch layout is not the one scpo expects"
+            )
         groups, group_golds, group_answers, group_texts = [], [], [], []
         for start in range(0, len(rows), size):
-            block = rows[start:start + size]
+            block = rows[start : start + size]
             if len({r[0] for r in block}) != 1:
-                raise ScpoError(f"rollouts {start}..{start + size - 1} belong to different prompts "
-                                f"{sorted({r[0] for r in block})[:3]}: not one group; TRL's batch layout changed")
+                raise ScpoError(
+                    f"rollouts {start}..{start + size - 1} belong to different prompts "
+                    f"{sorted({r[0] for r in block})[:3]}: not one group; TRL's batch layout changed"
+                )
             group_answers.append([r[1] for r in block])
             group_texts.append([r[5] for r in block])
             teacher_answers = [r[4] for r in block] if kwargs.get("teacher_completion") is not None else None
             groups.append(vote_group(group_answers[-1], self.task, teacher_answers))
             group_golds.append(block[0][2])
-        batch = RolloutBatch(texts=texts, answers=answers, groups=groups, group_golds=group_golds,
-                             group_answers=group_answers, local=slice(rank * len(texts), (rank + 1) * len(texts)),
-                             task=self.task, completion_ids=kwargs.get("completion_ids"), extras=kwargs,
-                             group_texts=group_texts)
+        batch = RolloutBatch(
+            texts=texts,
+            answers=answers,
+            groups=groups,
+            group_golds=group_golds,
+            group_answers=group_answers,
+            local=slice(rank * len(texts), (rank + 1) * len(texts)),
+            task=self.task,
+            completion_ids=kwargs.get("completion_ids"),
+            extras=kwargs,
+            group_texts=group_texts,
+        )
         stats = {**batch_stats(groups, group_golds, self.task), "truncated_rollouts": float(sum(r[3] for r in rows))}
         if self.needs_token_stats:
             prompt_ids = kwargs.get("prompt_ids")
             if prompt_ids is None or kwargs.get("completion_ids") is None or self.score_tokens is None:
-                raise ScpoError("a reward needs the policy's token statistics, but the trainer gave no prompt and "
-                                "completion ids (scpo's VoteTrainer passes them)")
+                raise ScpoError(
+                    "a reward needs the policy's token statistics, but the trainer gave no prompt and "
+                    "completion ids (scpo's VoteTrainer passes them)"
+                )
             batch.token_stats = self.score_tokens(prompt_ids, kwargs["completion_ids"])
             # Every group's mean token entropies (vote_rule scrl's entropy gate); 0 for an empty completion, as SCRL
             means = [sum(t.entropy) / len(t.entropy) if t.entropy else 0.0 for t in batch.token_stats]
             everyone = [m for part in gather_object([means]) for m in part]
-            batch.group_entropies = [everyone[start:start + size] for start in range(0, len(everyone), size)]
+            batch.group_entropies = [everyone[start : start + size] for start in range(0, len(everyone), size)]
             if kwargs.get("log_metric") is not None:  # the rollouts' means on this process; TRL averages them
                 for name, key in (("self_certainty", "self_certainty"), ("token_entropy", "entropy")):
                     values = [sum(getattr(t, key)) / len(getattr(t, key)) for t in batch.token_stats if getattr(t, key)]
@@ -187,8 +218,9 @@ def _make_vote_trainer():
     class VoteTrainer(GRPOTrainer):
         """GRPOTrainer that trains on the first n_samples rollouts of each group while all of them vote."""
 
-        def __init__(self, *args, voter: GroupVoter, n_samples: int | None = None, teacher=None,
-                     dynamic_sampling=None, **kwargs):
+        def __init__(
+            self, *args, voter: GroupVoter, n_samples: int | None = None, teacher=None, dynamic_sampling=None, **kwargs
+        ):
             super().__init__(*args, **kwargs)
             from scpo.training.vllm_colocate import adapt_to_cpu
 
@@ -202,9 +234,11 @@ def _make_vote_trainer():
                 mode, options = teacher
                 as_reference = options.pop("as_reference", False) and mode == "ema" and self.beta != 0.0
                 if as_reference and self.ref_model is None:
-                    raise ScpoError("settings vote_teacher=ema, beta>0 and teacher_as_reference=true: with a PEFT "
-                                    "adapter TRL has no reference model to move (it disables the adapter); set "
-                                    "teacher_as_reference false or beta 0")
+                    raise ScpoError(
+                        "settings vote_teacher=ema, beta>0 and teacher_as_reference=true: with a PEFT "
+                        "adapter TRL has no reference model to move (it disables the adapter); set "
+                        "teacher_as_reference false or beta 0"
+                    )
                 if as_reference:  # Co-rewarding-II: the moving average is the KL reference (scpo/training/teacher.py)
                     teacher = VoteTeacher(self.accelerator.unwrap_model(self.ref_model), mode, **options)
                 else:
@@ -213,8 +247,12 @@ def _make_vote_trainer():
                 teacher.model.to(self.accelerator.device)
             self.teacher = teacher
             self._teacher_rows = None
-            check_vote_layout(self.n_samples, self.num_generations, self.args.per_device_train_batch_size,
-                              self.args.steps_per_generation)
+            check_vote_layout(
+                self.n_samples,
+                self.num_generations,
+                self.args.per_device_train_batch_size,
+                self.args.steps_per_generation,
+            )
             voter.bind(self, self.n_samples)
             # DAPO's dynamic sampling (scpo/training/dynamic_sampling.py): a DynamicSampling, or None (off)
             self.dynamic_sampling, self.rollouts_generated, self._rewards_per_func = dynamic_sampling, 0, None
@@ -222,10 +260,14 @@ def _make_vote_trainer():
                 from scpo.training.dynamic_sampling import PromptStream, check_rewards_can_vary, check_whole_groups
 
                 check_rewards_can_vary(self.n_samples, self.reward_func_names, self.reward_weights.tolist())
-                check_whole_groups(self.args.per_device_train_batch_size, self.args.steps_per_generation,
-                                   self.num_generations)
-                ids = self.train_dataset["id"] if "id" in self.train_dataset.column_names \
+                check_whole_groups(
+                    self.args.per_device_train_batch_size, self.args.steps_per_generation, self.num_generations
+                )
+                ids = (
+                    self.train_dataset["id"]
+                    if "id" in self.train_dataset.column_names
                     else range(len(self.train_dataset))
+                )
                 self._refill_stream = PromptStream([str(i) for i in ids], self.args.seed, self.shuffle_dataset)
             if self.n_samples < self.num_generations:
                 logging.getLogger("trl.trainer.grpo_trainer").addFilter(_VoteOnlyRowsAreExpected())
@@ -242,8 +284,9 @@ def _make_vote_trainer():
             # before its rollouts; also on the steps that reuse a generation (steps_per_generation >
             # gradient_accumulation_steps), where no rollout would trigger it
             if self.teacher is not None and self.model.training:
-                alpha = self.teacher.update(self.accelerator.unwrap_model(self.model), self.state.global_step,
-                                            self.state.max_steps)
+                alpha = self.teacher.update(
+                    self.accelerator.unwrap_model(self.model), self.state.global_step, self.state.max_steps
+                )
                 if alpha is not None:
                     self._metrics["train"]["teacher/ema_alpha"].append(alpha)
             return super()._prepare_inputs(generation_batch)
@@ -251,12 +294,21 @@ def _make_vote_trainer():
         def _teacher_rollouts(self, prompt_ids) -> list[dict]:
             """The teacher's rollout of every row (ema: already moved toward the policy for this step)."""
             eos = list(self.eos_token_ids)
-            ids = self.teacher.generate(prompt_ids, self.processing_class.pad_token_id or 0, eos,
-                                        self.max_completion_length, self.temperature, self.top_p, self.top_k,
-                                        self.args.per_device_train_batch_size)
+            ids = self.teacher.generate(
+                prompt_ids,
+                self.processing_class.pad_token_id or 0,
+                eos,
+                self.max_completion_length,
+                self.temperature,
+                self.top_p,
+                self.top_k,
+                self.args.per_device_train_batch_size,
+            )
             texts = self.processing_class.batch_decode(ids, skip_special_tokens=True)
-            return [{"teacher_completion": text, "teacher_truncated": not row or row[-1] not in eos}
-                    for text, row in zip(texts, ids)]
+            return [
+                {"teacher_completion": text, "teacher_truncated": not row or row[-1] not in eos}
+                for text, row in zip(texts, ids)
+            ]
 
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
             # TRL passes dataset columns to reward functions; the prompt ids of these rollouts (and the teacher's
@@ -278,8 +330,10 @@ def _make_vote_trainer():
             if not self.model.training or self.n_samples == self.num_generations:
                 return output
             rows = output["completion_ids"].size(0)
-            keep = torch.tensor(trained_flags(rows, self.accelerator.process_index, self.num_generations,
-                                              self.n_samples), device=output["completion_ids"].device)
+            keep = torch.tensor(
+                trained_flags(rows, self.accelerator.process_index, self.num_generations, self.n_samples),
+                device=output["completion_ids"].device,
+            )
             for key, value in output.items():
                 if isinstance(value, torch.Tensor) and value.dim() > 0 and value.size(0) == rows:
                     output[key] = value[keep]
@@ -300,12 +354,16 @@ def check_vote_layout(n_samples: int, n_votes: int, per_device_batch: int, steps
         return
     local = per_device_batch * steps_per_generation
     if local % n_votes:
-        raise ScpoError(f"n_samples < n_votes needs each process's generation batch (per_device_train_batch_size "
-                        f"{per_device_batch} x steps_per_generation {steps_per_generation} = {local}) to be a "
-                        f"multiple of n_votes={n_votes}")
+        raise ScpoError(
+            f"n_samples < n_votes needs each process's generation batch (per_device_train_batch_size "
+            f"{per_device_batch} x steps_per_generation {steps_per_generation} = {local}) to be a "
+            f"multiple of n_votes={n_votes}"
+        )
     if per_device_batch * n_samples % n_votes:
-        raise ScpoError(f"n_samples < n_votes: per_device_train_batch_size={per_device_batch} x n_samples/n_votes "
-                        f"({n_samples}/{n_votes}) must be a whole number of trained rollouts per step")
+        raise ScpoError(
+            f"n_samples < n_votes: per_device_train_batch_size={per_device_batch} x n_samples/n_votes "
+            f"({n_samples}/{n_votes}) must be a whole number of trained rollouts per step"
+        )
 
 
 def __getattr__(name: str):

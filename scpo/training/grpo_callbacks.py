@@ -8,8 +8,8 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from scpo.core.rows import prompt_of
-from scpo.sampling import prompt_text
 from scpo.rewards import gold_answer, is_correct
+from scpo.sampling import prompt_text
 from scpo.tasks import Task
 
 
@@ -21,8 +21,9 @@ class HeldoutEval(TrainerCallback):
     `heldout/answered` (share of answers the task could parse) at the step they were measured.
     """
 
-    def __init__(self, trainer, problems: list[dict], task: Task, every: int, max_new_tokens: int,
-                 batch_size: int = 32):
+    def __init__(
+        self, trainer, problems: list[dict], task: Task, every: int, max_new_tokens: int, batch_size: int = 32
+    ):
         self.trainer, self.problems, self.task = trainer, problems, task
         self.every, self.max_new_tokens, self.batch_size = every, max_new_tokens, batch_size
 
@@ -44,22 +45,29 @@ class HeldoutEval(TrainerCallback):
 
         trainer, tok = self.trainer, self.trainer.processing_class
         acc = trainer.accelerator
-        mine = self.problems[acc.process_index::acc.num_processes]
+        mine = self.problems[acc.process_index :: acc.num_processes]
         correct = answered = 0
-        with unwrap_model_for_generation(trainer.model_wrapped, acc,
-                                         gather_deepspeed3_params=trainer.args.ds3_gather_for_generation) as model, \
-                torch.no_grad():
+        with (
+            unwrap_model_for_generation(
+                trainer.model_wrapped, acc, gather_deepspeed3_params=trainer.args.ds3_gather_for_generation
+            ) as model,
+            torch.no_grad(),
+        ):
             was_training = model.training
             model.eval()
             for start in range(0, len(mine), self.batch_size):
-                batch = mine[start:start + self.batch_size]
-                texts = [prompt_text(tok, prompt_of(p, self.task))
-                         for p in batch]
-                enc = tok(texts, return_tensors="pt", padding=True, padding_side="left",
-                          add_special_tokens=not self.task.chat)  # a chat template writes its own BOS
-                out = model.generate(**enc.to(acc.device), max_new_tokens=self.max_new_tokens, do_sample=False,
-                                     pad_token_id=tok.pad_token_id)
-                for p, ids in zip(batch, out[:, enc["input_ids"].size(1):]):
+                batch = mine[start : start + self.batch_size]
+                texts = [prompt_text(tok, prompt_of(p, self.task)) for p in batch]
+                enc = tok(
+                    texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=not self.task.chat
+                )  # a chat template writes its own BOS
+                out = model.generate(
+                    **enc.to(acc.device),
+                    max_new_tokens=self.max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tok.pad_token_id,
+                )
+                for p, ids in zip(batch, out[:, enc["input_ids"].size(1) :]):
                     answer = self.task.extract(tok.decode(ids, skip_special_tokens=True))
                     answered += answer is not None
                     correct += is_correct(answer, gold_answer(p.get("gold"), self.task), self.task)

@@ -74,8 +74,14 @@ def _make_callback():
             return control
 
         def summary(self) -> dict:
-            return {"metric": self.metric, **{k: v for k, v in asdict(self.rule).items()
-                                              if k in ("best_value", "best_step", "stopped_at", "reason")}}
+            return {
+                "metric": self.metric,
+                **{
+                    k: v
+                    for k, v in asdict(self.rule).items()
+                    if k in ("best_value", "best_step", "stopped_at", "reason")
+                },
+            }
 
     return CollapseGuard
 

@@ -39,8 +39,16 @@ from scpo.core.errors import HelpRequested, ScpoError
 from scpo.core.io import config_digest
 from scpo.core.manifest import is_done, write_manifest
 from scpo.core.models import resolve_model
-from scpo.core.settings import (accepts_list, check_bare, check_keys, help_text, load_recipe, optional,
-                                 per_iteration, split_argv)
+from scpo.core.settings import (
+    accepts_list,
+    check_bare,
+    check_keys,
+    help_text,
+    load_recipe,
+    optional,
+    per_iteration,
+    split_argv,
+)
 
 ACCELERATE_DIR = Path(__file__).resolve().parents[2] / "recipes" / "accelerate"
 LAUNCHED_ENV = "SCPO_UNDER_ACCELERATE"
@@ -64,10 +72,25 @@ def launch_command(s, argv: list[str], command: str = "train") -> list[str]:
     config = accelerate_config_path(s.accelerate_config)
     if (s.num_processes or 1) > 1 and (yaml.safe_load(config.read_text()) or {}).get("use_cpu"):
         machines = s.num_machines or 1
-        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(s.num_processes // machines),
-                "--nnodes", str(machines), "--node_rank", str(s.machine_rank or 0),
-                "--master_addr", s.main_process_ip or "127.0.0.1", "--master_port", str(s.main_process_port or MAIN_PROCESS_PORT),
-                "-m", "scpo.cli", command, *argv]
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(s.num_processes // machines),
+            "--nnodes",
+            str(machines),
+            "--node_rank",
+            str(s.machine_rank or 0),
+            "--master_addr",
+            s.main_process_ip or "127.0.0.1",
+            "--master_port",
+            str(s.main_process_port or MAIN_PROCESS_PORT),
+            "-m",
+            "scpo.cli",
+            command,
+            *argv,
+        ]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
     for flag in ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port"):
         value = getattr(s, flag)
@@ -89,8 +112,9 @@ def trl_help(settings: type, trl_fields: dict[str, frozenset]) -> HelpRequested:
     return HelpRequested(text)
 
 
-def parse_with_trl(argv: list[str], classes: tuple, adjust=None, stage: str = "train",
-                   prefix: str | None = None) -> tuple:
+def parse_with_trl(
+    argv: list[str], classes: tuple, adjust=None, stage: str = "train", prefix: str | None = None
+) -> tuple:
     """Our settings dataclass and TRL's config classes from a recipe and overrides, through TRL's own parser.
 
     `adjust(values)` may edit the merged values (recipe and command line) before TRL's classes see them. With
@@ -128,7 +152,7 @@ def parse_with_trl(argv: list[str], classes: tuple, adjust=None, stage: str = "t
     if prefix:
         for source in (recipe, cli):  # the command line wins over the recipe, a prefixed key over a plain one
             for key, value in source.items():
-                name = key[len(prefix):]
+                name = key[len(prefix) :]
                 if key.startswith(prefix) and name in mine and key not in mine:
                     value = check_bare(key, value, hints[name])
                     if source is recipe and name in cli:
@@ -185,8 +209,10 @@ def cpu_precision(ours: dict, cli: dict, stage: str) -> None:
         why = "under accelerate_config" if launched else "this CPU has no native bf16 (AVX512-BF16 / AMX)"
         print(f"[{stage}] no GPU: bf16 off ({why}), training in float32", file=sys.stderr)
     elif autocast:
-        print(f"[{stage}] no GPU: bf16 autocast on this CPU's native bf16 (bf16: false trains in float32)",
-              file=sys.stderr)
+        print(
+            f"[{stage}] no GPU: bf16 autocast on this CPU's native bf16 (bf16: false trains in float32)",
+            file=sys.stderr,
+        )
     if fp16:
         print(f"[{stage}] no GPU: fp16 off, training in float32", file=sys.stderr)
     ours.update(bf16=autocast, fp16=False)
@@ -204,9 +230,12 @@ class TrlJob:
             args.output_dir = str(Path(settings.iter_dir) / "model")
         self.output_dir = Path(args.output_dir)
         self.model_path = resolve_model(settings.model)
-        self.config = {"settings": settings.hashed(leave_out=NOT_HASHED), "model": self.model_path,
-                       "training": {k: v for k, v in args.to_dict().items() if "dir" not in k and "token" not in k},
-                       "model_args": dataclasses.asdict(model_args)}
+        self.config = {
+            "settings": settings.hashed(leave_out=NOT_HASHED),
+            "model": self.model_path,
+            "training": {k: v for k, v in args.to_dict().items() if "dir" not in k and "token" not in k},
+            "model_args": dataclasses.asdict(model_args),
+        }
         self.started = time.time()
         self.resumed_from: str | None = None
 
@@ -226,8 +255,10 @@ class TrlJob:
         """The output folder may be written: not the model being trained, and not a folder of someone else's files
         (scpo marks its own with a config stamp; `--overwrite` takes any folder)."""
         if self.output_dir.resolve() == Path(self.model_path).resolve():
-            raise ScpoError(f"setting output_dir={self.output_dir}: it is the model being trained ({self.model_path}); "
-                            "write the trained model to another folder")
+            raise ScpoError(
+                f"setting output_dir={self.output_dir}: it is the model being trained ({self.model_path}); "
+                "write the trained model to another folder"
+            )
         if self.output_dir.exists() and not self.output_dir.is_dir():
             raise ScpoError(f"setting output_dir={self.output_dir}: is a file; give a folder")
         existing = next(d for d in [self.output_dir, *self.output_dir.parents] if d.exists())
@@ -237,9 +268,11 @@ class TrlJob:
             return
         foreign = sorted(p.name for p in self.output_dir.iterdir() if not p.name.startswith("."))
         if foreign:
-            raise ScpoError(f"setting output_dir={self.output_dir}: the folder holds files scpo did not write "
-                            f"({', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''}); choose an empty or new "
-                            "folder, or pass --overwrite to replace them")
+            raise ScpoError(
+                f"setting output_dir={self.output_dir}: the folder holds files scpo did not write "
+                f"({', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''}); choose an empty or new "
+                "folder, or pass --overwrite to replace them"
+            )
 
     def relaunch(self, env: dict[str, str] | None = None) -> bool:
         """Checks the output folder; under `accelerate_config`, runs this stage again under accelerate / torchrun
@@ -261,8 +294,9 @@ class TrlJob:
             cmd = [sys.executable, "-m", "scpo.cli", self.stage, *self.argv]
         torchrun = "torch.distributed.run" in cmd  # several CPU processes: tell accelerate they are CPU (gloo)
         self.log(" ".join(cmd))
-        code = subprocess.call(cmd, env={**os.environ, **env, LAUNCHED_ENV: "1",
-                                         **({"ACCELERATE_USE_CPU": "true"} if torchrun else {})})
+        code = subprocess.call(
+            cmd, env={**os.environ, **env, LAUNCHED_ENV: "1", **({"ACCELERATE_USE_CPU": "true"} if torchrun else {})}
+        )
         if code:
             raise ScpoError(f"{self.stage} exited with code {code}; re-run to resume from the last checkpoint")
 
@@ -295,8 +329,9 @@ class TrlJob:
             tokenizer.pad_token = tokenizer.eos_token
         dtype = self.model_args.dtype
         dtype = dtype if dtype in (None, "auto") else getattr(torch, dtype)
-        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype or "auto",
-                                                     attn_implementation=self.model_args.attn_implementation)
+        model = AutoModelForCausalLM.from_pretrained(
+            self.model_path, dtype=dtype or "auto", attn_implementation=self.model_args.attn_implementation
+        )
         return tokenizer, model
 
     def peft_config(self):
@@ -382,5 +417,6 @@ def merge_lora(base_model: str, adapter_dir: str, output_dir: str, dtype=None) -
     base = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype or "auto")
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
     merged.save_pretrained(output_dir, safe_serialization=True)
-    AutoTokenizer.from_pretrained(adapter_dir if (Path(adapter_dir) / "tokenizer_config.json").exists()
-                                  else base_model).save_pretrained(output_dir)
+    AutoTokenizer.from_pretrained(
+        adapter_dir if (Path(adapter_dir) / "tokenizer_config.json").exists() else base_model
+    ).save_pretrained(output_dir)

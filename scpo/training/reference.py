@@ -21,13 +21,21 @@ def reference_gap(rows: list[dict], model_path: str, dtype: str = "auto", n: int
 
     t0 = time.time()
     pairs = rows[:n]
-    sides = [(p["prompt"], p[f"{side}_token_ids"], p[f"ref_{side}_logps"]) for p in pairs for side in ("chosen", "rejected")]
+    sides = [
+        (p["prompt"], p[f"{side}_token_ids"], p[f"ref_{side}_logps"]) for p in pairs for side in ("chosen", "rejected")
+    ]
     scorer = SequenceScorer(model_path, dtype=dtype, batch_size=8)
-    logps = scorer.logps([{"messages": prompt, "completion_token_ids": ids} for prompt, ids, _ in sides],
-                         lambda r: r["messages"])
+    logps = scorer.logps(
+        [{"messages": prompt, "completion_token_ids": ids} for prompt, ids, _ in sides], lambda r: r["messages"]
+    )
     del scorer
     gc.collect()
     gaps = [abs(sampled - forward) / max(1, len(ids)) for (_, ids, sampled), forward in zip(sides, logps)]
-    return {"pairs": len(pairs), "sequences": len(sides), "tokens": sum(len(ids) for _, ids, _ in sides),
-            "mean_gap_per_token": round(sum(gaps) / len(gaps), 6) if gaps else 0.0,
-            "max_gap_per_token": round(max(gaps), 6) if gaps else 0.0, "seconds": round(time.time() - t0, 1)}
+    return {
+        "pairs": len(pairs),
+        "sequences": len(sides),
+        "tokens": sum(len(ids) for _, ids, _ in sides),
+        "mean_gap_per_token": round(sum(gaps) / len(gaps), 6) if gaps else 0.0,
+        "max_gap_per_token": round(max(gaps), 6) if gaps else 0.0,
+        "seconds": round(time.time() - t0, 1),
+    }

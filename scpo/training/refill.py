@@ -35,14 +35,17 @@ def take_rows(outputs: list[dict], picks: list[tuple[int, int]], group_size: int
         if key == "num_items_in_batch":
             continue
         values = [out[key] for out in outputs]
-        if not all(isinstance(v, torch.Tensor) and v.dim() in (1, 2) and v.size(0) == n
-                   for v, n in zip(values, rows_of)):
-            raise ScpoError(f"dynamic sampling cannot merge TRL's generation output {key!r} across rounds (images, "
-                            "tools and custom rollouts are not supported with dynamic_sampling)")
+        if not all(
+            isinstance(v, torch.Tensor) and v.dim() in (1, 2) and v.size(0) == n for v, n in zip(values, rows_of)
+        ):
+            raise ScpoError(
+                f"dynamic sampling cannot merge TRL's generation output {key!r} across rounds (images, "
+                "tools and custom rollouts are not supported with dynamic_sampling)"
+            )
         parts = []
         width = max(v.size(1) for v in values) if values[0].dim() == 2 else 0
         for r, g in picks:
-            part = values[r][g * group_size:(g + 1) * group_size]
+            part = values[r][g * group_size : (g + 1) * group_size]
             if part.dim() == 2 and part.size(1) < width:
                 pad = (width - part.size(1), 0) if key.startswith("prompt") else (0, width - part.size(1))
                 part = F.pad(part, pad, value=pad_id if key.endswith("_ids") else 0)
@@ -61,8 +64,9 @@ def generate_with_refill(trainer, inputs: list[dict], score_round) -> dict:
     local_groups = len(inputs) // size
     refill = Refill(local_groups, acc.num_processes, rule.max_rounds)
     weights = trainer.reward_weights.tolist()
-    used = {str(i) for part in gather_object([[row.get("id", repr(row["prompt"])) for row in inputs[::size]]])
-            for i in part}
+    used = {
+        str(i) for part in gather_object([[row.get("id", repr(row["prompt"])) for row in inputs[::size]]]) for i in part
+    }
     outputs, round_inputs = [], inputs
     while True:
         outputs.append(score_round(round_inputs))
@@ -73,7 +77,7 @@ def generate_with_refill(trainer, inputs: list[dict], score_round) -> dict:
         picked = trainer._refill_stream.take(local_groups * acc.num_processes, exclude=used)
         rows = [trainer.train_dataset[i] for i in picked]
         used |= {trainer._refill_stream.ids[i] for i in picked}
-        mine = rows[acc.process_index * local_groups:(acc.process_index + 1) * local_groups]
+        mine = rows[acc.process_index * local_groups : (acc.process_index + 1) * local_groups]
         round_inputs = [dict(row) for row in mine for _ in range(size)]  # as TRL's RepeatSampler: G copies in a row
     picks = refill.selection(acc.process_index, rule.on_cap)
     pad_id = getattr(trainer, "_tokenizer", trainer.processing_class).pad_token_id or 0

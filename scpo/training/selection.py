@@ -20,8 +20,17 @@ from scpo.core.errors import ScpoError
 from scpo.core.io import write_json
 
 # What a checkpoint holds besides the model: dropped from all but the newest, never copied into the model folder.
-TRAINING_STATE = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "global_step*", "latest",
-                  "zero_to_fp32.py", "training_args.bin", "trainer_state.json")
+TRAINING_STATE = (
+    "optimizer.pt",
+    "scheduler.pt",
+    "scaler.pt",
+    "rng_state*.pth",
+    "global_step*",
+    "latest",
+    "zero_to_fp32.py",
+    "training_args.bin",
+    "trainer_state.json",
+)
 METRICS = ("greedy", "maj@k")
 
 
@@ -65,8 +74,9 @@ def keep_newest_training_state(output_dir: Path):
 
 
 def mark_trained(output_dir: Path, global_step: int) -> None:
-    write_json(selection_dir(output_dir) / "trained.json", {"global_step": global_step,
-                                                            "checkpoints": checkpoints(output_dir)})
+    write_json(
+        selection_dir(output_dir) / "trained.json", {"global_step": global_step, "checkpoints": checkpoints(output_dir)}
+    )
 
 
 def is_trained(output_dir: Path) -> bool:

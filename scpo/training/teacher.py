@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 TEACHER_FILE = "teacher.safetensors"
 
@@ -74,9 +74,17 @@ class VoteTeacher:
         self.updated_at = done_steps
         return alpha
 
-    def generate(self, prompt_ids: Sequence[Sequence[int]], pad_id: int, eos_ids: Sequence[int], max_new_tokens: int,
-                 temperature: float, top_p: float = 1.0, top_k: int | None = None,
-                 batch_size: int = 16) -> list[list[int]]:
+    def generate(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        pad_id: int,
+        eos_ids: Sequence[int],
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float = 1.0,
+        top_k: int | None = None,
+        batch_size: int = 16,
+    ) -> list[list[int]]:
         """One sampled completion per prompt row (its ids up to and with the first EOS), as the policy's rollouts."""
         import torch
 
@@ -85,14 +93,21 @@ class VoteTeacher:
         out: list[list[int]] = []
         with torch.no_grad():
             for start in range(0, len(prompt_ids), batch_size):
-                rows = [list(map(int, r)) for r in prompt_ids[start:start + batch_size]]
+                rows = [list(map(int, r)) for r in prompt_ids[start : start + batch_size]]
                 width = max(len(r) for r in rows)
                 ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
                 mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-                generated = self.model.generate(input_ids=ids, attention_mask=mask, do_sample=True,
-                                                temperature=temperature, top_p=top_p, top_k=top_k or 0,
-                                                max_new_tokens=max_new_tokens, pad_token_id=pad_id,
-                                                eos_token_id=list(eos))
+                generated = self.model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    do_sample=True,
+                    temperature=temperature,
+                    top_p=top_p,
+                    top_k=top_k or 0,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=pad_id,
+                    eos_token_id=list(eos),
+                )
                 for row in generated[:, width:].tolist():
                     cut = next((i + 1 for i, tok in enumerate(row) if tok in eos), len(row))
                     out.append(row[:cut])

@@ -25,8 +25,14 @@ class TokenStats:
     self_certainty: list[float]
 
 
-def token_stats(model, prompt_ids: list[list[int]], completion_ids: list[list[int]], temperature: float = 1.0,
-                pad_token_id: int = 0, batch_size: int = 8) -> list[TokenStats]:
+def token_stats(
+    model,
+    prompt_ids: list[list[int]],
+    completion_ids: list[list[int]],
+    temperature: float = 1.0,
+    pad_token_id: int = 0,
+    batch_size: int = 8,
+) -> list[TokenStats]:
     import torch
 
     if len(prompt_ids) != len(completion_ids):
@@ -35,7 +41,7 @@ def token_stats(model, prompt_ids: list[list[int]], completion_ids: list[list[in
     out: list[TokenStats] = []
     with torch.no_grad():
         for start in range(0, len(prompt_ids), batch_size):
-            prompts, completions = prompt_ids[start:start + batch_size], completion_ids[start:start + batch_size]
+            prompts, completions = prompt_ids[start : start + batch_size], completion_ids[start : start + batch_size]
             p_len, c_len = max(len(p) for p in prompts), max((len(c) for c in completions), default=0)
             if c_len == 0:
                 out += [TokenStats([], []) for _ in prompts]
@@ -43,19 +49,23 @@ def token_stats(model, prompt_ids: list[list[int]], completion_ids: list[list[in
             ids = torch.full((len(prompts), p_len + c_len), pad_token_id, dtype=torch.long)
             mask = torch.zeros_like(ids)
             for i, (p, c) in enumerate(zip(prompts, completions)):
-                ids[i, p_len - len(p): p_len] = torch.tensor(p, dtype=torch.long)
-                ids[i, p_len: p_len + len(c)] = torch.tensor(c, dtype=torch.long)
-                mask[i, p_len - len(p): p_len + len(c)] = 1
+                ids[i, p_len - len(p) : p_len] = torch.tensor(p, dtype=torch.long)
+                ids[i, p_len : p_len + len(c)] = torch.tensor(c, dtype=torch.long)
+                mask[i, p_len - len(p) : p_len + len(c)] = 1
             positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
             # Only the positions that predict completion tokens (p_len - 1 .. p_len + c_len - 2) go through the
             # vocabulary projection: the prompt's logits are most of the cost and are not needed.
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                           position_ids=positions.to(device), logits_to_keep=c_len + 1).logits
+            logits = model(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                logits_to_keep=c_len + 1,
+            ).logits
             z = logits[:, :c_len].float() / temperature
             log_z = torch.logsumexp(z, dim=-1)
             log_p = z - log_z.unsqueeze(-1)
             entropy = -(log_p.exp() * log_p).sum(dim=-1)
             certainty = log_z - z.mean(dim=-1) - math.log(z.size(-1))
             for i, c in enumerate(completions):
-                out.append(TokenStats(entropy[i, :len(c)].tolist(), certainty[i, :len(c)].tolist()))
+                out.append(TokenStats(entropy[i, : len(c)].tolist(), certainty[i, : len(c)].tolist()))
     return out

@@ -24,8 +24,11 @@ from __future__ import annotations
 def colocated_on_cpu(trainer) -> bool:
     from scpo.core.devices import has_gpu
 
-    return bool(getattr(trainer, "use_vllm", False)) and getattr(trainer, "vllm_mode", None) == "colocate" \
+    return (
+        bool(getattr(trainer, "use_vllm", False))
+        and getattr(trainer, "vllm_mode", None) == "colocate"
         and not has_gpu()
+    )
 
 
 def sync_weights_on_cpu(generation) -> None:

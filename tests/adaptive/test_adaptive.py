@@ -8,12 +8,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pytest
+from helpers import read_jsonl, run_scpo, write_jsonl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import read_jsonl, run_scpo, write_jsonl
-from scpo.adaptive import (beta_leader_probability, dirichlet_leader_probability, leader, same_majority,
-                           should_stop)
+from scpo.adaptive import beta_leader_probability, dirichlet_leader_probability, leader, same_majority, should_stop
 from scpo.tasks import get_task
 from scpo.voting import vote
 
@@ -29,8 +28,11 @@ def majority(answers):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(2, 6).flatmap(lambda k: st.tuples(st.just(k), st.lists(
-    st.sampled_from(["1", "2", "3", None]), min_size=k, max_size=k))))
+@given(
+    st.integers(2, 6).flatmap(
+        lambda k: st.tuples(st.just(k), st.lists(st.sampled_from(["1", "2", "3", None]), min_size=k, max_size=k))
+    )
+)
 def test_overtake_never_stops_while_the_majority_can_change(case):
     k, answers = case
     for drawn in range(1, k):
@@ -42,26 +44,32 @@ def test_overtake_never_stops_while_the_majority_can_change(case):
             assert same_majority(majority(prefix), majority(prefix + list(rest)), TASK), (prefix, rest)
 
 
-@pytest.mark.parametrize("counts, drawn, k, stops", [
-    ([4], 4, 8, False),      # 4-0 with 4 to go: the runner-up could still tie
-    ([5], 5, 8, True),       # 5-0 with 3 to go: settled
-    ([4, 1], 5, 8, False),   # 4-1, 3 to go: 4 vs 4 possible
-    ([5, 1], 6, 8, True),
-    ([3, 3], 6, 8, False),
-    ([], 6, 8, False),       # nothing parsed yet: keep drawing
-    ([1, 1], 8, 8, True),    # k drawn: always stop
-])
+@pytest.mark.parametrize(
+    "counts, drawn, k, stops",
+    [
+        ([4], 4, 8, False),  # 4-0 with 4 to go: the runner-up could still tie
+        ([5], 5, 8, True),  # 5-0 with 3 to go: settled
+        ([4, 1], 5, 8, False),  # 4-1, 3 to go: 4 vs 4 possible
+        ([5, 1], 6, 8, True),
+        ([3, 3], 6, 8, False),
+        ([], 6, 8, False),  # nothing parsed yet: keep drawing
+        ([1, 1], 8, 8, True),  # k drawn: always stop
+    ],
+)
 def test_overtake_on_constructed_counts(counts, drawn, k, stops):
     assert should_stop(counts, drawn, k, "overtake") is stops
 
 
-@pytest.mark.parametrize("answers, last_round, stops", [
-    ([0, 0, 0, 0, 0], 5, True),            # the first window is unanimous
-    ([0, 1, 0, 0, 0], 5, False),
-    ([0, 1, 0, 0, 0, 1, 1, 1, 1, 1], 5, True),  # only the last window counts (ESC's reference code)
-    ([1, 1, 1, 1, 1, 0, 0, 0, 0, 1], 5, False),
-    ([0, 0, None, 0, 0], 5, False),        # a sample without an answer: not unanimous
-])
+@pytest.mark.parametrize(
+    "answers, last_round, stops",
+    [
+        ([0, 0, 0, 0, 0], 5, True),  # the first window is unanimous
+        ([0, 1, 0, 0, 0], 5, False),
+        ([0, 1, 0, 0, 0, 1, 1, 1, 1, 1], 5, True),  # only the last window counts (ESC's reference code)
+        ([1, 1, 1, 1, 1, 0, 0, 0, 0, 1], 5, False),
+        ([0, 0, None, 0, 0], 5, False),  # a sample without an answer: not unanimous
+    ],
+)
 def test_esc_stops_after_a_unanimous_window(answers, last_round, stops):
     counts = counts_of([None if a is None else str(a) for a in answers])
     assert should_stop(counts, len(answers), 40, "esc", answers=answers, last_round=last_round) is stops
@@ -122,8 +130,14 @@ def test_sample_stage_stops_when_settled_and_records_the_count(hf_sampler, rule,
     from scpo.sampling.draw import sample_shard
     from scpo.stages.sample import SampleSettings
 
-    s = SampleSettings(k=8, max_tokens=4, adaptive=rule, adaptive_min_samples=4, adaptive_round=4 if rule == "esc" else 2,
-                       adaptive_audit=1.0 if rule != "none" else 0.0)
+    s = SampleSettings(
+        k=8,
+        max_tokens=4,
+        adaptive=rule,
+        adaptive_min_samples=4,
+        adaptive_round=4 if rule == "esc" else 2,
+        adaptive_audit=1.0 if rule != "none" else 0.0,
+    )
     rows, counts = sample_shard(PROBLEMS, hf_sampler, ConstantTask(), s)
     assert len(rows) == drawn * len(PROBLEMS)
     for p in PROBLEMS:
@@ -155,15 +169,45 @@ def test_label_refuses_a_prompt_whose_drawn_count_does_not_match(hf_sampler):
 def test_vllm_adaptive_samples_are_the_first_samples_of_the_fixed_k_draw(tmp_path, tiny_model):
     """vLLM seeds the i-th of n samples with seed + i, and a round holding d samples asks with seed + d."""
     write_jsonl(tmp_path / "problems.jsonl", PROBLEMS)
-    common = ("--model", tiny_model, "--task", "numeric", "--k", "6", "--max_tokens", "6", "--dtype", "float32",
-              "--enforce_eager", "--problems_file", str(tmp_path / "problems.jsonl"))
+    common = (
+        "--model",
+        tiny_model,
+        "--task",
+        "numeric",
+        "--k",
+        "6",
+        "--max_tokens",
+        "6",
+        "--dtype",
+        "float32",
+        "--enforce_eager",
+        "--problems_file",
+        str(tmp_path / "problems.jsonl"),
+    )
     run_scpo("sample", *common, "--samples_file", str(tmp_path / "fixed.jsonl"))
-    run_scpo("sample", *common, "--samples_file", str(tmp_path / "adaptive.jsonl"), "--adaptive", "overtake",
-             "--adaptive_min_samples", "2", "--adaptive_round", "1")
+    run_scpo(
+        "sample",
+        *common,
+        "--samples_file",
+        str(tmp_path / "adaptive.jsonl"),
+        "--adaptive",
+        "overtake",
+        "--adaptive_min_samples",
+        "2",
+        "--adaptive_round",
+        "1",
+    )
     fixed = {(r["id"], r["sample_index"]): r["completion"] for r in read_jsonl(tmp_path / "fixed.jsonl")}
     adaptive = read_jsonl(tmp_path / "adaptive.jsonl")
     assert len(adaptive) >= 2 * len(PROBLEMS)
     assert [r["completion"] for r in adaptive] == [fixed[(r["id"], r["sample_index"])] for r in adaptive]
-    run_scpo("label", "--task", "numeric", "--samples_file", str(tmp_path / "adaptive.jsonl"),
-             "--labels_file", str(tmp_path / "labels.jsonl"))
+    run_scpo(
+        "label",
+        "--task",
+        "numeric",
+        "--samples_file",
+        str(tmp_path / "adaptive.jsonl"),
+        "--labels_file",
+        str(tmp_path / "labels.jsonl"),
+    )
     assert all(r["k"] == r["num_drawn"] for r in read_jsonl(tmp_path / "labels.jsonl"))

@@ -22,8 +22,13 @@ print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def probe(env_value: str) -> tuple[bool, int]:
-    out = subprocess.run([sys.executable, "-c", PROBE], env={"SCPO_KEEP_FREED_MEMORY": env_value, "PATH": ""},
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env={"SCPO_KEEP_FREED_MEMORY": env_value, "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     return out[0] == "True", int(out[1])
 
 

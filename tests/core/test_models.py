@@ -39,4 +39,7 @@ def test_tiny_model_is_small_and_shares_the_tokenizer(tiny_model, embedded_model
 
     config = AutoConfig.from_pretrained(tiny_model)
     assert config.num_hidden_layers == 2 and config.hidden_size // config.num_attention_heads == 64
-    assert AutoTokenizer.from_pretrained(tiny_model).get_vocab() == AutoTokenizer.from_pretrained(embedded_model).get_vocab()
+    assert (
+        AutoTokenizer.from_pretrained(tiny_model).get_vocab()
+        == AutoTokenizer.from_pretrained(embedded_model).get_vocab()
+    )

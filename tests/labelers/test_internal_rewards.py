@@ -19,8 +19,8 @@ from scpo.consistency import (
 )
 from scpo.core.errors import ScpoError
 from scpo.judge import DEFAULT_TEMPLATE, mean_score, parse_score, render
-from scpo.reward_pairs import pick_by_reward, reward_pick
 from scpo.labelers import LABELERS
+from scpo.reward_pairs import pick_by_reward, reward_pick
 from scpo.stages.label import settings_class
 from scpo.stages.pairs import build_pairs
 from scpo.tasks import get_task
@@ -68,7 +68,7 @@ def test_unparseable_scores_are_excluded_not_zero():
 def test_judge_prompt_keeps_braces_and_needs_both_fields():
     text = render(DEFAULT_TEMPLATE, "What is {x}?", "x = {1, 2}")
     assert "User: What is {x}?" in text and "<response>x = {1, 2}</response>" in text
-    assert text.rstrip().endswith("outlined criteria.") and 'Score: <total points>' in text
+    assert text.rstrip().endswith("outlined criteria.") and "Score: <total points>" in text
     with pytest.raises(ValueError, match="instruction"):
         render("no fields", "a", "b")
     with pytest.raises(ScpoError, match="judge_template"):
@@ -144,11 +144,13 @@ def test_scir_filter_keeps_exactly_the_agreeing_pairs():
         assert [c["id"] for c in kept] == want
         assert rate == pytest.approx(len(want) / len(candidates))
         assert 0 < len(want) < len(candidates)
-    table = [{"id": "both", "probabilities": {"judge": 0.9, "implicit": 0.6}},
-             {"id": "judge only", "probabilities": {"judge": 0.9, "implicit": 0.4}},
-             {"id": "implicit only", "probabilities": {"judge": 0.2, "implicit": 0.8}},
-             {"id": "neither", "probabilities": {"judge": 0.1, "implicit": 0.3}},
-             {"id": "weak", "probabilities": {"judge": 0.55, "implicit": 0.7}}]
+    table = [
+        {"id": "both", "probabilities": {"judge": 0.9, "implicit": 0.6}},
+        {"id": "judge only", "probabilities": {"judge": 0.9, "implicit": 0.4}},
+        {"id": "implicit only", "probabilities": {"judge": 0.2, "implicit": 0.8}},
+        {"id": "neither", "probabilities": {"judge": 0.1, "implicit": 0.3}},
+        {"id": "weak", "probabilities": {"judge": 0.55, "implicit": 0.7}},
+    ]
     assert [c["id"] for c in scir_filter(table, 0.5)[0]] == ["both", "weak"]
     assert [c["id"] for c in scir_filter(table, 0.6)[0]] == ["both"]
     assert not agreeing({"judge": 0.5, "implicit": 0.9})  # a tie is no vote for chosen
@@ -166,15 +168,27 @@ def test_reward_pick_cream_consistency_and_scir_probabilities():
     assert (pick.chosen, pick.rejected, pick.consistency) == (1, 0, 1.0)
     pick = reward_pick([0.1, 0.9, 0.5, 0.2], 0, "p", previous=[1.0, 0.0, 0.4, 0.7])
     assert pick.consistency == 0.0
-    pick = reward_pick([4.0, 2.0, None], 0, "p", signals={"judge": [4.0, 2.0, None], "implicit": [-1.0, 1.0, 0.0]},
-                       scales={"judge": 1.0, "implicit": 10.0})
+    pick = reward_pick(
+        [4.0, 2.0, None],
+        0,
+        "p",
+        signals={"judge": [4.0, 2.0, None], "implicit": [-1.0, 1.0, 0.0]},
+        scales={"judge": 1.0, "implicit": 10.0},
+    )
     assert (pick.chosen, pick.rejected) == (0, 1)
     assert pick.probabilities["judge"] > 0.5 > pick.probabilities["implicit"]
 
 
 def _label(pid, i, reward, **extra):
-    return {"id": pid, "prompt": f"q {pid}", "completion": f"answer {i}", "sample_index": i, "labeler": extra.pop(
-        "labeler", "cream"), "reward": reward, **extra}
+    return {
+        "id": pid,
+        "prompt": f"q {pid}",
+        "completion": f"answer {i}",
+        "sample_index": i,
+        "labeler": extra.pop("labeler", "cream"),
+        "reward": reward,
+        **extra,
+    }
 
 
 def labeler(name: str, task):
@@ -183,17 +197,21 @@ def labeler(name: str, task):
 
 def test_build_reward_pairs_cream_and_scir_counts():
     task = get_task("numeric")
-    rows = ([_label("a", i, r, previous_reward=p) for i, (r, p) in enumerate([(1, 1), (2, 2), (3, 3)])]
-            + [_label("b", i, r, previous_reward=p) for i, (r, p) in enumerate([(1, 3), (2, 2), (3, 1)])]
-            + [_label("c", i, 2.0, previous_reward=i) for i in range(3)])
+    rows = (
+        [_label("a", i, r, previous_reward=p) for i, (r, p) in enumerate([(1, 1), (2, 2), (3, 3)])]
+        + [_label("b", i, r, previous_reward=p) for i, (r, p) in enumerate([(1, 3), (2, 2), (3, 1)])]
+        + [_label("c", i, 2.0, previous_reward=i) for i in range(3)]
+    )
     pairs, counts = build_pairs(rows, labeler("cream", task))
     assert [(p["id"], p["consistency"]) for p in pairs] == [("a", 1.0), ("b", 0.0)]
     assert counts["skipped"] == {"tie": 1} and counts["consistency_mean"] == 0.5 and counts["consistency_std"] == 0.5
     assert pairs[0]["chosen"][0]["content"] == "answer 2" and pairs[0]["rejected"][0]["content"] == "answer 0"
 
-    scir = [_label(pid, i, j, labeler="scir", judge_score=j, implicit_reward=m)
-            for pid, values in (("agree", [(5.0, 2.0), (1.0, -2.0)]), ("disagree", [(5.0, -2.0), (1.0, 2.0)]))
-            for i, (j, m) in enumerate(values)]
+    scir = [
+        _label(pid, i, j, labeler="scir", judge_score=j, implicit_reward=m)
+        for pid, values in (("agree", [(5.0, 2.0), (1.0, -2.0)]), ("disagree", [(5.0, -2.0), (1.0, 2.0)]))
+        for i, (j, m) in enumerate(values)
+    ]
     pairs, counts = build_pairs(scir, labeler("scir", task))
     assert [p["id"] for p in pairs] == ["agree"] and counts["agreement_rate"] == 0.5
     assert counts["skipped"] == {"disagree": 1} and pairs[0]["p_judge"] > 0.5 and pairs[0]["p_implicit"] > 0.5
@@ -205,13 +223,16 @@ def test_mean_and_std():
     assert mean_and_std([0.0, 1.0]) == (0.5, 0.5)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"labeler": "bogus"}, "unknown labeler 'bogus'"),
-    ({"labeler": "scir", "scir_rewards": ["judge"]}, "scir_rewards"),
-    ({"consistency_metric": "pearson"}, "consistency_metric"),
-    ({"judge_samples": 0}, "judge_samples"),
-    ({"scir_threshold": 1.5}, "scir_threshold"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"labeler": "bogus"}, "unknown labeler 'bogus'"),
+        ({"labeler": "scir", "scir_rewards": ["judge"]}, "scir_rewards"),
+        ({"consistency_metric": "pearson"}, "consistency_metric"),
+        ({"judge_samples": 0}, "judge_samples"),
+        ({"scir_threshold": 1.5}, "scir_threshold"),
+    ],
+)
 def test_bad_reward_settings_are_clear_errors(kwargs, message):
     with pytest.raises(ScpoError, match=message):
         settings_class([])(**kwargs)
@@ -224,7 +245,12 @@ def test_cream_loss_is_the_soft_label_hand_computation_and_dpo_at_c1():
     def t(xs):
         return torch.tensor(xs, dtype=torch.float64)
 
-    pol_c, pol_r, ref_c, ref_r = t([-5.0, -9.0, -3.0]), t([-6.0, -8.0, -3.5]), t([-5.5, -8.5, -3.0]), t([-5.5, -8.0, -4.0])
+    pol_c, pol_r, ref_c, ref_r = (
+        t([-5.0, -9.0, -3.0]),
+        t([-6.0, -8.0, -3.5]),
+        t([-5.5, -8.5, -3.0]),
+        t([-5.5, -8.0, -4.0]),
+    )
     beta, cs = 0.1, [1.0, 0.25, 0.0]
     got = pair_losses("cream", pol_c, pol_r, ref_c, ref_r, t([3, 3, 3]), beta=beta, consistency=t(cs))
     for i, c in enumerate(cs):
@@ -252,8 +278,12 @@ def test_pairwise_judging_in_both_orders_cancels_position_bias():
     from scpo.judge import ordered_pairs, pairwise_scores, parse_winner
 
     assert ordered_pairs(3) == [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
-    assert [parse_winner(t) for t in ("Winner: A", "**Winner:** B.", "I prefer (A). Winner: (B)", "A is better")] == \
-        ["A", "B", "B", None]
+    assert [parse_winner(t) for t in ("Winner: A", "**Winner:** B.", "I prefer (A). Winner: (B)", "A is better")] == [
+        "A",
+        "B",
+        "B",
+        None,
+    ]
     # A judge that always picks the first position: every response wins half its comparisons, a tie (no pair).
     biased = [(a, b, ["Winner: A"]) for a, b in ordered_pairs(3)]
     scores, unparsed = pairwise_scores(3, biased)
@@ -277,7 +307,9 @@ def test_judge_items_per_response_or_per_ordered_pair():
     assert "<response>cx0</response>" in single[0]["text"]
     pairwise = judge_items(rows, settings_class([])(labeler="judge", judge_pairwise=True), task)
     assert len(pairwise) == 12 and pairwise[0]["rows"] == [0, 1] and pairwise[2]["rows"] == [1, 0]
-    assert "<response A>cx0</response A>" in pairwise[0]["text"] and "<response B>cx1</response B>" in pairwise[0]["text"]
+    assert (
+        "<response A>cx0</response A>" in pairwise[0]["text"] and "<response B>cx1</response B>" in pairwise[0]["text"]
+    )
     assert len({it["key"] for it in pairwise}) == 12  # distinct seeds per ordered pair
 
 
@@ -286,10 +318,23 @@ def test_report_shows_pairs_consistency_and_agreement_per_iteration(tmp_path):
 
     from scpo.reporting.runs import collect, labeler_table
 
-    counts = [({"labeler": "scir", "judge_outputs": 600, "judge_unparsed_share": 0.05, "mean_judge_score": 3.1},
-               {"labeler": "scir", "prompts": 50, "pairs": 30, "agreement_rate": 0.6, "mean_reward_gap": 1.5}),
-              ({"labeler": "cream"}, {"labeler": "cream", "prompts": 50, "pairs": 40, "consistency_mean": 0.71,
-                                      "consistency_std": 0.2, "consistency_from_previous": True})]
+    counts = [
+        (
+            {"labeler": "scir", "judge_outputs": 600, "judge_unparsed_share": 0.05, "mean_judge_score": 3.1},
+            {"labeler": "scir", "prompts": 50, "pairs": 30, "agreement_rate": 0.6, "mean_reward_gap": 1.5},
+        ),
+        (
+            {"labeler": "cream"},
+            {
+                "labeler": "cream",
+                "prompts": 50,
+                "pairs": 40,
+                "consistency_mean": 0.71,
+                "consistency_std": 0.2,
+                "consistency_from_previous": True,
+            },
+        ),
+    ]
     for t, (label, pairs) in enumerate(counts):
         d = tmp_path / f"iter_{t}"
         d.mkdir()

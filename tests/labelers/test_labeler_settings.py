@@ -42,10 +42,12 @@ def test_the_label_stage_takes_every_labelers_settings_and_checks_them():
     cls = with_extensions(LabelSettings, LABELERS)
     s = parse_settings(cls, ["--labeler", "scir", "--judge_samples", "2", "--consistency_metric", "spearman"])
     assert (s.judge_samples, s.consistency_metric, s.scir_rewards) == (2, "spearman", ["judge", "implicit"])
-    for argv, message in ((["--judge_samples", "0"], "judge_samples=0"),
-                          (["--consistency_metric", "pearson"], "consistency_metric='pearson'"),
-                          (["--labeler", "scir", "--scir_rewards", "judge"], "scir_rewards"),
-                          (["--judge_template", "no fields"], "judge_template")):
+    for argv, message in (
+        (["--judge_samples", "0"], "judge_samples=0"),
+        (["--consistency_metric", "pearson"], "consistency_metric='pearson'"),
+        (["--labeler", "scir", "--scir_rewards", "judge"], "scir_rewards"),
+        (["--judge_template", "no fields"], "judge_template"),
+    ):
         with pytest.raises(ScpoError, match=message):
             parse_settings(cls, argv)
 

@@ -13,9 +13,9 @@ import re
 from collections import Counter
 
 import pytest
-
 from helpers import read_jsonl, write_jsonl
 from scrl_reference import reference_labels
+
 from scpo.core.errors import ScpoError
 from scpo.pairs import SKIP_REASONS, PairRule, pick_by_scrl
 from scpo.selective_votes import ScrlLabelSettings, ScrlThresholds, scrl_labels, surprisal
@@ -135,8 +135,9 @@ def test_surprisal_from_the_samplers_log_probs():
 # --------------------------------------------------------------------------- settings
 
 
-@pytest.mark.parametrize("name, value", [("scrl_tau_pos", 1.5), ("scrl_tau_marg", -0.1),
-                                         ("scrl_tau_low", float("nan"))])
+@pytest.mark.parametrize(
+    "name, value", [("scrl_tau_pos", 1.5), ("scrl_tau_marg", -0.1), ("scrl_tau_low", float("nan"))]
+)
 def test_thresholds_outside_zero_one_are_named_errors(name, value):
     with pytest.raises(ScpoError, match=re.escape(f"setting {name}={value}: a vote share, must be in [0, 1]")):
         ScrlLabelSettings(vote_rule="scrl", **{name: value})
@@ -146,11 +147,31 @@ def test_thresholds_outside_zero_one_are_named_errors(name, value):
 
 def test_a_bad_threshold_stops_scpo_label_before_reading_the_samples(tmp_path):
     with pytest.raises(ScpoError, match=re.escape("setting scrl_tau_marg=1.2: a vote share, must be in [0, 1]")):
-        label.main(["--samples_file", str(tmp_path / "missing.jsonl"), "--labels_file", str(tmp_path / "l.jsonl"),
-                    "--vote_rule", "scrl", "--scrl_tau_marg", "1.2"])
+        label.main(
+            [
+                "--samples_file",
+                str(tmp_path / "missing.jsonl"),
+                "--labels_file",
+                str(tmp_path / "l.jsonl"),
+                "--vote_rule",
+                "scrl",
+                "--scrl_tau_marg",
+                "1.2",
+            ]
+        )
     with pytest.raises(ScpoError, match="settings vote_rule=scrl and mode=supervised"):
-        pairs.main(["--labels_file", str(tmp_path / "l.jsonl"), "--pairs_file", str(tmp_path / "p.jsonl"),
-                    "--vote_rule", "scrl", "--mode", "supervised"])
+        pairs.main(
+            [
+                "--labels_file",
+                str(tmp_path / "l.jsonl"),
+                "--pairs_file",
+                str(tmp_path / "p.jsonl"),
+                "--vote_rule",
+                "scrl",
+                "--mode",
+                "supervised",
+            ]
+        )
 
 
 # --------------------------------------------------------------------------- pairs
@@ -161,9 +182,19 @@ def rows(pid, answers, surprisals, **extra):
     out = []
     for i, (a, s) in enumerate(zip(answers, surprisals)):
         n = 4
-        out.append({"id": pid, "prompt": f"Question {pid}?", "sample_index": i,
-                    "completion": f"The answer is {a}." if a is not None else "I give up.",
-                    "num_tokens": n, "token_logprobs": [-s] * n, "logprob": -s * n, "finish_reason": "stop", **extra})
+        out.append(
+            {
+                "id": pid,
+                "prompt": f"Question {pid}?",
+                "sample_index": i,
+                "completion": f"The answer is {a}." if a is not None else "I give up.",
+                "num_tokens": n,
+                "token_logprobs": [-s] * n,
+                "logprob": -s * n,
+                "finish_reason": "stop",
+                **extra,
+            }
+        )
     return out
 
 
@@ -180,10 +211,12 @@ def test_pick_by_scrl_chooses_the_positive_and_rejects_the_least_voted_negative(
 
 
 def test_votes_labeler_scrl_pairs_on_a_rows_file(tmp_path):
-    samples = write_jsonl(tmp_path / "samples.jsonl",
-                          rows("pos-neg", ["7"] * 5 + ["8", "9", None], [0.2] * 5 + [1.0, 0.1, 0.4])
-                          + rows("no-pos", ["7"] * 4 + ["8"] * 3 + ["9"], [0.2] * 7 + [1.0])
-                          + rows("no-neg", ["7"] * 7 + [None], [0.5] * 7 + [3.0]))
+    samples = write_jsonl(
+        tmp_path / "samples.jsonl",
+        rows("pos-neg", ["7"] * 5 + ["8", "9", None], [0.2] * 5 + [1.0, 0.1, 0.4])
+        + rows("no-pos", ["7"] * 4 + ["8"] * 3 + ["9"], [0.2] * 7 + [1.0])
+        + rows("no-neg", ["7"] * 7 + [None], [0.5] * 7 + [3.0]),
+    )
     labels_file, pairs_file = tmp_path / "labels.jsonl", tmp_path / "pairs.jsonl"
     scrl = ["--task", "numeric", "--vote_rule", "scrl"]
     label.main(["--samples_file", str(samples), "--labels_file", str(labels_file), *scrl])
@@ -201,10 +234,22 @@ def test_votes_labeler_scrl_pairs_on_a_rows_file(tmp_path):
 
 
 def test_samples_without_log_probs_are_a_named_error_before_labeling(tmp_path):
-    bare = [{k: v for k, v in r.items() if k not in ("token_logprobs", "logprob")}
-            for r in rows("p", ["1", "1", "2"], [0.1, 0.1, 0.1])]
+    bare = [
+        {k: v for k, v in r.items() if k not in ("token_logprobs", "logprob")}
+        for r in rows("p", ["1", "1", "2"], [0.1, 0.1, 0.1])
+    ]
     samples = write_jsonl(tmp_path / "samples.jsonl", bare)
     with pytest.raises(ScpoError, match=r"samples.jsonl: prompt 'p', sample_index 0: no finite log-probs"):
-        label.main(["--samples_file", str(samples), "--labels_file", str(tmp_path / "l.jsonl"), "--task", "numeric",
-                    "--vote_rule", "scrl"])
+        label.main(
+            [
+                "--samples_file",
+                str(samples),
+                "--labels_file",
+                str(tmp_path / "l.jsonl"),
+                "--task",
+                "numeric",
+                "--vote_rule",
+                "scrl",
+            ]
+        )
     assert not (tmp_path / "l.jsonl").exists()

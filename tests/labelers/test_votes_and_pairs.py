@@ -6,7 +6,8 @@ import random
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from scpo.core.errors import ScpoError
 from scpo.pairs import SKIP_REASONS, PairRule, Pick, pick, pick_by_votes
@@ -194,8 +195,13 @@ def test_permuting_completions_keeps_votes(answers, data):
 
 
 @settings(max_examples=200, deadline=None)
-@given(answers=peaked(), tau=st.sampled_from([0.01, 0.2, 0.25, 1 / 3, 0.5]), seed=seed_st, pid=prompt_id_st,
-       top_tie=top_tie_st)
+@given(
+    answers=peaked(),
+    tau=st.sampled_from([0.01, 0.2, 0.25, 1 / 3, 0.5]),
+    seed=seed_st,
+    pid=prompt_id_st,
+    top_tie=top_tie_st,
+)
 def test_weighting(answers, tau, seed, pid, top_tie):
     assume(not unparsed_outvotes_only_answer(answers))  # a known bug: see test_unparsed_majority_*
     votes = vote(answers, GSM)
@@ -267,8 +273,15 @@ def test_resampled_extras_join_groups_without_votes(answers, extra):
 
 
 @settings(max_examples=300, deadline=None)
-@given(answers=prompts_st, extra=st.lists(answer, min_size=1, max_size=8), tau=tau_st, seed=seed_st,
-       pid=prompt_id_st, top_tie=top_tie_st, order=st.randoms(use_true_random=False))
+@given(
+    answers=prompts_st,
+    extra=st.lists(answer, min_size=1, max_size=8),
+    tau=tau_st,
+    seed=seed_st,
+    pid=prompt_id_st,
+    top_tie=top_tie_st,
+    order=st.randoms(use_true_random=False),
+)
 def test_no_chosen_response_is_ever_an_extra_sample(answers, extra, tau, seed, pid, top_tie, order):
     """ScPO's extra samples are drawn "to sample rejected responses": they may be rejected, never chosen."""
     flags = [True] * len(answers) + [False] * len(extra)
@@ -285,20 +298,24 @@ def test_extras_that_agree_with_a_unanimous_vote_are_never_chosen():
     """The case from the issue: 2 voting samples and 6 agreeing extras at T=1.2, seen over many seeds."""
     from scpo.labelers.votes import votes_from_labels
 
-    rows = [{"answer_group": 0, "answer": "7", "resampled": i >= 2} for i in range(8)] + \
-        [{"answer_group": 1, "answer": "8", "resampled": True}]
+    rows = [{"answer_group": 0, "answer": "7", "resampled": i >= 2} for i in range(8)] + [
+        {"answer_group": 1, "answer": "8", "resampled": True}
+    ]
     votes = votes_from_labels(rows)
     chosen = {pick_by_votes(votes, PairRule(tau=0.5, seed=seed), "p").chosen for seed in range(200)}
     assert chosen == {0, 1}  # both voting samples, no extra
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"mode": "fully"}, "mode"),
-    ({"weighting": "linear"}, "weighting"),
-    ({"top_tie": "first"}, "top_tie"),
-    ({"tau": 0}, "tau"),
-    ({"tau": -0.5}, "tau"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"mode": "fully"}, "mode"),
+        ({"weighting": "linear"}, "weighting"),
+        ({"top_tie": "first"}, "top_tie"),
+        ({"tau": 0}, "tau"),
+        ({"tau": -0.5}, "tau"),
+    ],
+)
 def test_pair_rule_rejects_bad_settings(kwargs, match):
     with pytest.raises(ScpoError, match=match):
         PairRule(**kwargs)
@@ -316,11 +333,23 @@ def test_irpo_pairs_walk_both_sets_and_add_the_gold_rationale():
     assert irpo_pairs([], [1], 3) == [] and irpo_pairs([1], [], 3) == []
 
     def row(pid, i, correct, **extra):
-        return {"id": pid, "prompt": f"q{pid}", "completion": f"{pid}{i}", "answer": str(i), "answer_group": 0,
-                "correct": correct, "sample_index": i, **extra}
+        return {
+            "id": pid,
+            "prompt": f"q{pid}",
+            "completion": f"{pid}{i}",
+            "answer": str(i),
+            "answer_group": 0,
+            "correct": correct,
+            "sample_index": i,
+            **extra,
+        }
 
-    rows = ([row("a", i, i < 2) for i in range(5)] + [row("b", i, False, solution="gold b") for i in range(3)]
-            + [row("c", i, True) for i in range(3)] + [row("d", i, False) for i in range(2)])
+    rows = (
+        [row("a", i, i < 2) for i in range(5)]
+        + [row("b", i, False, solution="gold b") for i in range(3)]
+        + [row("c", i, True) for i in range(3)]
+        + [row("d", i, False) for i in range(2)]
+    )
     irpo = LABELERS.get("irpo")(settings_class([])(labeler="irpo", irpo_pairs_per_problem=4), get_task("numeric"))
     pairs, counts = build_pairs(rows, irpo)
     by_prompt = {}

@@ -34,8 +34,10 @@ def _munge_works() -> bool:
     if not shutil.which("munge"):
         return False
     cred = subprocess.run(["munge", "-n"], capture_output=True, check=False)
-    return cred.returncode == 0 and subprocess.run(["unmunge"], input=cred.stdout, capture_output=True,
-                                                   check=False).returncode == 0
+    return (
+        cred.returncode == 0
+        and subprocess.run(["unmunge"], input=cred.stdout, capture_output=True, check=False).returncode == 0
+    )
 
 
 def start_munge() -> int | None:
@@ -122,8 +124,16 @@ class Cluster:
         deadline = time.time() + timeout
         while True:
             states = self.job_states(ids)
-            if states and not set(states.values()) & {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING",
-                                                      "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING"}:
+            if states and not set(states.values()) & {
+                "PENDING",
+                "RUNNING",
+                "CONFIGURING",
+                "COMPLETING",
+                "REQUEUED",
+                "REQUEUE_HOLD",
+                "REQUEUE_FED",
+                "RESIZING",
+            }:
                 return states
             if time.time() > deadline:
                 raise TimeoutError(f"jobs still active after {timeout} s: {states}")

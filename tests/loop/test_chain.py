@@ -6,8 +6,8 @@ import json
 import shlex
 
 import pytest
-
 from helpers import ROOT, read_jsonl, run_scpo, write_jsonl
+
 from scpo.loop.plan import chained, plan
 
 PROBLEMS = [{"id": f"q{i}", "prompt": f"What is {i} + {i + 2}?", "gold": str(2 * i + 2)} for i in range(6)]
@@ -17,8 +17,21 @@ PROBLEMS = [{"id": f"q{i}", "prompt": f"What is {i} + {i + 2}?", "gold": str(2 *
 def test_eval_then_sample_start_one_engine_and_resume(tmp_path, tiny_model):
     write_jsonl(tmp_path / "problems.jsonl", PROBLEMS)
     write_jsonl(tmp_path / "eval.jsonl", PROBLEMS[:4])
-    common = ["--model", tiny_model, "--iter_dir", str(tmp_path), "--max_tokens", "12", "--dtype", "float32",
-              "--enforce_eager", "--max_model_len", "256", "--task", "numeric"]
+    common = [
+        "--model",
+        tiny_model,
+        "--iter_dir",
+        str(tmp_path),
+        "--max_tokens",
+        "12",
+        "--dtype",
+        "float32",
+        "--enforce_eager",
+        "--max_model_len",
+        "256",
+        "--task",
+        "numeric",
+    ]
     eval_args = ["eval", *common, "--eval_file", str(tmp_path / "eval.jsonl"), "--eval_k", "3"]
     sample_args = ["sample", *common, "--k", "3", "--save_token_ids"]
     proc = run_scpo("chain", *eval_args, "--then", *sample_args)
@@ -54,12 +67,22 @@ def test_eval_then_sample_start_one_engine_and_resume(tmp_path, tiny_model):
 @pytest.mark.slow  # scpo in a subprocess
 def test_chain_stops_at_the_first_failing_stage_and_refuses_bad_parts(tmp_path):
     write_jsonl(tmp_path / "problems.jsonl", PROBLEMS)
-    missing = ["eval", "--model", str(tmp_path / "no_model"), "--iter_dir", str(tmp_path), "--eval_file",
-               str(tmp_path / "problems.jsonl")]
+    missing = [
+        "eval",
+        "--model",
+        str(tmp_path / "no_model"),
+        "--iter_dir",
+        str(tmp_path),
+        "--eval_file",
+        str(tmp_path / "problems.jsonl"),
+    ]
     proc = run_scpo("chain", *missing, "--then", "report", str(tmp_path), check=False)
     assert proc.returncode == 1 and "scpo eval: error" in proc.stderr and "[chain] scpo report" not in proc.stderr
-    for parts, bad in ((["eval", "--then"], "part 2 is nothing"), (["nosuch", "--x"], "part 1 is 'nosuch'"),
-                       (["eval", "--then", "chain"], "part 2 is 'chain'")):
+    for parts, bad in (
+        (["eval", "--then"], "part 2 is nothing"),
+        (["nosuch", "--x"], "part 1 is 'nosuch'"),
+        (["eval", "--then", "chain"], "part 2 is 'chain'"),
+    ):
         proc = run_scpo("chain", *parts, check=False)
         assert proc.returncode == 2 and bad in proc.stderr, proc.stderr
 
@@ -74,20 +97,45 @@ def test_plan_chains_each_models_eval_and_sampling():
     _, steps = plan(["--config", str(ROOT / "recipes" / "cpu_demo.yaml")])
     lines = chained(steps)
     assert [stages(line) for line in lines] == [
-        ["eval", "sample"], ["label"], ["pairs"], ["train"], ["eval", "sample"], ["label"], ["pairs"], ["train"],
-        ["eval"], ["report"]]
+        ["eval", "sample"],
+        ["label"],
+        ["pairs"],
+        ["train"],
+        ["eval", "sample"],
+        ["label"],
+        ["pairs"],
+        ["train"],
+        ["eval"],
+        ["report"],
+    ]
     flat = [part for line in lines for part in split(line)]
     assert flat == [[st.stage, *st.args] for st in steps]  # nothing lost, nothing reordered
     engines = sum(len([s for s in stages(line) if s in ("eval", "sample")]) > 0 for line in lines)
     assert engines == 3  # engine starts per run: 5 before (eval and sample each start one)
 
-    _, steps = plan(["--config", str(ROOT / "recipes" / "cpu_demo.yaml"), "--guard_metric", "pass@1",
-                     "--new_problems", "4", "--eval_file", str(ROOT / "recipes" / "cpu_demo_dev" / "eval.jsonl"),
-                     "--guard_file", str(ROOT / "recipes" / "cpu_demo_dev" / "dev.jsonl")])
+    _, steps = plan(
+        [
+            "--config",
+            str(ROOT / "recipes" / "cpu_demo.yaml"),
+            "--guard_metric",
+            "pass@1",
+            "--new_problems",
+            "4",
+            "--eval_file",
+            str(ROOT / "recipes" / "cpu_demo_dev" / "eval.jsonl"),
+            "--guard_file",
+            str(ROOT / "recipes" / "cpu_demo_dev" / "dev.jsonl"),
+        ]
+    )
     # the held-out eval and the guard's eval on the dev file share M_t's engine
     assert [stages(line) for line in chained(steps)][:6] == [
-        ["eval", "eval", "generate-problems", "sample"], ["label"], ["pairs"], ["train"],
-        ["eval", "eval", "guard", "generate-problems", "sample"], ["label"]]
+        ["eval", "eval", "generate-problems", "sample"],
+        ["label"],
+        ["pairs"],
+        ["train"],
+        ["eval", "eval", "guard", "generate-problems", "sample"],
+        ["label"],
+    ]
     # The last eval's guard stays out of the chain: it uses no engine.
     assert [stages(line) for line in chained(steps)][-3:] == [["eval", "eval"], ["guard"], ["report"]]
 

@@ -21,13 +21,17 @@ from scpo.reporting.per_problem import per_problem
 def compare_file(tmp_path: Path, tiny_model: str, methods: str, budget: str = "") -> Path:
     loop = recipe(tmp_path, tiny_model)  # 6 problems, k 6: 36 training rollouts per iteration
     grpo = tmp_path / "grpo.yaml"
-    grpo.write_text(f"model: {tiny_model}\ntask: loop_task:WordParity\nproblems_file: {tmp_path / 'train.jsonl'}\n"
-                    "reward_funcs: [majority]\nn_votes: 6\nper_device_train_batch_size: 6\nmax_completion_length: 8\n"
-                    "learning_rate: 1.0e-4\nbeta: 0.0\ngradient_checkpointing: false\nlogging_steps: 1\n"
-                    "save_strategy: \"no\"\nreport_to: none\nmax_steps: 2\n")
+    grpo.write_text(
+        f"model: {tiny_model}\ntask: loop_task:WordParity\nproblems_file: {tmp_path / 'train.jsonl'}\n"
+        "reward_funcs: [majority]\nn_votes: 6\nper_device_train_batch_size: 6\nmax_completion_length: 8\n"
+        "learning_rate: 1.0e-4\nbeta: 0.0\ngradient_checkpointing: false\nlogging_steps: 1\n"
+        'save_strategy: "no"\nreport_to: none\nmax_steps: 2\n'
+    )
     path = tmp_path / "compare.yaml"
-    path.write_text(f"run_name: cmp\noutput_root: {tmp_path / 'runs'}\neval_recipe: {loop}\n{budget}"
-                    f"methods:\n{methods.format(loop=loop, grpo=grpo)}")
+    path.write_text(
+        f"run_name: cmp\noutput_root: {tmp_path / 'runs'}\neval_recipe: {loop}\n{budget}"
+        f"methods:\n{methods.format(loop=loop, grpo=grpo)}"
+    )
     return path
 
 
@@ -49,15 +53,25 @@ def test_budget_sets_grpo_steps_and_bad_comparisons_are_refused(tmp_path, tiny_m
     grpo = methods[2].commands[0]
     assert grpo[grpo.index("--max_steps") + 1] == "6"  # the recipe's max_steps 2 gives way to the budget
     assert methods[0].commands[-1] == ["report", str(tmp_path / "runs" / "cmp" / "scpo")]
-    assert methods[2].commands[1][-4:] == ["--iter_dir", str(tmp_path / "runs" / "cmp" / "ttrl" / "iter_1"),
-                                           "--iteration", "1"]
+    assert methods[2].commands[1][-4:] == [
+        "--iter_dir",
+        str(tmp_path / "runs" / "cmp" / "ttrl" / "iter_1"),
+        "--iteration",
+        "1",
+    ]
     cases = [
-        ("  a: {{recipe: {loop}}}\n  b: {{recipe: {loop}, k: 4}}\n",
-         "method b: plans 24 training rollouts (iterations x problems x k, and every extra completion"),
+        (
+            "  a: {{recipe: {loop}}}\n  b: {{recipe: {loop}, k: 4}}\n",
+            "method b: plans 24 training rollouts (iterations x problems x k, and every extra completion",
+        ),
         # every sampled completion counts: ScPO's extras (at most 6 x 2) and a frozen teacher's 6 x 6 votes
         ("  a: {{recipe: {loop}}}\n  b: {{recipe: {loop}, resample_n: 2}}\n", "method b: plans 48 training rollouts"),
-        ("  a: {{recipe: {loop}}}\n  b: {{recipe: {loop}, vote_teacher: frozen, teacher_model: " + tiny_model + "}}\n",
-         "method b: plans 72 training rollouts"),
+        (
+            "  a: {{recipe: {loop}}}\n  b: {{recipe: {loop}, vote_teacher: frozen, teacher_model: "
+            + tiny_model
+            + "}}\n",
+            "method b: plans 72 training rollouts",
+        ),
         ("  a: {{recipe: {loop}, eval_k: 4}}\n", "method a: its held-out eval differs from eval_recipe"),
         ("  a: {{recipe: {loop}, model: /elsewhere}}\n", "method a: model '/elsewhere' is not the eval recipe's M_0"),
         ("  a: {{recipe: /no/such.yaml}}\n", "setting methods.a.recipe='/no/such.yaml': no such file"),
@@ -70,7 +84,9 @@ def test_budget_sets_grpo_steps_and_bad_comparisons_are_refused(tmp_path, tiny_m
         with pytest.raises(ScpoError, match=re.escape(message)):
             compare.build(settings(bad))
     # a budget that is no whole number of GRPO steps (37 / 6) is refused, not rounded up
-    uneven = compare_file(tmp_path, tiny_model, "  t: {{recipe: {grpo}, trainer: grpo}}\n", budget="budget_rollouts: 37\n")
+    uneven = compare_file(
+        tmp_path, tiny_model, "  t: {{recipe: {grpo}, trainer: grpo}}\n", budget="budget_rollouts: 37\n"
+    )
     with pytest.raises(ScpoError, match="budget_rollouts 37 is not a whole number of GRPO steps of 6 rollouts"):
         compare.build(settings(uneven))
     with pytest.raises(ScpoError, match="setting run_name='': the comparison's folder name"):
@@ -96,8 +112,11 @@ def test_a_methods_result_depends_on_its_recipe_and_data_contents(tmp_path, tiny
 
 
 def test_a_guard_file_that_overlaps_the_eval_file_is_refused(tmp_path, tiny_model):
-    path = compare_file(tmp_path, tiny_model, "  g: {{recipe: {loop}, guard_metric: greedy, guard_file: %s}}\n"
-                        % (tmp_path / "eval.jsonl"))
+    path = compare_file(
+        tmp_path,
+        tiny_model,
+        "  g: {{recipe: {loop}, guard_metric: greedy, guard_file: %s}}\n" % (tmp_path / "eval.jsonl"),
+    )
     with pytest.raises(ScpoError, match="guard_file=.*is also in eval_file="):
         compare.build(settings(path))
 
@@ -110,9 +129,15 @@ def test_paired_difference_and_the_table(tmp_path):
         write_jsonl(folder / "eval_samples.jsonl", rows)
         n = len(per_problem)
         mean = sum(sum(c) / len(c) for c in per_problem.values()) / n
-        (folder / "eval.json").write_text(json.dumps({"greedy": {"mean": greedy, "stderr": 0.1},
-                                                      "pass@1": {"mean": mean, "stderr": 0.05},
-                                                      "maj@2": {"mean": mean, "stderr": 0.05}}))
+        (folder / "eval.json").write_text(
+            json.dumps(
+                {
+                    "greedy": {"mean": greedy, "stderr": 0.1},
+                    "pass@1": {"mean": mean, "stderr": 0.05},
+                    "maj@2": {"mean": mean, "stderr": 0.05},
+                }
+            )
+        )
         return folder / "eval.json"
 
     m0 = write_eval(tmp_path / "m0", {"a": [False, False], "b": [True, False], "c": [False, False]}, 0.0)
@@ -122,8 +147,10 @@ def test_paired_difference_and_the_table(tmp_path):
     assert {i: r["pass@1"] for i, r in per_problem(good).items()} == {"a": 1.0, "b": 1.0, "c": 0.5}
     d, se, n = paired_by_problem(per_problem(good), per_problem(m0), "pass@1")
     assert d == pytest.approx(2 / 3) and n == 3 and se == pytest.approx((1 / 12 / 3) ** 0.5)  # sd over 3 problems
-    results = {name: {"trainer": "loop", "eval": str(path), "rollouts": 36, "tokens": 100, "train_steps": 4,
-                      "wall_s": 12.0} for name, path in (("good", good), ("same", same))}
+    results = {
+        name: {"trainer": "loop", "eval": str(path), "rollouts": 36, "tokens": 100, "train_steps": 4, "wall_s": 12.0}
+        for name, path in (("good", good), ("same", same))
+    }
     # the model's seconds: every non-eval stage manifest of the method (a copied one too), evals left out
     (tmp_path / "good" / "iter_0").mkdir()
     (tmp_path / "good" / "iter_0" / "samples.jsonl.manifest.json").write_text('{"stage": "sample", "seconds": 30}')
@@ -162,8 +189,9 @@ def test_compare_runs_every_method_shares_m0_and_resumes(tmp_path, tiny_model):
     assert all(state[m]["tokens"] > 0 and state[m]["wall_s"] > 0 for m in state)
     # M_0's eval and samples were made once: the copies are byte for byte the originals, kept by their manifests
     assert (root / "scpo" / "iter_0" / "eval.json").read_bytes() == (root / "M_0" / "eval.json").read_bytes()
-    first, second = (json.loads((root / m / "iter_0" / "samples.jsonl.manifest.json").read_text())
-                     for m in ("scpo", "unweighted"))
+    first, second = (
+        json.loads((root / m / "iter_0" / "samples.jsonl.manifest.json").read_text()) for m in ("scpo", "unweighted")
+    )
     assert first == second
     table = (root / "compare.md").read_text()
     for name in ("M_0", "scpo", "unweighted", "ttrl"):
@@ -178,11 +206,13 @@ def test_measured_rollouts_count_every_completion_sampled(tmp_path):
     """Resampled extras (inside the samples' count), a vote teacher's samples, new-problem candidates and judge
     outputs all count toward a method's measured rollouts, not only its k votes per problem."""
     folder = tmp_path / "m"
-    manifests = {"iter_0/samples.jsonl": {"completions": 40, "output_tokens": 400},  # 32 votes + 8 resampled
-                 "iter_1/samples.jsonl": {"completions": 32, "output_tokens": 300},
-                 "iter_1/teacher_samples.jsonl": {"completions": 32, "output_tokens": 310},
-                 "iter_1/generated_problems.jsonl": {"candidates": 6, "kept": 2},
-                 "iter_1/labels.jsonl": {"judge_outputs": 12}}
+    manifests = {
+        "iter_0/samples.jsonl": {"completions": 40, "output_tokens": 400},  # 32 votes + 8 resampled
+        "iter_1/samples.jsonl": {"completions": 32, "output_tokens": 300},
+        "iter_1/teacher_samples.jsonl": {"completions": 32, "output_tokens": 310},
+        "iter_1/generated_problems.jsonl": {"candidates": 6, "kept": 2},
+        "iter_1/labels.jsonl": {"judge_outputs": 12},
+    }
     for name, counts in manifests.items():
         path = folder / f"{name}.manifest.json"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import PARITY_TASK, ROOT, write_jsonl
 
 PROBLEMS = [{"id": f"p{i}", "prompt": f"What is {i} + 1?", "gold": str(i + 1)} for i in range(6)]
@@ -24,11 +23,11 @@ def recipe(tmp_path: Path, tiny_model: str) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(f"""
 run_name: tiny
-output_root: {tmp_path / 'runs'}
+output_root: {tmp_path / "runs"}
 model: {tiny_model}
 task: loop_task:WordParity
-problems_file: {tmp_path / 'train.jsonl'}
-eval_file: {tmp_path / 'eval.jsonl'}
+problems_file: {tmp_path / "train.jsonl"}
+eval_file: {tmp_path / "eval.jsonl"}
 iterations: 1
 backend: hf
 k: 6
@@ -49,10 +48,14 @@ eval_k: 2
 
 
 def iterate(recipe_path: Path, **popen) -> subprocess.Popen:
-    env = {**os.environ, "SCPO_VENV": str(ROOT / ".venv"),
-           "PYTHONPATH": f"{recipe_path.parent}:{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.Popen(["bash", str(ROOT / "recipes" / "iterate.sh"), str(recipe_path)], cwd=ROOT, env=env,
-                            text=True, **popen)
+    env = {
+        **os.environ,
+        "SCPO_VENV": str(ROOT / ".venv"),
+        "PYTHONPATH": f"{recipe_path.parent}:{os.environ.get('PYTHONPATH', '')}",
+    }
+    return subprocess.Popen(
+        ["bash", str(ROOT / "recipes" / "iterate.sh"), str(recipe_path)], cwd=ROOT, env=env, text=True, **popen
+    )
 
 
 def digests(run: Path) -> dict[str, str]:
@@ -61,8 +64,12 @@ def digests(run: Path) -> dict[str, str]:
     out = {}
     for path in sorted(run.rglob("*")):
         name = path.name
-        if not path.is_file() or name == ".scpo.lock" or name.endswith((
-                ".manifest.json", ".counts.json", "report.md", ".png", "training_args.bin")) or "/runs/" in str(path.relative_to(run.parent)):
+        if (
+            not path.is_file()
+            or name == ".scpo.lock"
+            or name.endswith((".manifest.json", ".counts.json", "report.md", ".png", "training_args.bin"))
+            or "/runs/" in str(path.relative_to(run.parent))
+        ):
             continue
         data = path.read_bytes()
         if name == "eval.json":
@@ -83,8 +90,9 @@ def test_loop_killed_mid_stage_resumes_to_the_same_files(tmp_path, tiny_model):
     assert (clean_run / "report.md").exists() and (clean_run / "iter_1" / "eval.json").exists()
     assert (clean_run / "iter_0" / "model" / "model.safetensors").exists()
 
-    proc = iterate(recipe(killed_dir, tiny_model), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   start_new_session=True)
+    proc = iterate(
+        recipe(killed_dir, tiny_model), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     shards = killed_dir / "runs" / "tiny" / "iter_0" / "samples.jsonl.shards"
     deadline = time.time() + 600
     while time.time() < deadline and not list(shards.glob("*/00000-of-00003.jsonl")):
@@ -109,7 +117,8 @@ def test_every_recipe_is_valid_for_every_stage():
 
     from scpo.core.settings import parse_settings
     from scpo.loop import plan, slurm
-    from scpo.stages import eval as eval_stage, generate, grpo, label, pairs, sample, train
+    from scpo.stages import eval as eval_stage
+    from scpo.stages import generate, grpo, label, pairs, sample, train
 
     recipes = sorted((ROOT / "recipes").rglob("*.yaml"))
     recipes = [r for r in recipes if "accelerate" not in r.parts]
@@ -121,8 +130,15 @@ def test_every_recipe_is_valid_for_every_stage():
 
             compare.build(parse_settings(compare.CompareSettings, argv))
             continue
-        for cls in (sample.SampleSettings, generate.GenerateSettings, label.settings_class(argv),
-                    pairs.settings_class(argv), eval_stage.EvalSettings, plan.LoopSettings, slurm.SlurmSettings):
+        for cls in (
+            sample.SampleSettings,
+            generate.GenerateSettings,
+            label.settings_class(argv),
+            pairs.settings_class(argv),
+            eval_stage.EvalSettings,
+            plan.LoopSettings,
+            slurm.SlurmSettings,
+        ):
             parse_settings(cls, argv)
         if "reward_funcs" in yaml.safe_load(path.read_text()):  # an online GRPO recipe (`scpo grpo`)
             grpo.parse(["--config", str(path)])

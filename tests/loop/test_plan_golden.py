@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import golden_plan
+import pytest
 
 WHERE = ("--iteration", "--iter_dir", "--output_dir")
 

@@ -16,20 +16,26 @@ from pathlib import Path
 import pytest
 from helpers import PARITY_TASK, ROOT, read_jsonl
 
-
 VENV_BIN = Path(sys.executable).parent
 
 
 def shell_scripts() -> list[Path]:
     """Every shell script in the repository: *.sh, *.sbatch and files with a bash shebang."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     out = []
     for name in files:
         path = ROOT / name
         if not path.is_file():
             continue
-        if path.suffix in (".sh", ".sbatch") or path.read_bytes()[:40].startswith((b"#!/usr/bin/env bash", b"#!/bin/bash")):
+        if path.suffix in (".sh", ".sbatch") or path.read_bytes()[:40].startswith(
+            (b"#!/usr/bin/env bash", b"#!/bin/bash")
+        ):
             out.append(path)
     return out
 
@@ -39,8 +45,9 @@ def shell_scripts() -> list[Path]:
 def test_shellcheck_passes_on_every_shell_script():
     scripts = shell_scripts()
     assert ROOT / "slurm" / "train.sbatch" in scripts and ROOT / ".ci" / "run" in scripts
-    proc = subprocess.run(["shellcheck", "-x", *map(str, scripts)], cwd=ROOT, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        ["shellcheck", "-x", *map(str, scripts)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -49,17 +56,26 @@ def fake_allocation(tmp_path: Path, **env: str) -> dict[str, str]:
     hostnames` is stood in for (it needs a cluster's configuration); the scripts print instead of running."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(parents=True)
-    (bin_dir / "scontrol").write_text('#!/bin/sh\n[ "$1 $2 $3" = "show hostnames gpu-[001-002]" ] || exit 1\n'
-                                      'echo gpu-001\necho gpu-002\n')
+    (bin_dir / "scontrol").write_text(
+        '#!/bin/sh\n[ "$1 $2 $3" = "show hostnames gpu-[001-002]" ] || exit 1\necho gpu-001\necho gpu-002\n'
+    )
     (bin_dir / "scontrol").chmod(0o755)
-    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "SCPO_PRINT": "1", "SLURM_JOB_ID": "4242",
-            "SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "gpu-[001-002]", "SLURM_GPUS_ON_NODE": "8",
-            "SCPO_SRUN_ARGS": "--container-image=scpo.sqsh --container-mounts=/data", **env}
+    return {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "SCPO_PRINT": "1",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_JOB_NODELIST": "gpu-[001-002]",
+        "SLURM_GPUS_ON_NODE": "8",
+        "SCPO_SRUN_ARGS": "--container-image=scpo.sqsh --container-mounts=/data",
+        **env,
+    }
 
 
 def job_prints(script: str, args: list[str], env: dict[str, str]) -> list[list[str]]:
-    proc = subprocess.run(["bash", f"slurm/{script}.sbatch", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        ["bash", f"slurm/{script}.sbatch", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     return [shlex.split(line) for line in proc.stdout.splitlines()]
 
@@ -73,31 +89,87 @@ def test_train_job_on_two_nodes_of_eight_gpus(tmp_path, monkeypatch):
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("accelerate_config: zero3\nnodes: 2\n")
-    args = ["--config", str(recipe), "--iteration", "0", "--iter_dir", "runs/x/iter_0", "--model", "m",
-            "--output_dir", "runs/x/iter_0/model", "--main_process_port", "29500"]
+    args = [
+        "--config",
+        str(recipe),
+        "--iteration",
+        "0",
+        "--iter_dir",
+        "runs/x/iter_0",
+        "--model",
+        "m",
+        "--output_dir",
+        "runs/x/iter_0/model",
+        "--main_process_port",
+        "29500",
+    ]
     (cmd,) = job_prints("train", ["train", *args], fake_allocation(tmp_path, TORCH_NCCL_ASYNC_ERROR_HANDLING="3"))
     per_node = 'exec "$@" --machine_rank "$SLURM_NODEID"'
-    stage = ["python", "-m", "scpo.cli", "train", *args, "--num_machines", "2", "--num_processes", "16",
-             "--main_process_ip", "gpu-001"]
-    assert cmd == ["env", "TORCH_NCCL_ASYNC_ERROR_HANDLING=3",  # a user's NCCL setting wins over our default (1)
-                   "srun", "--kill-on-bad-exit=1", "--nodes=2", "--ntasks-per-node=1",
-                   "--container-image=scpo.sqsh", "--container-mounts=/data", "bash", "-c", per_node, "scpo-train",
-                   *stage]
+    stage = [
+        "python",
+        "-m",
+        "scpo.cli",
+        "train",
+        *args,
+        "--num_machines",
+        "2",
+        "--num_processes",
+        "16",
+        "--main_process_ip",
+        "gpu-001",
+    ]
+    assert cmd == [
+        "env",
+        "TORCH_NCCL_ASYNC_ERROR_HANDLING=3",  # a user's NCCL setting wins over our default (1)
+        "srun",
+        "--kill-on-bad-exit=1",
+        "--nodes=2",
+        "--ntasks-per-node=1",
+        "--container-image=scpo.sqsh",
+        "--container-mounts=/data",
+        "bash",
+        "-c",
+        per_node,
+        "scpo-train",
+        *stage,
+    ]
     (cmd,) = job_prints("train", ["train", *args], fake_allocation(tmp_path / "default"))
     assert cmd[1] == "TORCH_NCCL_ASYNC_ERROR_HANDLING=1"
 
     # What srun runs on the node with SLURM_NODEID=1: that node's `scpo train`, with machine rank 1 ...
-    node = subprocess.run(["bash", "-c", per_node, "scpo-train", "printf", "%s\\n", *stage[4:]],
-                          env={**os.environ, "SLURM_NODEID": "1"}, capture_output=True, text=True, check=True)
+    node = subprocess.run(
+        ["bash", "-c", per_node, "scpo-train", "printf", "%s\\n", *stage[4:]],
+        env={**os.environ, "SLURM_NODEID": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     node_argv = node.stdout.splitlines()
     assert node_argv == [*stage[4:], "--machine_rank", "1"]
     # ... which relaunches itself under accelerate with DeepSpeed ZeRO-3 for 16 processes on 2 machines.
     monkeypatch.setattr(launch, "has_gpu", lambda: True)
     settings = parse_settings(train.TrainSettings, node_argv)
     assert launch.launch_command(settings, node_argv) == [
-        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(launch.ACCELERATE_DIR / "zero3.yaml"),
-        "--num_processes", "16", "--num_machines", "2", "--machine_rank", "1", "--main_process_ip", "gpu-001",
-        "--main_process_port", "29500", "-m", "scpo.cli", "train", *node_argv]
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(launch.ACCELERATE_DIR / "zero3.yaml"),
+        "--num_processes",
+        "16",
+        "--num_machines",
+        "2",
+        "--machine_rank",
+        "1",
+        "--main_process_ip",
+        "gpu-001",
+        "--main_process_port",
+        "29500",
+        "-m",
+        "scpo.cli",
+        "train",
+        *node_argv,
+    ]
 
 
 @pytest.mark.slow  # a subprocess
@@ -105,44 +177,100 @@ def test_sample_label_and_eval_jobs_print_their_steps(tmp_path):
     env = fake_allocation(tmp_path, SLURM_ARRAY_TASK_ID="5")
     srun = ["srun", "--ntasks=1", "--container-image=scpo.sqsh", "--container-mounts=/data"]
     args = ["--config", "r.yaml", "--iter_dir", "runs/x/iter_0", "--model", "m"]
-    assert job_prints("sample", args, env) == [[*srun, "python", "-m", "scpo.cli", "sample", *args,
-                                                "--shard_index", "5"]]
+    assert job_prints("sample", args, env) == [
+        [*srun, "python", "-m", "scpo.cli", "sample", *args, "--shard_index", "5"]
+    ]
     assert job_prints("stages", ["sample,label,pairs", *args], env) == [
-        [*srun, "python", "-m", "scpo.cli", stage, *args] for stage in ("sample", "label", "pairs")]  # merge, label, pairs
+        [*srun, "python", "-m", "scpo.cli", stage, *args] for stage in ("sample", "label", "pairs")
+    ]  # merge, label, pairs
     assert job_prints("stages", ["eval", *args], env) == [[*srun, "python", "-m", "scpo.cli", "eval", *args]]
 
 
 def iterate(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     env = {**(env or os.environ), "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(["bash", "slurm/iterate.sh", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        ["bash", "slurm/iterate.sh", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 @pytest.mark.slow  # a subprocess
 def test_dry_run_prints_the_chain_of_jobs(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("run_name: big\nmodel: /models/llama\niterations: 2\nnum_shards: 8\naccelerate_config: zero3\n"
-                      "partition: gpu\naccount: lab\nnodes: 2\narray_parallelism: 4\n")
-    proc = iterate(str(recipe), "--partition", "h100", "--time_train", "1-00:00:00",
-                   "--sbatch_args=--exclusive --constraint=ib", "--setup", "module load cuda; source /env/bin/activate",
-                   "--dry_run")
+    recipe.write_text(
+        "run_name: big\nmodel: /models/llama\niterations: 2\nnum_shards: 8\naccelerate_config: zero3\n"
+        "partition: gpu\naccount: lab\nnodes: 2\narray_parallelism: 4\n"
+    )
+    proc = iterate(
+        str(recipe),
+        "--partition",
+        "h100",
+        "--time_train",
+        "1-00:00:00",
+        "--sbatch_args=--exclusive --constraint=ib",
+        "--setup",
+        "module load cuda; source /env/bin/activate",
+        "--dry_run",
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "export SCPO_SETUP='module load cuda; source /env/bin/activate' SCPO_SRUN_ARGS=''" in out
     lines = {m[1]: shlex.split(m[2]) for m in re.finditer(r'^(\w+)="\$\((.*)\)"$', out, re.MULTILINE)}
-    assert list(lines) == ["eval_0", "sample_0", "label_0", "train_0", "eval_1", "sample_1", "label_1", "train_1",
-                           "eval_2", "report"]
+    assert list(lines) == [
+        "eval_0",
+        "sample_0",
+        "label_0",
+        "train_0",
+        "eval_1",
+        "sample_1",
+        "label_1",
+        "train_1",
+        "eval_2",
+        "report",
+    ]
     common = ["--open-mode=append", f"--chdir={ROOT}", "--export=ALL"]
-    run_args = ["--config", str(recipe), "--partition", "h100", "--time_train", "1-00:00:00",
-                "--sbatch_args=--exclusive --constraint=ib", "--setup", "module load cuda; source /env/bin/activate"]
+    run_args = [
+        "--config",
+        str(recipe),
+        "--partition",
+        "h100",
+        "--time_train",
+        "1-00:00:00",
+        "--sbatch_args=--exclusive --constraint=ib",
+        "--setup",
+        "module load cuda; source /env/bin/activate",
+    ]
     slurm_dir = ROOT / "runs" / "big" / "slurm"
     assert lines["train_1"] == [
-        "sbatch", "--parsable", "--job-name=big-train-1", f"--output={slurm_dir}/%x-%j.out", *common,
-        "--time=1-00:00:00", "--nodes=2", "--ntasks-per-node=1", "--requeue", "--kill-on-invalid-dep=yes",
-        "--partition=h100", "--account=lab", "--gres=gpu:8", "--exclusive", "--constraint=ib",
-        "--dependency=afterok:$label_1", "slurm/train.sbatch", "train", *run_args, "--iteration", "1", "--iter_dir",
-        "runs/big/iter_1", "--model", "runs/big/iter_0/model", "--output_dir", "runs/big/iter_1/model",
-        "--main_process_port", "29500"]
+        "sbatch",
+        "--parsable",
+        "--job-name=big-train-1",
+        f"--output={slurm_dir}/%x-%j.out",
+        *common,
+        "--time=1-00:00:00",
+        "--nodes=2",
+        "--ntasks-per-node=1",
+        "--requeue",
+        "--kill-on-invalid-dep=yes",
+        "--partition=h100",
+        "--account=lab",
+        "--gres=gpu:8",
+        "--exclusive",
+        "--constraint=ib",
+        "--dependency=afterok:$label_1",
+        "slurm/train.sbatch",
+        "train",
+        *run_args,
+        "--iteration",
+        "1",
+        "--iter_dir",
+        "runs/big/iter_1",
+        "--model",
+        "runs/big/iter_0/model",
+        "--output_dir",
+        "runs/big/iter_1/model",
+        "--main_process_port",
+        "29500",
+    ]
     assert lines["sample_1"][2:4] == ["--job-name=big-sample-1", f"--output={slurm_dir}/%x-%A_%a.out"]
     assert "--array=0-7%4" in lines["sample_1"] and "--gres=gpu:1" in lines["sample_1"]
     assert "--dependency=afterok:$train_0" in lines["sample_1"] and "--time=04:00:00" in lines["sample_1"]
@@ -181,6 +309,7 @@ def test_bad_slurm_settings_are_clear_errors(tmp_path):
 
 # ---- on a real Slurm ----
 
+
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
     from slurm_cluster import Cluster, missing_binaries
@@ -200,11 +329,11 @@ def tiny_recipe(tmp_path: Path, tiny_model: str) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(f"""
 run_name: tiny
-output_root: {tmp_path / 'runs'}
+output_root: {tmp_path / "runs"}
 model: {tiny_model}
 task: loop_task:WordParity
-problems_file: {ROOT / 'recipes/cpu_demo/train.jsonl'}
-eval_file: {ROOT / 'recipes/cpu_demo/eval.jsonl'}
+problems_file: {ROOT / "recipes/cpu_demo/train.jsonl"}
+eval_file: {ROOT / "recipes/cpu_demo/eval.jsonl"}
 max_problems: 8            # 4 per shard: a task generates long enough to be requeued mid-shard
 max_eval_problems: 3
 iterations: 1
@@ -306,7 +435,10 @@ def test_run_on_slurm_survives_a_requeue_and_a_failure(tmp_path, tiny_model, slu
     assert len(keys) == len(set(keys)) == 32  # nothing duplicated ...
     assert set(keys) == {(str(p["id"]), j) for p in problems for j in range(4)}  # ... nothing lost
     train_out = (run / "slurm" / f"tiny-train-0-{again['train-0']}.out").read_text()
-    assert re.search(r"accelerate.commands.launch --config_file \S+/cpu.yaml --num_processes 1 --num_machines 1 "
-                     r"--machine_rank 0 --main_process_ip \S+ --main_process_port 29500", train_out), train_out
+    assert re.search(
+        r"accelerate.commands.launch --config_file \S+/cpu.yaml --num_processes 1 --num_machines 1 "
+        r"--machine_rank 0 --main_process_ip \S+ --main_process_port 29500",
+        train_out,
+    ), train_out
     assert (run / "iter_0" / "model" / "model.safetensors").exists()
     assert (run / "iter_1" / "eval.json").exists() and (run / "report.md").exists()

@@ -21,7 +21,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from helpers import read_jsonl, write_jsonl
 from test_loop import digests, iterate, recipe
 
@@ -93,8 +92,9 @@ def test_loop_killed_at_random_moments_ends_with_the_uninterrupted_files(tmp_pat
     soak_dir.mkdir()
     timeline = run_to_completion(recipe(clean_dir, tiny_model))
     soak_recipe = recipe(soak_dir, tiny_model)
-    landed = kill_in_steps(lambda **popen: iterate(soak_recipe, **popen), timeline, KILLS, random.Random(0),
-                           tmp_path / "killed.log")
+    landed = kill_in_steps(
+        lambda **popen: iterate(soak_recipe, **popen), timeline, KILLS, random.Random(0), tmp_path / "killed.log"
+    )
     run_to_completion(soak_recipe)
     assert landed["finished before the kill"] < KILLS, landed  # a soak that killed nothing proves nothing
     clean, soaked = digests(clean_dir / "runs" / "tiny"), digests(soak_dir / "runs" / "tiny")
@@ -113,10 +113,34 @@ def test_vllm_sample_stage_killed_at_random_moments_ends_with_the_uninterrupted_
     write_jsonl(tmp_path / "problems.jsonl", problems)
 
     def sample(samples_file: Path, **popen):
-        return subprocess.Popen([sys.executable, "-m", "scpo.cli", "sample", "--model", tiny_model, "--task",
-                                 "numeric", "--problems_file", str(tmp_path / "problems.jsonl"), "--samples_file",
-                                 str(samples_file), "--k", "4", "--max_tokens", "8", "--num_shards", "4",
-                                 "--dtype", "float32", "--enforce_eager", "--save_token_ids"], text=True, **popen)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "scpo.cli",
+                "sample",
+                "--model",
+                tiny_model,
+                "--task",
+                "numeric",
+                "--problems_file",
+                str(tmp_path / "problems.jsonl"),
+                "--samples_file",
+                str(samples_file),
+                "--k",
+                "4",
+                "--max_tokens",
+                "8",
+                "--num_shards",
+                "4",
+                "--dtype",
+                "float32",
+                "--enforce_eager",
+                "--save_token_ids",
+            ],
+            text=True,
+            **popen,
+        )
 
     started = time.time()
     clean = sample(tmp_path / "clean.jsonl", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -127,8 +151,13 @@ def test_vllm_sample_stage_killed_at_random_moments_ends_with_the_uninterrupted_
     for noise in ("Traceback", "Exception ignored", "Triton", "pin_memory", "FutureWarning"):
         assert noise not in out, out
     kills = int(os.environ.get("SCPO_SOAK_VLLM_KILLS", "2"))
-    kill_at_random(lambda **popen: sample(tmp_path / "soak.jsonl", **popen), duration, kills, random.Random(1),
-                   tmp_path / "killed.log")
+    kill_at_random(
+        lambda **popen: sample(tmp_path / "soak.jsonl", **popen),
+        duration,
+        kills,
+        random.Random(1),
+        tmp_path / "killed.log",
+    )
     assert sample(tmp_path / "soak.jsonl").wait() == 0
     assert (tmp_path / "soak.jsonl").read_bytes() == (tmp_path / "clean.jsonl").read_bytes()
     assert leftover_temp_files(tmp_path) == []

@@ -33,10 +33,18 @@ def _hand(i: int, w: float = 1.0, c: float | None = None, nll: bool = True) -> f
 
 def _losses(name: str, weights=None, consistency=None, policy_c=None):
     t = lambda xs: torch.tensor(xs, dtype=torch.float64)  # noqa: E731
-    return pair_losses(name, policy_c if policy_c is not None else t(POLICY_C), t(POLICY_R), t(REF_C), t(REF_R),
-                       torch.tensor(LENGTHS), beta=BETA, alpha=ALPHA,
-                       weights=None if weights is None else t(weights),
-                       consistency=None if consistency is None else t(consistency))
+    return pair_losses(
+        name,
+        policy_c if policy_c is not None else t(POLICY_C),
+        t(POLICY_R),
+        t(REF_C),
+        t(REF_R),
+        torch.tensor(LENGTHS),
+        beta=BETA,
+        alpha=ALPHA,
+        weights=None if weights is None else t(weights),
+        consistency=None if consistency is None else t(consistency),
+    )
 
 
 def test_dpo_equals_hand_computation():

@@ -55,8 +55,16 @@ def test_token_statistics_match_an_independent_forward_with_padding_and_truncati
 def batch_of(answers: list[str | None], stats: list[TokenStats] | None = None) -> RolloutBatch:
     task = get_task("numeric")
     group = vote_group(answers, task)
-    return RolloutBatch(texts=[a or "" for a in answers], answers=answers, groups=[group], group_golds=[None],
-                        group_answers=[answers], local=slice(0, len(answers)), task=task, token_stats=stats)
+    return RolloutBatch(
+        texts=[a or "" for a in answers],
+        answers=answers,
+        groups=[group],
+        group_golds=[None],
+        group_answers=[answers],
+        local=slice(0, len(answers)),
+        task=task,
+        token_stats=stats,
+    )
 
 
 def reward(name: str, **settings):
@@ -65,8 +73,10 @@ def reward(name: str, **settings):
 
 
 def test_self_certainty_and_negative_entropy_average_the_tokens():
-    stats = [TokenStats(entropy=[1.0, 2.0, 3.0], self_certainty=[0.5, 1.5, 1.0]),
-             TokenStats(entropy=[0.3], self_certainty=[2.0])]
+    stats = [
+        TokenStats(entropy=[1.0, 2.0, 3.0], self_certainty=[0.5, 1.5, 1.0]),
+        TokenStats(entropy=[0.3], self_certainty=[2.0]),
+    ]
     batch = batch_of(["1", "2"], stats)
     assert reward("self_certainty")(batch) == pytest.approx([1.0, 2.0])
     assert reward("negative_entropy")(batch) == pytest.approx([-2.0, -0.3])
@@ -80,13 +90,17 @@ def test_self_certainty_and_negative_entropy_average_the_tokens():
 def test_negative_entropy_as_rents_code_and_em_rls_sum():
     """RENT's code (satrams/rent-rl, `minimize_entropy` with its `format` experiment): -mean entropy over all the
     response's tokens, -7.0 (-entropy_base) for a rollout without an answer; EM-RL's paper sums the entropies."""
-    stats = [TokenStats(entropy=[1.0, 2.0, 3.0], self_certainty=[0.0] * 3), TokenStats(entropy=[0.3], self_certainty=[0.0]),
-             TokenStats(entropy=[0.1, 0.1], self_certainty=[0.0] * 2)]
+    stats = [
+        TokenStats(entropy=[1.0, 2.0, 3.0], self_certainty=[0.0] * 3),
+        TokenStats(entropy=[0.3], self_certainty=[0.0]),
+        TokenStats(entropy=[0.1, 0.1], self_certainty=[0.0] * 2),
+    ]
     batch = batch_of(["1", "2", None], stats)
     assert reward("negative_entropy")(batch) == pytest.approx([-2.0, -0.3, -7.0])
     assert reward("negative_entropy", entropy_unparsed_reward=None)(batch) == pytest.approx([-2.0, -0.3, -0.1])
-    assert reward("negative_entropy", entropy_aggregate="sum", entropy_unparsed_reward=-1.0)(batch) == \
-        pytest.approx([-6.0, -0.3, -1.0])
+    assert reward("negative_entropy", entropy_aggregate="sum", entropy_unparsed_reward=-1.0)(batch) == pytest.approx(
+        [-6.0, -0.3, -1.0]
+    )
     with pytest.raises(ScpoError, match="entropy_aggregate='max': one of mean, sum"):
         reward("negative_entropy", entropy_aggregate="max")
     with pytest.raises(ScpoError, match="entropy_unparsed_reward=nan: a finite number or null"):
@@ -98,8 +112,15 @@ def test_semantic_vote_share_with_a_teacher_gives_an_unparsed_rollout_zero():
     teacher never gave (before: 1/n, ranking it above that answer)."""
     task = get_task("gsm8k")
     group = vote_group(["4", "9", None, "5"], task, teacher_answers=["4", "4", "4", "5"])
-    batch = RolloutBatch(texts=["x"] * 4, answers=["4", "9", None, "5"], groups=[group], group_golds=[None],
-                         group_answers=[["4", "9", None, "5"]], local=slice(0, 4), task=task)
+    batch = RolloutBatch(
+        texts=["x"] * 4,
+        answers=["4", "9", None, "5"],
+        groups=[group],
+        group_golds=[None],
+        group_answers=[["4", "9", None, "5"]],
+        local=slice(0, 4),
+        task=task,
+    )
     got = reward("semantic_vote_share", empo_entropy_high=1.0)(batch)
     assert got[1] == 0.0 and got[2] == 0.0 and got[0] > got[3] > 0
 
@@ -122,8 +143,18 @@ def test_semantic_vote_share_clusters_no_answer_alone_and_filters_by_entropy():
 
 @pytest.mark.slow  # scpo in a subprocess
 def test_an_unknown_reward_name_suggests_the_closest(tmp_path):
-    proc = run_scpo("grpo", "--model", "embedded", "--problems_file", str(ROOT / "recipes/cpu_demo/train.jsonl"),
-                    "--reward_funcs", "self_certanity", "--output_dir", str(tmp_path / "m"), check=False)
+    proc = run_scpo(
+        "grpo",
+        "--model",
+        "embedded",
+        "--problems_file",
+        str(ROOT / "recipes/cpu_demo/train.jsonl"),
+        "--reward_funcs",
+        "self_certanity",
+        "--output_dir",
+        str(tmp_path / "m"),
+        check=False,
+    )
     assert proc.returncode == 1 and "unknown reward 'self_certanity' (did you mean 'self_certainty'?)" in proc.stderr
     assert not (tmp_path / "m").exists()
 
@@ -135,14 +166,46 @@ def test_grpo_steps_with_the_label_free_rewards_log_them(tmp_path, tiny_model):
     out = tmp_path / "model"
     tests = ROOT / "tests" / "training"
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{tests}:{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
-    run_scpo("grpo", "--model", tiny_model, "--task", "grpo_helpers:FirstLetter",
-             "--task_options", '{"truncated_completions_vote": true}',
-             "--problems_file", str(ROOT / "recipes/cpu_demo/train.jsonl"), "--output_dir", str(out),
-             "--reward_funcs", "self_certainty,negative_entropy,semantic_vote_share", "--reward_weights", "1,1,1",
-             "--entropy_tokens", "last", "--n_votes", "4", "--max_steps", "1", "--per_device_train_batch_size", "4",
-             "--max_completion_length", "6", "--learning_rate", "1e-3", "--beta", "0.0",
-             "--gradient_checkpointing", "false", "--logging_steps", "1", "--save_strategy", "no",
-             "--report_to", "none", env=env)
+    run_scpo(
+        "grpo",
+        "--model",
+        tiny_model,
+        "--task",
+        "grpo_helpers:FirstLetter",
+        "--task_options",
+        '{"truncated_completions_vote": true}',
+        "--problems_file",
+        str(ROOT / "recipes/cpu_demo/train.jsonl"),
+        "--output_dir",
+        str(out),
+        "--reward_funcs",
+        "self_certainty,negative_entropy,semantic_vote_share",
+        "--reward_weights",
+        "1,1,1",
+        "--entropy_tokens",
+        "last",
+        "--n_votes",
+        "4",
+        "--max_steps",
+        "1",
+        "--per_device_train_batch_size",
+        "4",
+        "--max_completion_length",
+        "6",
+        "--learning_rate",
+        "1e-3",
+        "--beta",
+        "0.0",
+        "--gradient_checkpointing",
+        "false",
+        "--logging_steps",
+        "1",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        env=env,
+    )
     (step,) = [e for e in read_jsonl(out / "grpo_log.jsonl") if "reward" in e]
     for name in ("self_certainty", "negative_entropy", "semantic_vote_share"):
         assert f"rewards/{name}/mean" in step

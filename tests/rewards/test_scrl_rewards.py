@@ -22,9 +22,16 @@ NUMERIC = get_task("numeric")
 
 
 def scrl_batch(answers, entropies) -> RolloutBatch:
-    return RolloutBatch(texts=[a or "" for a in answers], answers=answers, groups=[vote_group(answers, NUMERIC)],
-                        group_golds=[None], group_answers=[answers], local=slice(0, len(answers)), task=NUMERIC,
-                        group_entropies=[list(entropies)])
+    return RolloutBatch(
+        texts=[a or "" for a in answers],
+        answers=answers,
+        groups=[vote_group(answers, NUMERIC)],
+        group_golds=[None],
+        group_answers=[answers],
+        local=slice(0, len(answers)),
+        task=NUMERIC,
+        group_entropies=[list(entropies)],
+    )
 
 
 def reward(name, **settings):
@@ -37,7 +44,8 @@ def test_known_rewards():
     assert reward("majority")(scrl_batch(answers, entropies)) == [1, 1, 1, 1, 1, -1, 0, -1]
     mean = sum(entropies) / 8
     assert reward("vote_share")(scrl_batch(answers, entropies)) == pytest.approx(
-        [5 / 8 - 0.1 * (0.2 - mean)] * 5 + [-(0.15 - 1 / 8) - 0.1 * (0.9 - mean), -0.1 * (0.05 - mean), -1.0])
+        [5 / 8 - 0.1 * (0.2 - mean)] * 5 + [-(0.15 - 1 / 8) - 0.1 * (0.9 - mean), -0.1 * (0.05 - mean), -1.0]
+    )
     assert reward("majority", scrl_unparsed_reward=0.0)(scrl_batch(answers, entropies))[-1] == 0.0
     # no positive (4/8 vs 3/8): the majority answer gets 0, not TTRL's 1
     assert reward("majority")(scrl_batch(["1"] * 4 + ["2"] * 3 + ["3"], [0.2] * 7 + [0.9])) == [0] * 7 + [-1]
@@ -50,8 +58,11 @@ def test_random_groups_match_the_reference_reward(name, mode):
         k = rng.randint(1, 16)
         answers = rng.choices(["1", "2", "3", "4", None], weights=[6, 2, 1, 1, 1], k=k)
         entropies = [rng.uniform(0, 2) for _ in answers]
-        knobs = {} if case % 2 else {"tau_pos": 0.375, "tau_marg": 0.125, "tau_low": 0.125, "a_plus": 2.0,
-                                     "a_minus": 0.5, "lambda_h": 0.3}
+        knobs = (
+            {}
+            if case % 2
+            else {"tau_pos": 0.375, "tau_marg": 0.125, "tau_low": 0.125, "a_plus": 2.0, "a_minus": 0.5, "lambda_h": 0.3}
+        )
         settings = {f"scrl_{key}": value for key, value in knobs.items()}
         got = reward(name, **settings)(scrl_batch(answers, entropies))
         assert got == pytest.approx(reference_rewards(answers, entropies, mode, **knobs)), (answers, knobs)
@@ -87,16 +98,26 @@ def test_the_voter_gathers_each_groups_entropies_for_the_rewards():
     assert rewards["majority"] == [1, 1, 1, -1, 1, 1, 0, -1]
     assert rewards["vote_share"] == pytest.approx(
         reference_rewards(["1", "1", "1", "2"], [0.2, 0.2, 0.2, 1.5], "continuous", tau_low=0.3)
-        + reference_rewards(["5", "5", "6", None], [0.4, 0.4, 0.9, 3.0], "continuous", tau_low=0.3))
+        + reference_rewards(["5", "5", "6", None], [0.4, 0.4, 0.9, 3.0], "continuous", tau_low=0.3)
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--vote_rule", "scrl", "--scrl_tau_pos", "1.5"], "setting scrl_tau_pos=1.5: a vote share, must be in [0, 1]"),
-    (["--vote_rule", "scrl", "--scrl_tau_low", "-0.2"], "setting scrl_tau_low=-0.2: a vote share, must be in [0, 1]"),
-    (["--vote_rule", "scrl", "--reward_funcs", "self_certainty"], "vote_rule=scrl changes the majority and vote_share"),
-    (["--vote_rule", "scrl", "--vote_teacher", "frozen"], "settings vote_rule=scrl and vote_teacher=frozen"),
-    (["--scrl_lambda_h", "nan"], "setting scrl_lambda_h=nan: must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--vote_rule", "scrl", "--scrl_tau_pos", "1.5"], "setting scrl_tau_pos=1.5: a vote share, must be in [0, 1]"),
+        (
+            ["--vote_rule", "scrl", "--scrl_tau_low", "-0.2"],
+            "setting scrl_tau_low=-0.2: a vote share, must be in [0, 1]",
+        ),
+        (
+            ["--vote_rule", "scrl", "--reward_funcs", "self_certainty"],
+            "vote_rule=scrl changes the majority and vote_share",
+        ),
+        (["--vote_rule", "scrl", "--vote_teacher", "frozen"], "settings vote_rule=scrl and vote_teacher=frozen"),
+        (["--scrl_lambda_h", "nan"], "setting scrl_lambda_h=nan: must be a finite number"),
+    ],
+)
 def test_bad_scrl_settings_stop_scpo_grpo_before_it_starts(args, message):
     from scpo.stages.grpo import parse
 

@@ -68,8 +68,14 @@ def test_a_trl_function_is_wrapped_and_called_with_trl_arguments(user_module):
     length, seen = reward_functions([f"{user_module}.length_reward", f"{user_module}:seen"], voter)
     assert (length.__name__, seen.__name__) == ("length_reward", "seen")
     completions = [[{"role": "assistant", "content": text}] for text in ("5", "five", "7", "seven")]
-    kwargs = dict(prompts=[[{"role": "user", "content": "q"}]] * 4, completions=completions, id=["a", "a", "b", "b"],
-                  gold=["5", "5", None, None], completion_ids=[[1], [2, 3], [4], [5, 6]], trainer_state="state")
+    kwargs = dict(
+        prompts=[[{"role": "user", "content": "q"}]] * 4,
+        completions=completions,
+        id=["a", "a", "b", "b"],
+        gold=["5", "5", None, None],
+        completion_ids=[[1], [2, 3], [4], [5, 6]],
+        trainer_state="state",
+    )
     assert length(**kwargs) == [-1.0, None, -1.0, None]  # the second of each group only votes (n_samples 1)
     assert seen(**kwargs) == [1.0, None, None, None]  # None from the function: no reward
     (call,) = sys.modules[user_module].seen.calls
@@ -77,14 +83,17 @@ def test_a_trl_function_is_wrapped_and_called_with_trl_arguments(user_module):
     assert {"completion_ids", "id"} <= set(call["keys"])
 
 
-@pytest.mark.parametrize("attr, message", [
-    ("missing_function", "cannot import it"),
-    ("NOT_CALLABLE", "not callable"),
-    ("NotAReward", "a class that is not a Reward"),
-    ("no_kwargs", r"takes no \*\*kwargs"),
-    ("needs_solution", "needs solution, which scpo grpo does not pass"),
-    ("later", "async function"),
-])
+@pytest.mark.parametrize(
+    "attr, message",
+    [
+        ("missing_function", "cannot import it"),
+        ("NOT_CALLABLE", "not callable"),
+        ("NotAReward", "a class that is not a Reward"),
+        ("no_kwargs", r"takes no \*\*kwargs"),
+        ("needs_solution", "needs solution, which scpo grpo does not pass"),
+        ("later", "async function"),
+    ],
+)
 def test_a_bad_dotted_path_is_a_named_error(user_module, attr, message):
     with pytest.raises(ScpoError, match=message) as e:
         REWARDS.get(f"{user_module}.{attr}")
@@ -99,8 +108,9 @@ def test_a_module_that_does_not_import_is_named():
 def test_grpo_settings_refuse_a_bad_reward_before_anything_runs(user_module):
     from scpo.stages.grpo import GrpoSettings
 
-    GrpoSettings(reward_funcs=["majority", f"{user_module}.length_reward"],
-                 guard_metric="rewards/length_reward/mean")  # the guard can watch it under its logged name
+    GrpoSettings(
+        reward_funcs=["majority", f"{user_module}.length_reward"], guard_metric="rewards/length_reward/mean"
+    )  # the guard can watch it under its logged name
     with pytest.raises(ScpoError, match="takes no"):
         GrpoSettings(reward_funcs=[f"{user_module}.no_kwargs"])
 
@@ -110,7 +120,14 @@ def test_a_function_returning_the_wrong_count_is_named(user_module):
     from scpo.tasks import get_task
 
     reward = REWARDS.get(f"{user_module}.too_few")()
-    batch = RolloutBatch(texts=["a", "b"], answers=[None, None], groups=[], group_golds=[], group_answers=[],
-                         local=slice(0, 2), task=get_task("numeric"))
+    batch = RolloutBatch(
+        texts=["a", "b"],
+        answers=[None, None],
+        groups=[],
+        group_golds=[],
+        group_answers=[],
+        local=slice(0, 2),
+        task=get_task("numeric"),
+    )
     with pytest.raises(ScpoError, match="returned 1 values for 2 completions"):
         reward(batch)

@@ -38,8 +38,9 @@ def test_kv_cache_is_what_the_engine_can_use_at_once(cpu, tmp_path):
 def test_kv_cache_left_to_vllm_without_a_length_or_when_set(cpu, tmp_path):
     model = model_dir(tmp_path, num_hidden_layers=2, num_attention_heads=4, hidden_size=64, max_position_embeddings=512)
     assert "kv_cache_memory_bytes" not in vllm_engine.engine_kwargs(model, dtype="float32")
-    got = vllm_engine.engine_kwargs(model, dtype="float32", max_model_len=128,
-                                    vllm_kwargs={"kv_cache_memory_bytes": 12345})
+    got = vllm_engine.engine_kwargs(
+        model, dtype="float32", max_model_len=128, vllm_kwargs={"kv_cache_memory_bytes": 12345}
+    )
     assert got["kv_cache_memory_bytes"] == 12345  # the user's value wins
 
 

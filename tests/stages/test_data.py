@@ -7,8 +7,8 @@ import random
 import re
 
 import pytest
-
 from helpers import data_file, read_jsonl, write_jsonl
+
 from data_tools.convert import SOURCES, main
 from scpo.core.errors import ScpoError
 
@@ -71,7 +71,8 @@ def test_svamp(tmp_path):
     assert first["gold"] == "145" and first["task"] == "numeric"
     assert first["prompt"] == (
         "There are 87 oranges and 290 bananas in Philip's collection. If the bananas are organized into "
-        "2 groups and oranges are organized into 93 groups. How big is each group of bananas?")
+        "2 groups and oranges are organized into 93 groups. How big is each group of bananas?"
+    )
     # a body already ending in a full stop is joined with a single space
     ends_with_stop = next(r for r in raw if r["Body"].strip().endswith("."))
     problem = next(p for p in train if p["id"] == ends_with_stop["ID"])
@@ -137,7 +138,9 @@ def test_dedupe_ignores_whitespace_and_case(tmp_path):
     counts, train, _ = convert(write_jsonl(tmp_path / "dups.jsonl", rows), tmp_path / "out")
     assert counts == {"input_rows": 4, "duplicates_dropped": 2, "train": 2}
     assert [(p["prompt"], p["gold"]) for p in train] == [
-        ("How many apples are left?", "3"), ("How many pears are left?", "5")]  # the first kept
+        ("How many apples are left?", "3"),
+        ("How many pears are left?", "5"),
+    ]  # the first kept
     ids = [p["id"] for p in train]  # a hash of the question: independent of row order
     assert all(i.startswith("dups-") for i in ids) and len(set(ids)) == 2
 
@@ -170,8 +173,14 @@ def test_split_does_not_depend_on_row_order(tmp_path):
         _, _, dev_b = convert(b, tmp_path / "out_b", "--id_field", "uid", *extra)
         assert dev_a and {p["id"] for p in dev_a} == {p["id"] for p in dev_b}
     # a fraction keeps each problem's side even when other rows are removed
-    _, _, dev_half = convert(write_jsonl(tmp_path / "half" / "in.jsonl", rows[:60]), tmp_path / "out_c",
-                             "--id_field", "uid", "--dev_fraction", "0.25")
+    _, _, dev_half = convert(
+        write_jsonl(tmp_path / "half" / "in.jsonl", rows[:60]),
+        tmp_path / "out_c",
+        "--id_field",
+        "uid",
+        "--dev_fraction",
+        "0.25",
+    )
     assert {p["id"] for p in dev_half} == {p["id"] for p in dev_a if int(p["id"][1:]) < 60}
 
 
@@ -187,10 +196,12 @@ def test_split_without_id_field_does_not_depend_on_row_order(tmp_path):
     raw = read_jsonl(data_file("gsm8k/test.jsonl"))[:200]
     shuffled = raw[:]
     random.Random(1).shuffle(shuffled)
-    _, _, dev_a = convert(write_jsonl(tmp_path / "a.jsonl", raw), tmp_path / "out_a", "--source", "gsm8k",
-                          "--dev_size", "20")
-    _, _, dev_b = convert(write_jsonl(tmp_path / "b.jsonl", shuffled), tmp_path / "out_b", "--source", "gsm8k",
-                          "--dev_size", "20")
+    _, _, dev_a = convert(
+        write_jsonl(tmp_path / "a.jsonl", raw), tmp_path / "out_a", "--source", "gsm8k", "--dev_size", "20"
+    )
+    _, _, dev_b = convert(
+        write_jsonl(tmp_path / "b.jsonl", shuffled), tmp_path / "out_b", "--source", "gsm8k", "--dev_size", "20"
+    )
     assert {p["prompt"] for p in dev_a} == {p["prompt"] for p in dev_b}
 
 
@@ -206,10 +217,22 @@ def test_max_rows(tmp_path):
 def test_generic_file_with_field_names(tmp_path):
     rows = [{"problem_text": f"Compute {i} times 3.", "solution_value": 3 * i, "extra": "x"} for i in range(5)]
     path = write_jsonl(tmp_path / "mine.jsonl", rows)
-    counts, train, _ = convert(path, tmp_path / "out", "--question_field", "problem_text",
-                               "--answer_field", "solution_value", "--task", "numeric")
+    counts, train, _ = convert(
+        path,
+        tmp_path / "out",
+        "--question_field",
+        "problem_text",
+        "--answer_field",
+        "solution_value",
+        "--task",
+        "numeric",
+    )
     assert counts["train"] == 5
-    assert {k: v for k, v in train[1].items() if k != "id"} == {"prompt": "Compute 1 times 3.", "task": "numeric", "gold": "3"}
+    assert {k: v for k, v in train[1].items() if k != "id"} == {
+        "prompt": "Compute 1 times 3.",
+        "task": "numeric",
+        "gold": "3",
+    }
     assert train[1]["id"].startswith("mine-")
 
 
@@ -236,15 +259,18 @@ def test_hugging_face_dataset_folder(tmp_path):
 
     rows = [{"q": f"What is {i} squared?", "a": str(i * i), "qid": f"sq-{i}"} for i in range(6)]
     datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "ds"))
-    counts, train, _ = convert(tmp_path / "ds", tmp_path / "out", "--question_field", "q", "--answer_field", "a",
-                               "--id_field", "qid")
+    counts, train, _ = convert(
+        tmp_path / "ds", tmp_path / "out", "--question_field", "q", "--answer_field", "a", "--id_field", "qid"
+    )
     assert counts["train"] == 6
     assert train[3] == {"id": "sq-3", "prompt": "What is 3 squared?", "task": "gsm8k", "gold": "9"}
 
-    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows[:2]),
-                          "test": datasets.Dataset.from_list(rows[2:])}).save_to_disk(str(tmp_path / "dd"))
-    counts, train, _ = convert(tmp_path / "dd", tmp_path / "out2", "--question_field", "q", "--answer_field", "a",
-                               "--split", "test")
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list(rows[:2]), "test": datasets.Dataset.from_list(rows[2:])}
+    ).save_to_disk(str(tmp_path / "dd"))
+    counts, train, _ = convert(
+        tmp_path / "dd", tmp_path / "out2", "--question_field", "q", "--answer_field", "a", "--split", "test"
+    )
     assert counts["train"] == 4 and train[0]["prompt"] == "What is 2 squared?"
     with pytest.raises(ScpoError, match=r"no split 'validation'"):
         convert(tmp_path / "dd", tmp_path / "out3", "--question_field", "q", "--split", "validation")
@@ -278,16 +304,21 @@ def test_bad_inputs(tmp_path):
 
 
 def test_gsm8k_row_without_answer_is_an_unlabeled_problem(tmp_path):
-    path = write_jsonl(tmp_path / "g.jsonl", [{"question": "What is 1+1?", "answer": "1+1=2\n#### 2"},
-                                               {"question": "What is 2+2?"}])
+    path = write_jsonl(
+        tmp_path / "g.jsonl", [{"question": "What is 1+1?", "answer": "1+1=2\n#### 2"}, {"question": "What is 2+2?"}]
+    )
     _, train, _ = convert(path, tmp_path / "out", "--source", "gsm8k")
     assert [p.get("gold") for p in train] == ["2", None] and "gold" not in train[1]
 
 
 def test_numeric_source_row_without_answer_has_no_gold_none(tmp_path):
-    path = write_jsonl(tmp_path / "s.jsonl", [
-        {"Body": "A has 3 apples.", "Question": "How many?", "Answer": 3.0, "ID": "a"},
-        {"Body": "B has 4 pears.", "Question": "How many?", "ID": "b"}])
+    path = write_jsonl(
+        tmp_path / "s.jsonl",
+        [
+            {"Body": "A has 3 apples.", "Question": "How many?", "Answer": 3.0, "ID": "a"},
+            {"Body": "B has 4 pears.", "Question": "How many?", "ID": "b"},
+        ],
+    )
     try:
         _, train, _ = convert(path, tmp_path / "out", "--source", "svamp")
     except ScpoError:

@@ -8,9 +8,10 @@ import math
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from helpers import run_scpo
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from scpo.metrics import calibration, mean_and_stderr, pass_at_k, somers_d
 
 
@@ -41,8 +42,10 @@ def test_somers_d_equals_brute_force(points):
 
 def test_calibration_and_stderr():
     bins = calibration([0.1, 0.15, 0.9, 1.0, 1.0], [False, True, True, True, False])
-    assert bins == [{"lo": 0.1, "hi": 0.2, "n": 2, "accuracy": 0.5},
-                    {"lo": 0.9, "hi": 1.0, "n": 3, "accuracy": pytest.approx(2 / 3)}]
+    assert bins == [
+        {"lo": 0.1, "hi": 0.2, "n": 2, "accuracy": 0.5},
+        {"lo": 0.9, "hi": 1.0, "n": 3, "accuracy": pytest.approx(2 / 3)},
+    ]
     mean, se = mean_and_stderr([0.0, 1.0, 1.0, 0.0])
     assert mean == 0.5 and se == pytest.approx(math.sqrt((4 * 0.25 / 3) / 4))
 
@@ -53,8 +56,12 @@ def _fake_run(tmp_path):
     for t, acc in enumerate([0.5, 0.6, 0.65]):
         d = run / f"iter_{t}"
         d.mkdir(parents=True)
-        ev = {"problems": 300, "k": 8, "somers_d": 0.7,
-              "calibration": [{"lo": 0.1 * b, "hi": 0.1 * b + 0.1, "n": 10, "accuracy": rng.random()} for b in range(10)]}
+        ev = {
+            "problems": 300,
+            "k": 8,
+            "somers_d": 0.7,
+            "calibration": [{"lo": 0.1 * b, "hi": 0.1 * b + 0.1, "n": 10, "accuracy": rng.random()} for b in range(10)],
+        }
         for key in ("greedy", "pass@1", "maj@8", "pass@8"):
             ev[key] = {"mean": acc, "stderr": 0.02}
         (d / "eval.json").write_text(json.dumps(ev))
@@ -78,8 +85,11 @@ def test_report_writes_table_and_plots(tmp_path):
 def test_report_pairs_the_same_problems(tmp_path):
     run = _fake_run(tmp_path)
     for t, flips in ((0, 0), (2, 1)):  # M_2 gets one more of 4 samples right on each of 3 problems
-        rows = [{"id": f"q{i}", "sample_index": j, "correct": j < 2 + flips, "vote_share": 0.5}
-                for i in range(3) for j in range(4)]
+        rows = [
+            {"id": f"q{i}", "sample_index": j, "correct": j < 2 + flips, "vote_share": 0.5}
+            for i in range(3)
+            for j in range(4)
+        ]
         rows += [{"id": f"q{i}", "sample_index": -1, "correct": t > 0, "vote_share": None} for i in range(3)]
         (run / f"iter_{t}" / "eval_samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     run_scpo("report", str(run))
@@ -96,8 +106,10 @@ def test_report_pairs_clustered_problems_with_cluster_standard_errors(tmp_path):
     run = _fake_run(tmp_path)
     gains = {"a#0": 1, "a#1": 1, "a#2": 1, "a#3": 1, "b#0": 0, "b#1": 0, "b#2": 0, "b#3": 0, "c#0": 1, "c#1": 0}
     for t in (0, 2):
-        rows = [{"id": i, "c": 0, "n": 0, "greedy": bool(t and g), "maj": 0.0, "cluster": i.split("#")[0]}
-                for i, g in gains.items()]
+        rows = [
+            {"id": i, "c": 0, "n": 0, "greedy": bool(t and g), "maj": 0.0, "cluster": i.split("#")[0]}
+            for i, g in gains.items()
+        ]
         (run / f"iter_{t}" / "eval_per_problem.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     run_scpo("report", str(run))
     text = (run / "report.md").read_text()
@@ -112,11 +124,22 @@ def test_report_pairs_clustered_problems_with_cluster_standard_errors(tmp_path):
 def test_report_shows_adaptive_sampling_and_new_problems(tmp_path):
     run = _fake_run(tmp_path)
     d = run / "iter_1"
-    (d / "samples.jsonl.manifest.json").write_text(json.dumps({"counts": {
-        "prompts_sampled": 40, "samples_drawn": 200, "stopped_early": 30, "audit_prompts": 20,
-        "audit_majority_changed": 1}}))
-    (d / "generated_problems.jsonl.manifest.json").write_text(json.dumps({"counts": {
-        "candidates": 50, "kept": 42, "dropped": {"duplicate_of_seed": 5, "empty": 3}}}))
+    (d / "samples.jsonl.manifest.json").write_text(
+        json.dumps(
+            {
+                "counts": {
+                    "prompts_sampled": 40,
+                    "samples_drawn": 200,
+                    "stopped_early": 30,
+                    "audit_prompts": 20,
+                    "audit_majority_changed": 1,
+                }
+            }
+        )
+    )
+    (d / "generated_problems.jsonl.manifest.json").write_text(
+        json.dumps({"counts": {"candidates": 50, "kept": 42, "dropped": {"duplicate_of_seed": 5, "empty": 3}}})
+    )
     (d / "pairs.jsonl.manifest.json").write_text(json.dumps({"counts": {"pairs": 30, "generated_pairs": 12}}))
     run_scpo("report", str(run))
     text = (run / "report.md").read_text()
@@ -179,10 +202,14 @@ def test_scpo_somers_d_is_scipys_somersd_of_accuracy_given_votes(points):
 @pytest.mark.slow  # scpo in a subprocess
 def test_report_shows_the_dev_selection_per_iteration(tmp_path):
     run = _fake_run(tmp_path)
-    curve = [{"epoch": 1, "step": 5, "value": 0.4}, {"epoch": 2, "step": 10, "value": 0.55},
-             {"epoch": 3, "step": 15, "value": 0.5}]
-    (run / "iter_0" / "model.manifest.json").write_text(json.dumps({"counts": {
-        "dev_curve": curve, "selected_epoch": 2, "select_metric": "greedy"}}))
+    curve = [
+        {"epoch": 1, "step": 5, "value": 0.4},
+        {"epoch": 2, "step": 10, "value": 0.55},
+        {"epoch": 3, "step": 15, "value": 0.5},
+    ]
+    (run / "iter_0" / "model.manifest.json").write_text(
+        json.dumps({"counts": {"dev_curve": curve, "selected_epoch": 2, "select_metric": "greedy"}})
+    )
     run_scpo("report", str(run))
     text = (run / "report.md").read_text()
     assert "| 0 | greedy | 1: 0.400, 2: 0.550, 3: 0.500 | 2 |" in text and "selection.png" in text
@@ -230,12 +257,30 @@ def test_eval_max_tokens_caps_the_evaluated_completions(tmp_path):
     problems = tmp_path / "eval.jsonl"
     problems.write_text("".join((ROOT / "recipes/cpu_demo/eval.jsonl").read_text().splitlines(True)[:3]))
     out = tmp_path / "eval.json"
-    run_scpo("eval", "--model", "embedded", "--eval_file", str(problems), "--eval_output", str(out), "--eval_k", "2",
-             "--max_tokens", "64", "--eval_max_tokens", "3", "--iter_dir", str(tmp_path))
+    run_scpo(
+        "eval",
+        "--model",
+        "embedded",
+        "--eval_file",
+        str(problems),
+        "--eval_output",
+        str(out),
+        "--eval_k",
+        "2",
+        "--max_tokens",
+        "64",
+        "--eval_max_tokens",
+        "3",
+        "--iter_dir",
+        str(tmp_path),
+    )
     metrics = json.loads(out.read_text())
     assert 0 < metrics["output_tokens"] <= 3 * 3 * (2 + 1)  # 3 problems x (greedy + 2 samples), 3 tokens each
-    for args, message in ((["--eval_max_tokens", "0"], "eval_max_tokens=0: must be at least 1"),
-                          (["--eval_max_tokens", "512", "--max_model_len", "512"], "leaves no room for a prompt")):
-        proc = run_scpo("eval", "--model", "embedded", "--eval_file", str(problems), "--iter_dir", str(tmp_path),
-                        *args, check=False)
+    for args, message in (
+        (["--eval_max_tokens", "0"], "eval_max_tokens=0: must be at least 1"),
+        (["--eval_max_tokens", "512", "--max_model_len", "512"], "leaves no room for a prompt"),
+    ):
+        proc = run_scpo(
+            "eval", "--model", "embedded", "--eval_file", str(problems), "--iter_dir", str(tmp_path), *args, check=False
+        )
         assert proc.returncode == 1 and message in proc.stderr, proc.stderr

@@ -6,35 +6,52 @@ import json
 import random
 
 import pytest
-
 from helpers import data_file, read_jsonl, run_scpo, write_jsonl
+
 from scpo.core.errors import ScpoError
 from scpo.pairs import mix_sources
 from scpo.problems import NearDuplicates, jaccard, normalize, parse_problem, shingles
 
 SEEDS = [
-    ("s1", "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
-           "How many clips did Natalia sell altogether in April and May?"),
-    ("s2", "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. "
-           "How much did she earn?"),
+    (
+        "s1",
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+        "How many clips did Natalia sell altogether in April and May?",
+    ),
+    (
+        "s2",
+        "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. "
+        "How much did she earn?",
+    ),
     ("s3", "What is 3 + 4?"),
 ]
 
 
-@pytest.mark.parametrize("candidate, expected", [
-    # spelling, case, spacing and final punctuation only: the same problem
-    ("what is 3+4", "s3"),
-    ("WHAT IS 3 + 4 ?", "s3"),
-    # one number changed in a long problem: still a copy of the seed
-    ("Natalia sold clips to 36 of her friends in April, and then she sold half as many clips in May. "
-     "How many clips did Natalia sell altogether in April and May?", "s1"),
-    ("Weng earns $12 an hour for babysitting. Yesterday she did 50 minutes of babysitting. How much did she earn?",
-     "s2"),
-    # genuinely different problems
-    ("What is 3 + 5?", None),
-    ("A train travels 60 miles per hour for 3 hours. How far does it go?", None),
-    ("Weng earns $15 an hour mowing lawns. On Sunday she mowed for 2 hours and 30 minutes. What did she make?", None),
-])
+@pytest.mark.parametrize(
+    "candidate, expected",
+    [
+        # spelling, case, spacing and final punctuation only: the same problem
+        ("what is 3+4", "s3"),
+        ("WHAT IS 3 + 4 ?", "s3"),
+        # one number changed in a long problem: still a copy of the seed
+        (
+            "Natalia sold clips to 36 of her friends in April, and then she sold half as many clips in May. "
+            "How many clips did Natalia sell altogether in April and May?",
+            "s1",
+        ),
+        (
+            "Weng earns $12 an hour for babysitting. Yesterday she did 50 minutes of babysitting. How much did she earn?",
+            "s2",
+        ),
+        # genuinely different problems
+        ("What is 3 + 5?", None),
+        ("A train travels 60 miles per hour for 3 hours. How far does it go?", None),
+        (
+            "Weng earns $15 an hour mowing lawns. On Sunday she mowed for 2 hours and 30 minutes. What did she make?",
+            None,
+        ),
+    ],
+)
 def test_near_duplicates_on_crafted_candidates(candidate, expected):
     index = NearDuplicates(SEEDS, n=3, threshold=0.6)
     hit = index.match(candidate)
@@ -63,15 +80,22 @@ def test_generated_candidates_are_deduplicated_against_each_other():
     assert index.match("Tom has 5 apples and buys 7 more apples. How many apples does he have now?")[0] == "gen0"
 
 
-@pytest.mark.parametrize("completion, problem", [
-    ("Problem: Sam has 3 cats. How many legs?\nAnswer: 12", "Sam has 3 cats. How many legs?"),
-    ("**New problem:** A box holds 6 eggs.  How many in 4 boxes?\n\nSolution: 6*4 = 24", "A box holds 6 eggs. How "
-     "many in 4 boxes?"),
-    ("Problem 5: What is 9 - 2?", "What is 9 - 2?"),
-    ("  Lily reads 10 pages a day. How many pages in a week?\nStep 1: 10 * 7", "Lily reads 10 pages a day. How many "
-     "pages in a week?"),
-    ("Answer: 4", ""),
-])
+@pytest.mark.parametrize(
+    "completion, problem",
+    [
+        ("Problem: Sam has 3 cats. How many legs?\nAnswer: 12", "Sam has 3 cats. How many legs?"),
+        (
+            "**New problem:** A box holds 6 eggs.  How many in 4 boxes?\n\nSolution: 6*4 = 24",
+            "A box holds 6 eggs. How many in 4 boxes?",
+        ),
+        ("Problem 5: What is 9 - 2?", "What is 9 - 2?"),
+        (
+            "  Lily reads 10 pages a day. How many pages in a week?\nStep 1: 10 * 7",
+            "Lily reads 10 pages a day. How many pages in a week?",
+        ),
+        ("Answer: 4", ""),
+    ],
+)
 def test_parse_problem(completion, problem):
     assert parse_problem(completion) == problem
 
@@ -81,18 +105,38 @@ def test_generate_stage_keeps_provenance_and_drops_duplicates(tmp_path, tiny_mod
     """The tiny random model writes gibberish: the stage's plumbing is what is checked (real generation, hf)."""
     seeds = [{"id": f"q{i}", "prompt": f"What is {i} + {i + 1}?"} for i in range(6)]
     write_jsonl(tmp_path / "seeds.jsonl", seeds)
-    args = ("--model", tiny_model, "--backend", "hf", "--task", "numeric", "--iter_dir", str(tmp_path),
-            "--problems_file", str(tmp_path / "seeds.jsonl"), "--new_problems", "6", "--generation_max_tokens", "24",
-            "--dedupe_threshold", "0.3")
+    args = (
+        "--model",
+        tiny_model,
+        "--backend",
+        "hf",
+        "--task",
+        "numeric",
+        "--iter_dir",
+        str(tmp_path),
+        "--problems_file",
+        str(tmp_path / "seeds.jsonl"),
+        "--new_problems",
+        "6",
+        "--generation_max_tokens",
+        "24",
+        "--dedupe_threshold",
+        "0.3",
+    )
     run_scpo("generate-problems", *args)
     kept = read_jsonl(tmp_path / "generated_problems.jsonl")
     dropped = read_jsonl(tmp_path / "generated_problems.dropped.jsonl")
     assert len(kept) + len(dropped) == 6
     for row in kept:
-        assert row["origin"] == "generated" and len(row["seed_ids"]) == 4 and set(row["seed_ids"]) <= {
-            s["id"] for s in seeds}
-    assert all(r["reason"] in ("truncated", "empty", "duplicate_of_seed", "duplicate_of_eval",
-                               "duplicate_of_generated") for r in dropped)
+        assert (
+            row["origin"] == "generated"
+            and len(row["seed_ids"]) == 4
+            and set(row["seed_ids"]) <= {s["id"] for s in seeds}
+        )
+    assert all(
+        r["reason"] in ("truncated", "empty", "duplicate_of_seed", "duplicate_of_eval", "duplicate_of_generated")
+        for r in dropped
+    )
     manifest = json.loads((tmp_path / "generated_problems.jsonl.manifest.json").read_text())
     assert manifest["counts"]["kept"] == len(kept)
     # The sample stage adds them to the seed problems (new_problems > 0); their rows say where they came from.
@@ -105,24 +149,40 @@ def test_generate_stage_keeps_provenance_and_drops_duplicates(tmp_path, tiny_mod
 @pytest.mark.slow  # scpo in a subprocess
 def test_sample_stage_asks_for_the_generated_problems(tmp_path, tiny_model):
     write_jsonl(tmp_path / "seeds.jsonl", [{"id": "q", "prompt": "What is 1 + 1?"}])
-    proc = run_scpo("sample", "--model", tiny_model, "--backend", "hf", "--iter_dir", str(tmp_path),
-                    "--problems_file", str(tmp_path / "seeds.jsonl"), "--new_problems", "4", check=False)
+    proc = run_scpo(
+        "sample",
+        "--model",
+        tiny_model,
+        "--backend",
+        "hf",
+        "--iter_dir",
+        str(tmp_path),
+        "--problems_file",
+        str(tmp_path / "seeds.jsonl"),
+        "--new_problems",
+        "4",
+        check=False,
+    )
     assert proc.returncode == 1 and "run `scpo generate-problems`" in proc.stderr
 
 
 def pairs_of(n_gold: int, n_votes: int) -> list[dict]:
-    return ([{"id": f"g{i}", "source": "gold"} for i in range(n_gold)] +
-            [{"id": f"v{i}", "source": "votes"} for i in range(n_votes)])
+    return [{"id": f"g{i}", "source": "gold"} for i in range(n_gold)] + [
+        {"id": f"v{i}", "source": "votes"} for i in range(n_votes)
+    ]
 
 
-@pytest.mark.parametrize("n_gold, n_votes, ratio, want_gold, want_votes", [
-    (100, 100, 0.5, 100, 100),
-    (100, 100, 0.25, 33, 100),   # gold cut to a quarter of the mix
-    (20, 100, 0.5, 20, 20),      # votes cut down to the scarce gold
-    (30, 70, 0.3, 30, 70),       # already the ratio
-    (50, 50, 0.0, 0, 50),
-    (50, 50, 1.0, 50, 0),
-])
+@pytest.mark.parametrize(
+    "n_gold, n_votes, ratio, want_gold, want_votes",
+    [
+        (100, 100, 0.5, 100, 100),
+        (100, 100, 0.25, 33, 100),  # gold cut to a quarter of the mix
+        (20, 100, 0.5, 20, 20),  # votes cut down to the scarce gold
+        (30, 70, 0.3, 30, 70),  # already the ratio
+        (50, 50, 0.0, 0, 50),
+        (50, 50, 1.0, 50, 0),
+    ],
+)
 def test_semi_supervised_mix_ratio(n_gold, n_votes, ratio, want_gold, want_votes):
     mixed = mix_sources(pairs_of(n_gold, n_votes), ratio, seed=1)
     assert sum(p["source"] == "gold" for p in mixed) == want_gold
@@ -134,6 +194,7 @@ def test_semi_supervised_mix_ratio(n_gold, n_votes, ratio, want_gold, want_votes
 @pytest.mark.slow  # scpo in a subprocess
 def test_mix_ratio_through_the_stages(tmp_path):
     """Gold-labeled problems give (correct, incorrect) pairs with w = 1, unlabeled ones vote pairs, mixed 1:3."""
+
     def prompt(pid, gold=None):
         row = {"id": pid, "prompt": f"problem {pid}", **({"gold": gold} if gold else {})}
         return [{**row, "sample_index": i, "completion": f"The answer is {a}."} for i, a in enumerate([1, 1, 1, 2])]
@@ -141,8 +202,9 @@ def test_mix_ratio_through_the_stages(tmp_path):
     rows = [r for i in range(8) for r in prompt(f"g{i}", gold="2") + prompt(f"u{i}")]
     write_jsonl(tmp_path / "samples.jsonl", rows)
     run_scpo("label", "--task", "numeric", "--iter_dir", str(tmp_path))
-    run_scpo("pairs", "--task", "numeric", "--iter_dir", str(tmp_path), "--mode", "semi_supervised",
-             "--gold_ratio", "0.25")
+    run_scpo(
+        "pairs", "--task", "numeric", "--iter_dir", str(tmp_path), "--mode", "semi_supervised", "--gold_ratio", "0.25"
+    )
     pairs = read_jsonl(tmp_path / "pairs.jsonl")
     gold = [p for p in pairs if p["source"] == "gold"]
     assert len(gold) == 3 and len(pairs) == 11  # 3 / 11 = 0.27: the nearest to 1:3 keeping all 8 vote pairs
@@ -171,9 +233,11 @@ def test_scpo_generation_prompt_is_the_papers_four_shot_query_prompt():
     from scpo.stages.generate import GENERATION_PROMPTS
 
     prompt = few_shot_prompt(*GENERATION_PROMPTS["scpo"][:1], ["A?", "B?", "C?", "D?"], SCPO_EXAMPLE, "\n")
-    assert prompt == ("Q: A?\nQ: B?\nQ: C?\nQ: D?\nPrompt: Based on the examples above, generate ONE solvable math "
-                      "word problem with similar difficulty. Note that all the information needed to solve the "
-                      "problem should be included in the question. Output the question and nothing else.\nQ:")
+    assert prompt == (
+        "Q: A?\nQ: B?\nQ: C?\nQ: D?\nPrompt: Based on the examples above, generate ONE solvable math "
+        "word problem with similar difficulty. Note that all the information needed to solve the "
+        "problem should be included in the question. Output the question and nothing else.\nQ:"
+    )
     assert GENERATION_PROMPTS["scpo"][0] == SCPO_PROMPT
     assert parse_problem(" Tom has 3 apples. How many?") == "Tom has 3 apples. How many?"
     assert parse_problem("Q: Tom has 3 apples.") == "Tom has 3 apples."

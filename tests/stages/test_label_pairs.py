@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import read_jsonl, write_jsonl
+
 from scpo.core.errors import ScpoError
 from scpo.stages import label, pairs
 
@@ -23,9 +23,11 @@ def completions(pid, texts, prompt=None, **extra):
 
 def standard_samples() -> list[dict]:
     """p-maj: 3x18 vs 20 (pair, w=0.5); p-split: 3x7, 8, unparsed (pair, 3/5); p-none: all unparsed."""
-    return (completions("p-maj", ["The answer is 18."] * 3 + ["The answer is 20."])
-            + completions("p-split", ["The answer is 7."] * 3 + ["So it is 8.", "I give up."])
-            + completions("p-none", ["I have no idea.", "Cannot solve this.", "Hmm."]))
+    return (
+        completions("p-maj", ["The answer is 18."] * 3 + ["The answer is 20."])
+        + completions("p-split", ["The answer is 7."] * 3 + ["So it is 8.", "I give up."])
+        + completions("p-none", ["I have no idea.", "Cannot solve this.", "Hmm."])
+    )
 
 
 @pytest.fixture
@@ -51,17 +53,20 @@ def manifest_of(output) -> dict:
 def test_malformed_jsonl_line_names_file_and_line(tmp_path):
     path = tmp_path / "samples.jsonl"
     good = json.dumps({"id": "a", "prompt": "q", "completion": "The answer is 1."})
-    path.write_text(f"{good}\n\n{{\"id\": \"a\", \"prompt\": \"q\", \"completion\": \n{good}\n")
+    path.write_text(f'{good}\n\n{{"id": "a", "prompt": "q", "completion": \n{good}\n')
     with pytest.raises(ScpoError, match=re.escape(f"{path}:3: malformed JSON")):
         run_label(path, tmp_path / "labels.jsonl")
     assert not (tmp_path / "labels.jsonl").exists()
 
 
 def test_missing_completion_field_names_file_and_line(tmp_path):
-    path = write_jsonl(tmp_path / "samples.jsonl", [
-        {"id": "a", "prompt": "q", "completion": "The answer is 1."},
-        {"id": "a", "prompt": "q", "text": "The answer is 2."},
-    ])
+    path = write_jsonl(
+        tmp_path / "samples.jsonl",
+        [
+            {"id": "a", "prompt": "q", "completion": "The answer is 1."},
+            {"id": "a", "prompt": "q", "text": "The answer is 2."},
+        ],
+    )
     with pytest.raises(ScpoError, match=re.escape(f"{path}:2: missing required field 'completion'")):
         run_label(path, tmp_path / "labels.jsonl")
 
@@ -103,9 +108,21 @@ def test_cli_reports_bad_input_without_traceback(tmp_path):
     good = '{"id": "a", "prompt": "q", "completion": "The answer is 1."}\n'
     path.write_text(good + good + '{"id": "a", "prompt": oops}\n' + good)
     proc = subprocess.run(
-        [sys.executable, "-m", "scpo.cli", "label", "--samples_file", str(path),
-         "--labels_file", str(tmp_path / "labels.jsonl")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "scpo.cli",
+            "label",
+            "--samples_file",
+            str(path),
+            "--labels_file",
+            str(tmp_path / "labels.jsonl"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("scpo label: error: ")
     assert f"{path}:3: malformed JSON" in proc.stderr
@@ -147,8 +164,9 @@ def test_all_unparsed_prompt_is_skipped_and_counted(tmp_path, samples, capsys):
 
 
 def test_zero_pairs_raises_and_writes_nothing(tmp_path):
-    samples = write_jsonl(tmp_path / "samples.jsonl",
-                          completions("a", ["The answer is 3."] * 4) + completions("b", ["no"] * 2))
+    samples = write_jsonl(
+        tmp_path / "samples.jsonl", completions("a", ["The answer is 3."] * 4) + completions("b", ["no"] * 2)
+    )
     labels_path, pairs_path = tmp_path / "labels.jsonl", tmp_path / "pairs.jsonl"
     run_label(samples, labels_path)
     with pytest.raises(ScpoError, match="0 pairs from 2 prompts") as info:
@@ -251,8 +269,9 @@ def test_pairs_load_with_datasets_jsonl_and_parquet(tmp_path, samples):
     run_pairs(labels_path, tmp_path / "pairs.parquet")
     cache = str(tmp_path / "hf_cache")
     from_json = datasets.load_dataset("json", data_files=str(tmp_path / "pairs.jsonl"), split="train", cache_dir=cache)
-    from_parquet = datasets.load_dataset("parquet", data_files=str(tmp_path / "pairs.parquet"), split="train",
-                                         cache_dir=cache)
+    from_parquet = datasets.load_dataset(
+        "parquet", data_files=str(tmp_path / "pairs.parquet"), split="train", cache_dir=cache
+    )
     _check_trl_columns(from_json)
     _check_trl_columns(from_parquet)
     assert from_json.to_list() == from_parquet.to_list()
@@ -260,8 +279,9 @@ def test_pairs_load_with_datasets_jsonl_and_parquet(tmp_path, samples):
 
 def test_prompt_messages_pass_through(tmp_path):
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
-    samples = write_jsonl(tmp_path / "samples.jsonl", [
-        {"id": 7, "prompt": messages, "completion": t} for t in ["4", "4", "5"]])
+    samples = write_jsonl(
+        tmp_path / "samples.jsonl", [{"id": 7, "prompt": messages, "completion": t} for t in ["4", "4", "5"]]
+    )
     run_label(samples, tmp_path / "labels.jsonl")
     run_pairs(tmp_path / "labels.jsonl", tmp_path / "pairs.jsonl")
     (pair,) = read_jsonl(tmp_path / "pairs.jsonl")
@@ -295,8 +315,9 @@ def test_no_logprobs_no_reference_columns(tmp_path, samples):
 
 
 def test_gold_pairs_in_semi_supervised_mode(tmp_path):
-    rows = (completions("g", ["The answer is 5."] * 3 + ["The answer is 6."], gold="6")
-            + completions("v", ["The answer is 1."] * 3 + ["The answer is 2."]))
+    rows = completions("g", ["The answer is 5."] * 3 + ["The answer is 6."], gold="6") + completions(
+        "v", ["The answer is 1."] * 3 + ["The answer is 2."]
+    )
     samples = write_jsonl(tmp_path / "samples.jsonl", rows)
     lab = run_label(samples, tmp_path / "labels.jsonl")
     assert lab["counts"]["prompts_with_gold"] == 1 and lab["counts"]["majority_accuracy"] == 0.0
@@ -312,8 +333,10 @@ def test_gold_pairs_in_semi_supervised_mode(tmp_path):
 
 
 def test_parquet_labels_keep_fields_missing_from_first_row(tmp_path):
-    rows = (completions("v", ["The answer is 1."] * 3 + ["The answer is 2."])  # no gold, first
-            + completions("g", ["The answer is 5."] * 3 + ["The answer is 6."], gold="6"))
+    rows = (
+        completions("v", ["The answer is 1."] * 3 + ["The answer is 2."])  # no gold, first
+        + completions("g", ["The answer is 5."] * 3 + ["The answer is 6."], gold="6")
+    )
     samples = write_jsonl(tmp_path / "samples.jsonl", rows)
     run_label(samples, tmp_path / "labels.parquet")
     out = run_pairs(tmp_path / "labels.parquet", tmp_path / "pairs.jsonl", "--mode", "semi_supervised")
@@ -322,8 +345,9 @@ def test_parquet_labels_keep_fields_missing_from_first_row(tmp_path):
 
 
 def test_parquet_labels_without_gold_fall_back_to_votes(tmp_path):
-    rows = (completions("g", ["The answer is 5."] * 3 + ["The answer is 6."], gold="6")
-            + completions("v", ["The answer is 1."] * 3 + ["The answer is 2."]))
+    rows = completions("g", ["The answer is 5."] * 3 + ["The answer is 6."], gold="6") + completions(
+        "v", ["The answer is 1."] * 3 + ["The answer is 2."]
+    )
     samples = write_jsonl(tmp_path / "samples.jsonl", rows)
     run_label(samples, tmp_path / "labels.parquet")
     out = run_pairs(tmp_path / "labels.parquet", tmp_path / "pairs.jsonl", "--mode", "semi_supervised")
@@ -331,8 +355,9 @@ def test_parquet_labels_without_gold_fall_back_to_votes(tmp_path):
 
 
 def test_parquet_pairs_keep_logps_missing_from_first_pair(tmp_path):
-    rows = (completions("a", ["The answer is 1."] * 3 + ["The answer is 2."])
-            + completions("b", ["The answer is 1."] * 3 + ["The answer is 2."], logprob=-2.0))
+    rows = completions("a", ["The answer is 1."] * 3 + ["The answer is 2."]) + completions(
+        "b", ["The answer is 1."] * 3 + ["The answer is 2."], logprob=-2.0
+    )
     samples = write_jsonl(tmp_path / "samples.jsonl", rows)
     run_label(samples, tmp_path / "labels.jsonl")
     run_pairs(tmp_path / "labels.jsonl", tmp_path / "pairs.parquet")
@@ -353,8 +378,17 @@ def test_recipe_and_command_line_override(tmp_path, samples):
     assert out["config"]["tau"] == 0.7 and out["config"]["seed"] == 3
     assert out["counts"]["pairs"] == 1 and out["counts"]["mean_weight"] == 1.0
     # the command line wins over the recipe; the recipe may also come first without --config
-    out = pairs.main([str(recipe), "--labels_file", str(tmp_path / "labels.jsonl"),
-                      "--pairs_file", str(tmp_path / "b.jsonl"), "--tau", "0.5"])
+    out = pairs.main(
+        [
+            str(recipe),
+            "--labels_file",
+            str(tmp_path / "labels.jsonl"),
+            "--pairs_file",
+            str(tmp_path / "b.jsonl"),
+            "--tau",
+            "0.5",
+        ]
+    )
     assert out["config"]["tau"] == 0.5 and out["config"]["seed"] == 3
     assert out["counts"]["pairs"] == 2
     assert manifest_of(tmp_path / "b.jsonl")["config"]["weighting"] == "none"
@@ -365,8 +399,9 @@ def test_per_iteration_setting(tmp_path, samples, iteration, tau, n_pairs):
     run_label(samples, tmp_path / "labels.jsonl")
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("tau: [0.5, 0.75]\n")
-    out = run_pairs(tmp_path / "labels.jsonl", tmp_path / "pairs.jsonl", "--config", str(recipe),
-                    "--iteration", str(iteration))
+    out = run_pairs(
+        tmp_path / "labels.jsonl", tmp_path / "pairs.jsonl", "--config", str(recipe), "--iteration", str(iteration)
+    )
     assert manifest_of(tmp_path / "pairs.jsonl")["config"]["tau"] == tau
     assert out["counts"]["pairs"] == n_pairs
 
@@ -388,8 +423,9 @@ def test_misspelt_setting_suggests_the_right_one(tmp_path, samples):
 
 def test_other_stages_keys_are_accepted(tmp_path, samples, capsys):
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text("task: gsm8k\nlearning_rate: 1.0e-6\nbeta: 0.1\nsamples_file: elsewhere.jsonl\n"
-                      "tau: 0.5\nrun_name: demo\n")
+    recipe.write_text(
+        "task: gsm8k\nlearning_rate: 1.0e-6\nbeta: 0.1\nsamples_file: elsewhere.jsonl\ntau: 0.5\nrun_name: demo\n"
+    )
     run_label(samples, tmp_path / "labels.jsonl", "--config", str(recipe))  # tau and learning_rate: not label's
     capsys.readouterr()
     out = run_pairs(tmp_path / "labels.jsonl", tmp_path / "pairs.jsonl", "--config", str(recipe))
@@ -398,12 +434,15 @@ def test_other_stages_keys_are_accepted(tmp_path, samples, capsys):
     assert "learning_rate" not in out["config"] and "samples_file" not in out["config"]
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["--tau", "abc"], "tau"),
-    (["--mode", "fully"], "mode"),
-    (["stray"], "unexpected argument"),
-    (["--config", "/nonexistent/recipe.yaml"], "file not found"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--tau", "abc"], "tau"),
+        (["--mode", "fully"], "mode"),
+        (["stray"], "unexpected argument"),
+        (["--config", "/nonexistent/recipe.yaml"], "file not found"),
+    ],
+)
 def test_bad_settings(tmp_path, samples, argv, match):
     with pytest.raises(ScpoError, match=match):
         run_pairs(tmp_path / "labels.jsonl", tmp_path / "pairs.jsonl", *argv)
@@ -427,6 +466,9 @@ def test_pairs_stage_never_writes_negative_weights(tmp_path, samples):
     write_jsonl(samples, rows)
     run_label(samples, tmp_path / "labels.jsonl")
     run_pairs(tmp_path / "labels.jsonl", tmp_path / "pairs.jsonl", "--tau", "0.25")
-    bad = [(p["id"], p["weight"], p["chosen_votes"], p["rejected_votes"])
-           for p in read_jsonl(tmp_path / "pairs.jsonl") if p["weight"] < 0 or p["chosen_votes"] <= p["rejected_votes"]]
+    bad = [
+        (p["id"], p["weight"], p["chosen_votes"], p["rejected_votes"])
+        for p in read_jsonl(tmp_path / "pairs.jsonl")
+        if p["weight"] < 0 or p["chosen_votes"] <= p["rejected_votes"]
+    ]
     assert not bad

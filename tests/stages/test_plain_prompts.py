@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from helpers import read_jsonl, run_scpo, write_jsonl
 
 TEMPLATE = "Answer the following question step-by-step.\nQ: {problem}\nA: Let's think step by step."
@@ -31,12 +30,31 @@ def test_plain_prompts_from_sampling_to_training(tmp_path, tiny_model):
     (tmp_path / "first_letter.py").write_text(
         "from dataclasses import dataclass\nfrom scpo.tasks import Task\n\n@dataclass\nclass FirstLetter(Task):\n"
         "    keys_are_exact: bool = True\n\n    def extract(self, completion):\n"
-        "        return next((c.lower() for c in completion if c.isalpha()), None)\n")
+        "        return next((c.lower() for c in completion if c.isalpha()), None)\n"
+    )
     import os
 
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}"}
-    run_scpo("sample", "--model", tiny_model, "--backend", "hf", "--iter_dir", str(tmp_path), "--k", "6",
-             "--max_tokens", "6", "--temperature", "1.0", "--save_token_ids", "--dtype", "float32", *common, env=env)
+    run_scpo(
+        "sample",
+        "--model",
+        tiny_model,
+        "--backend",
+        "hf",
+        "--iter_dir",
+        str(tmp_path),
+        "--k",
+        "6",
+        "--max_tokens",
+        "6",
+        "--temperature",
+        "1.0",
+        "--save_token_ids",
+        "--dtype",
+        "float32",
+        *common,
+        env=env,
+    )
     samples = read_jsonl(tmp_path / "samples.jsonl")
     prompt = TEMPLATE.replace("{problem}", "What is 0 + 1?")
     assert samples[0]["messages"] == prompt  # the plain text that was sampled
@@ -47,8 +65,25 @@ def test_plain_prompts_from_sampling_to_training(tmp_path, tiny_model):
     pairs = read_jsonl(tmp_path / "pairs.jsonl")
     assert pairs and all(isinstance(p[key], str) for p in pairs for key in ("prompt", "chosen", "rejected"))
     out = tmp_path / "model"
-    run_scpo("train", "--model", tiny_model, "--iter_dir", str(tmp_path), "--output_dir", str(out), "--max_steps", "1",
-             "--per_device_train_batch_size", "2", "--report_to", "none", "--save_strategy", "no", *common, env=env)
+    run_scpo(
+        "train",
+        "--model",
+        tiny_model,
+        "--iter_dir",
+        str(tmp_path),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "1",
+        "--per_device_train_batch_size",
+        "2",
+        "--report_to",
+        "none",
+        "--save_strategy",
+        "no",
+        *common,
+        env=env,
+    )
     counts = json.loads((tmp_path / "model.manifest.json").read_text())["counts"]
     # the sampler's log-probs are the training forward's over the same plain-text tokens
     assert counts["reference"] == "sampler" and counts["ref_logps_check"]["max_gap_per_token"] < 1e-4

@@ -9,12 +9,22 @@ import sys
 import time
 
 import pytest
-
 from helpers import read_jsonl, run_scpo, write_jsonl
 
 PROBLEMS = [{"id": f"q{i}", "prompt": f"What is {i} + {i + 2}?", "gold": str(2 * i + 2)} for i in range(8)]
-SAMPLE_FIELDS = {"id", "prompt", "messages", "gold", "sample_index", "completion", "num_tokens", "finish_reason",
-                 "logprob", "temperature", "resampled"}
+SAMPLE_FIELDS = {
+    "id",
+    "prompt",
+    "messages",
+    "gold",
+    "sample_index",
+    "completion",
+    "num_tokens",
+    "finish_reason",
+    "logprob",
+    "temperature",
+    "resampled",
+}
 
 
 def forward_logprobs(model_path: str, rows: list[dict]) -> list[list[float]]:
@@ -31,8 +41,8 @@ def forward_logprobs(model_path: str, rows: list[dict]) -> list[list[float]]:
         ids = torch.tensor([prompt + row["completion_token_ids"]])
         with torch.no_grad():
             logps = model(ids).logits[0, :-1].float().log_softmax(-1)
-        targets = ids[0, len(prompt):]
-        out.append(logps[len(prompt) - 1:][torch.arange(len(targets)), targets].tolist())
+        targets = ids[0, len(prompt) :]
+        out.append(logps[len(prompt) - 1 :][torch.arange(len(targets)), targets].tolist())
     return out
 
 
@@ -52,9 +62,27 @@ def test_vllm_samples_fields_logprobs_and_too_long_prompts(tmp_path, tiny_model)
     padded = [{**p, "prompt": p["prompt"] + " Think about it carefully." * 8} for p in PROBLEMS]
     problems = padded + [{"id": "long", "prompt": "word " * 400}]
     write_jsonl(tmp_path / "problems.jsonl", problems)
-    run_scpo("sample", "--model", tiny_model, "--iter_dir", str(tmp_path), "--k", "3", "--max_tokens", "24",
-             "--max_model_len", "256", "--dtype", "float32", "--enforce_eager", "--save_token_ids",
-             "--num_shards", "2", "--vllm_kwargs", '{"max_num_batched_tokens": 256}')
+    run_scpo(
+        "sample",
+        "--model",
+        tiny_model,
+        "--iter_dir",
+        str(tmp_path),
+        "--k",
+        "3",
+        "--max_tokens",
+        "24",
+        "--max_model_len",
+        "256",
+        "--dtype",
+        "float32",
+        "--enforce_eager",
+        "--save_token_ids",
+        "--num_shards",
+        "2",
+        "--vllm_kwargs",
+        '{"max_num_batched_tokens": 256}',
+    )
     rows = read_jsonl(tmp_path / "samples.jsonl")
     assert len(rows) == 8 * 3  # the over-long prompt was skipped, not a crash
     assert SAMPLE_FIELDS <= set(rows[0])
@@ -73,8 +101,21 @@ def test_vllm_samples_fields_logprobs_and_too_long_prompts(tmp_path, tiny_model)
 @pytest.mark.slow
 def test_vllm_on_embedded_smollm2_logprobs_match_transformers(tmp_path, embedded_model):
     write_jsonl(tmp_path / "problems.jsonl", PROBLEMS[:4])
-    run_scpo("sample", "--iter_dir", str(tmp_path), "--k", "2", "--max_tokens", "32", "--dtype", "float32",
-             "--enforce_eager", "--save_token_ids", "--max_model_len", "512")
+    run_scpo(
+        "sample",
+        "--iter_dir",
+        str(tmp_path),
+        "--k",
+        "2",
+        "--max_tokens",
+        "32",
+        "--dtype",
+        "float32",
+        "--enforce_eager",
+        "--save_token_ids",
+        "--max_model_len",
+        "512",
+    )
     rows = read_jsonl(tmp_path / "samples.jsonl")
     assert len(rows) == 8 and all(r["completion"].strip() for r in rows)
     diff = max_token_diff(embedded_model, rows)
@@ -89,14 +130,32 @@ def _scpo_cmd(*args: str) -> list[str]:
 @pytest.mark.slow
 def test_killed_shard_resumes_to_exactly_the_uninterrupted_rows(tmp_path, tiny_model):
     """Kill a run after its first shard; the re-run must give the same rows as a run never killed."""
-    args = ["--model", tiny_model, "--k", "4", "--max_tokens", "48", "--dtype", "float32", "--enforce_eager",
-            "--num_shards", "4", "--max_model_len", "256"]
+    args = [
+        "--model",
+        tiny_model,
+        "--k",
+        "4",
+        "--max_tokens",
+        "48",
+        "--dtype",
+        "float32",
+        "--enforce_eager",
+        "--num_shards",
+        "4",
+        "--max_model_len",
+        "256",
+    ]
     for name in ("clean", "killed"):
         write_jsonl(tmp_path / name / "problems.jsonl", PROBLEMS)
     run_scpo("sample", "--iter_dir", str(tmp_path / "clean"), *args)
     env = {**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"}
-    proc = subprocess.Popen(_scpo_cmd("sample", "--iter_dir", str(tmp_path / "killed"), *args), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        _scpo_cmd("sample", "--iter_dir", str(tmp_path / "killed"), *args),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     shard_dir = tmp_path / "killed" / "samples.jsonl.shards"
     deadline = time.time() + 300
     while time.time() < deadline and not list(shard_dir.glob("*/00000-of-00004.jsonl")):
@@ -126,24 +185,55 @@ def test_killed_shard_resumes_to_exactly_the_uninterrupted_rows(tmp_path, tiny_m
 @pytest.mark.slow  # scpo in a subprocess
 def test_hf_backend_same_interface_and_logprobs(tmp_path, tiny_model):
     write_jsonl(tmp_path / "problems.jsonl", PROBLEMS[:3])
-    run_scpo("sample", "--backend", "hf", "--model", tiny_model, "--iter_dir", str(tmp_path), "--k", "2",
-             "--max_tokens", "12", "--save_token_ids", "--dtype", "float32")
+    run_scpo(
+        "sample",
+        "--backend",
+        "hf",
+        "--model",
+        tiny_model,
+        "--iter_dir",
+        str(tmp_path),
+        "--k",
+        "2",
+        "--max_tokens",
+        "12",
+        "--save_token_ids",
+        "--dtype",
+        "float32",
+    )
     rows = read_jsonl(tmp_path / "samples.jsonl")
     assert len(rows) == 6 and SAMPLE_FIELDS <= set(rows[0])
     assert max_token_diff(tiny_model, rows) < 1e-4
     # The manifest makes a re-run a no-op.
-    again = run_scpo("sample", "--backend", "hf", "--model", tiny_model, "--iter_dir", str(tmp_path), "--k", "2",
-                     "--max_tokens", "12", "--save_token_ids", "--dtype", "float32")
+    again = run_scpo(
+        "sample",
+        "--backend",
+        "hf",
+        "--model",
+        tiny_model,
+        "--iter_dir",
+        str(tmp_path),
+        "--k",
+        "2",
+        "--max_tokens",
+        "12",
+        "--save_token_ids",
+        "--dtype",
+        "float32",
+    )
     assert "up to date" in again.stdout
 
 
 @pytest.mark.slow  # scpo in a subprocess
-@pytest.mark.parametrize("args, message", [
-    (["--model", "/no/such/model"], "does not exist"),
-    (["--k", "0"], "k=0"),
-    (["--temprature", "0.5"], "did you mean 'temperature'"),
-    (["--num_shards", "2", "--shard_index", "2"], "shard_index=2"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "/no/such/model"], "does not exist"),
+        (["--k", "0"], "k=0"),
+        (["--temprature", "0.5"], "did you mean 'temperature'"),
+        (["--num_shards", "2", "--shard_index", "2"], "shard_index=2"),
+    ],
+)
 def test_bad_settings_are_clear_errors(tmp_path, args, message):
     write_jsonl(tmp_path / "problems.jsonl", PROBLEMS[:1])
     proc = run_scpo("sample", "--iter_dir", str(tmp_path), *args, check=False)
@@ -171,10 +261,30 @@ def test_data_parallel_worker_commands_for_8_gpus(monkeypatch):
     s = SampleSettings(tensor_parallel_size=2, data_parallel="auto", num_shards=2)
     assert worker_count(s) == 4
     cmds = worker_commands(["--config", "r.yaml", "--data_parallel", "auto"], s, 4)
-    assert [env for _, env in cmds] == [{"CUDA_VISIBLE_DEVICES": "0,1"}, {"CUDA_VISIBLE_DEVICES": "2,3"},
-                                         {"CUDA_VISIBLE_DEVICES": "4,5"}, {"CUDA_VISIBLE_DEVICES": "6,7"}]
-    assert cmds[1][0] == [sys.executable, "-m", "scpo.cli", "sample", "--config", "r.yaml", "--data_parallel", "auto",
-                          "--data_parallel", "1", "--num_shards", "4", "--worker_index", "1", "--worker_count", "4"]
+    assert [env for _, env in cmds] == [
+        {"CUDA_VISIBLE_DEVICES": "0,1"},
+        {"CUDA_VISIBLE_DEVICES": "2,3"},
+        {"CUDA_VISIBLE_DEVICES": "4,5"},
+        {"CUDA_VISIBLE_DEVICES": "6,7"},
+    ]
+    assert cmds[1][0] == [
+        sys.executable,
+        "-m",
+        "scpo.cli",
+        "sample",
+        "--config",
+        "r.yaml",
+        "--data_parallel",
+        "auto",
+        "--data_parallel",
+        "1",
+        "--num_shards",
+        "4",
+        "--worker_index",
+        "1",
+        "--worker_count",
+        "4",
+    ]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert worker_count(SampleSettings(data_parallel="auto")) == 1  # CPU: one worker
 
@@ -199,15 +309,34 @@ def test_unanimous_prompts_get_hotter_extra_samples(tmp_path, tiny_model, monkey
         "    keys_are_exact: bool = True\n"
         "    truncated_completions_vote: bool = True\n"  # the tiny model's samples hit max_tokens
         "    def extract(self, completion):\n"
-        "        return 'same'\n")
+        "        return 'same'\n"
+    )
     write_jsonl(tmp_path / "problems.jsonl", PROBLEMS[:2])
     env_path = f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}"
-    run_scpo("sample", "--backend", "hf", "--model", tiny_model, "--iter_dir", str(tmp_path), "--k", "2",
-             "--max_tokens", "6", "--task", "agree_task:AlwaysSame", "--resample_n", "3",
-             "--resample_temperature", "1.2", env={**os.environ, "PYTHONPATH": env_path})
+    run_scpo(
+        "sample",
+        "--backend",
+        "hf",
+        "--model",
+        tiny_model,
+        "--iter_dir",
+        str(tmp_path),
+        "--k",
+        "2",
+        "--max_tokens",
+        "6",
+        "--task",
+        "agree_task:AlwaysSame",
+        "--resample_n",
+        "3",
+        "--resample_temperature",
+        "1.2",
+        env={**os.environ, "PYTHONPATH": env_path},
+    )
     rows = read_jsonl(tmp_path / "samples.jsonl")
     assert [(r["id"], r["sample_index"], r["resampled"]) for r in rows] == [
-        (p["id"], i, i >= 2) for p in PROBLEMS[:2] for i in range(5)]
+        (p["id"], i, i >= 2) for p in PROBLEMS[:2] for i in range(5)
+    ]
     assert {r["temperature"] for r in rows if r["resampled"]} == {1.2}
     # Extra samples are labeled but do not vote: k stays 2.
     from scpo.labelers.votes import label_rows

@@ -8,19 +8,38 @@ import re
 from pathlib import Path
 
 import pytest
-
 from helpers import PARITY_TASK, run_scpo, write_jsonl
 
-FAST = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--report_to", "none", "--logging_steps", "1",
-        "--beta", "0.5", "--save_strategy", "no"]
+FAST = [
+    "--max_steps",
+    "2",
+    "--per_device_train_batch_size",
+    "4",
+    "--report_to",
+    "none",
+    "--logging_steps",
+    "1",
+    "--beta",
+    "0.5",
+    "--save_strategy",
+    "no",
+]
 
 
 def text_pairs(n: int = 8) -> list[dict]:
-    return [{"id": i, "prompt": [{"role": "user", "content": f"What is {i} + {i}?"}],
-             "chosen": [{"role": "assistant", "content": f"{i} + {i} = {2 * i}. The answer is {2 * i}."}],
-             "rejected": [{"role": "assistant", "content": f"The answer is {2 * i + 1}."}],
-             "weight": [0.25, 0.5, 0.75, 1.0][i % 4], "chosen_votes": 5, "rejected_votes": 1, "k": 8}
-            for i in range(n)]
+    return [
+        {
+            "id": i,
+            "prompt": [{"role": "user", "content": f"What is {i} + {i}?"}],
+            "chosen": [{"role": "assistant", "content": f"{i} + {i} = {2 * i}. The answer is {2 * i}."}],
+            "rejected": [{"role": "assistant", "content": f"The answer is {2 * i + 1}."}],
+            "weight": [0.25, 0.5, 0.75, 1.0][i % 4],
+            "chosen_votes": 5,
+            "rejected_votes": 1,
+            "k": 8,
+        }
+        for i in range(n)
+    ]
 
 
 def sampler_pairs(model_path: str, n: int = 8) -> list[dict]:
@@ -35,15 +54,25 @@ def sampler_pairs(model_path: str, n: int = 8) -> list[dict]:
         x = torch.tensor([prompt_ids + ids])
         with torch.no_grad():
             lp = model(x).logits[0, :-1].log_softmax(-1)
-        return lp[len(prompt_ids) - 1:][torch.arange(len(ids)), x[0, len(prompt_ids):]].sum().item()
+        return lp[len(prompt_ids) - 1 :][torch.arange(len(ids)), x[0, len(prompt_ids) :]].sum().item()
 
     rows = []
     for pair in text_pairs(n):
-        prompt_ids = list(tok.apply_chat_template(pair["prompt"], add_generation_prompt=True, tokenize=True)["input_ids"])
+        prompt_ids = list(
+            tok.apply_chat_template(pair["prompt"], add_generation_prompt=True, tokenize=True)["input_ids"]
+        )
         chosen = tok(pair["chosen"][0]["content"])["input_ids"] + [tok.eos_token_id]
         rejected = tok(pair["rejected"][0]["content"])["input_ids"] + [tok.eos_token_id]
-        rows.append({**pair, "chosen_token_ids": chosen, "rejected_token_ids": rejected, "ref_model": model_path,
-                     "ref_chosen_logps": logp(prompt_ids, chosen), "ref_rejected_logps": logp(prompt_ids, rejected)})
+        rows.append(
+            {
+                **pair,
+                "chosen_token_ids": chosen,
+                "rejected_token_ids": rejected,
+                "ref_model": model_path,
+                "ref_chosen_logps": logp(prompt_ids, chosen),
+                "ref_rejected_logps": logp(prompt_ids, rejected),
+            }
+        )
     return rows
 
 
@@ -71,16 +100,36 @@ def loads_in_transformers(path: Path) -> None:
 def test_plain_scpo_training_saves_a_model_and_logs(tmp_path, tiny_model):
     write_jsonl(tmp_path / "pairs.jsonl", text_pairs())
     out = tmp_path / "model"
-    run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir", str(out),
-             *FAST[:-2], "--report_to", "tensorboard")
+    run_scpo(
+        "train",
+        "--model",
+        tiny_model,
+        "--pairs_file",
+        str(tmp_path / "pairs.jsonl"),
+        "--output_dir",
+        str(out),
+        *FAST[:-2],
+        "--report_to",
+        "tensorboard",
+    )
     counts = manifest(out)["counts"]
     assert counts["reference"] == "model" and counts["loss_type"] == "scpo"
     assert 0 < counts["weight/mean"] <= 1 and "rewards/margins" in counts and "nll/chosen" in counts
     assert weights_changed(tiny_model, out)
     loads_in_transformers(out)
     assert list((out / "runs").rglob("events.out.tfevents.*"))  # TensorBoard through report_to
-    again = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"),
-                     "--output_dir", str(out), *FAST[:-2], "--report_to", "tensorboard")
+    again = run_scpo(
+        "train",
+        "--model",
+        tiny_model,
+        "--pairs_file",
+        str(tmp_path / "pairs.jsonl"),
+        "--output_dir",
+        str(out),
+        *FAST[:-2],
+        "--report_to",
+        "tensorboard",
+    )
     assert "up to date" in again.stdout  # the manifest makes a re-run a no-op
 
 
@@ -90,9 +139,29 @@ def test_sampler_reference_skips_reference_pass_and_loss_is_exact(tmp_path, tiny
     rows = sampler_pairs(tiny_model)
     write_jsonl(tmp_path / "pairs.jsonl", rows)
     out = tmp_path / "model"
-    run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir", str(out),
-             "--max_steps", "1", "--per_device_train_batch_size", "8", "--report_to", "none", "--beta", "0.5",
-             "--alpha", "1.0", "--check_ref_logps", "4", "--save_strategy", "no")
+    run_scpo(
+        "train",
+        "--model",
+        tiny_model,
+        "--pairs_file",
+        str(tmp_path / "pairs.jsonl"),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "1",
+        "--per_device_train_batch_size",
+        "8",
+        "--report_to",
+        "none",
+        "--beta",
+        "0.5",
+        "--alpha",
+        "1.0",
+        "--check_ref_logps",
+        "4",
+        "--save_strategy",
+        "no",
+    )
     counts = manifest(out)["counts"]
     assert counts["reference"] == "sampler" and "reference_fallback" not in counts
     check = counts["ref_logps_check"]
@@ -102,13 +171,16 @@ def test_sampler_reference_skips_reference_pass_and_loss_is_exact(tmp_path, tiny
     assert counts["train_loss"] == pytest.approx(expected / len(rows), rel=1e-4)
 
 
-@pytest.mark.parametrize("native, recipe, cli, expected", [
-    (True, {"bf16": True}, {}, True),  # a CPU with AVX512-BF16 / AMX: autocast
-    (False, {"bf16": True}, {}, False),  # emulated bf16 would be slower than float32
-    (True, {"bf16": True, "accelerate_config": "zero2"}, {}, False),  # DeepSpeed's bf16 is another mode
-    (True, {"bf16": True}, {"bf16": "false"}, False),  # the command line wins
-    (True, {}, {}, False),  # TRL's default (bf16) is not a request: float32
-])
+@pytest.mark.parametrize(
+    "native, recipe, cli, expected",
+    [
+        (True, {"bf16": True}, {}, True),  # a CPU with AVX512-BF16 / AMX: autocast
+        (False, {"bf16": True}, {}, False),  # emulated bf16 would be slower than float32
+        (True, {"bf16": True, "accelerate_config": "zero2"}, {}, False),  # DeepSpeed's bf16 is another mode
+        (True, {"bf16": True}, {"bf16": "false"}, False),  # the command line wins
+        (True, {}, {}, False),  # TRL's default (bf16) is not a request: float32
+    ],
+)
 def test_cpu_precision_autocasts_bf16_only_where_asked_and_native(monkeypatch, native, recipe, cli, expected):
     from scpo.core import devices
     from scpo.training.launch import cpu_precision
@@ -131,9 +203,27 @@ def test_bf16_on_this_cpu_trains_under_autocast(tmp_path, tiny_model):
     losses = {}
     for bf16 in ("false", "true"):
         out = tmp_path / f"model_{bf16}"
-        proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir",
-                        str(out), "--max_steps", "1", "--per_device_train_batch_size", "4", "--report_to", "none",
-                        "--save_strategy", "no", "--check_ref_logps", "0", "--bf16", bf16)
+        proc = run_scpo(
+            "train",
+            "--model",
+            tiny_model,
+            "--pairs_file",
+            str(tmp_path / "pairs.jsonl"),
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "1",
+            "--per_device_train_batch_size",
+            "4",
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+            "--check_ref_logps",
+            "0",
+            "--bf16",
+            bf16,
+        )
         assert ("bf16 autocast" in proc.stderr) is (bf16 == "true")
         assert manifest(out)["config"]["training"]["bf16"] is (bf16 == "true")
         losses[bf16] = manifest(out)["counts"]["train_loss"]
@@ -144,11 +234,14 @@ def test_bf16_on_this_cpu_trains_under_autocast(tmp_path, tiny_model):
 def test_sampler_log_probs_that_are_not_the_models_fall_back_to_a_reference_pass(tmp_path, tiny_model):
     """A reference that is off by more than ref_logps_tolerance per token is not trained on: TRL's pass runs."""
     rows = sampler_pairs(tiny_model, 4)
-    write_jsonl(tmp_path / "pairs.jsonl", [{**r, "ref_chosen_logps": r["ref_chosen_logps"] - 0.3 * len(r["chosen_token_ids"])}
-                                           for r in rows])
+    write_jsonl(
+        tmp_path / "pairs.jsonl",
+        [{**r, "ref_chosen_logps": r["ref_chosen_logps"] - 0.3 * len(r["chosen_token_ids"])} for r in rows],
+    )
     out = tmp_path / "model"
-    proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir",
-                    str(out), *FAST)
+    proc = run_scpo(
+        "train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir", str(out), *FAST
+    )
     counts = manifest(out)["counts"]
     assert counts["reference"] == "model" and counts["reference_fallback"] is True
     assert counts["ref_logps_check"]["max_gap_per_token"] == pytest.approx(0.3, abs=0.01)  # tolerance 0.1
@@ -160,11 +253,23 @@ def test_pairs_sampled_by_another_model_use_a_reference_pass(tmp_path, tiny_mode
     rows = [{**r, "ref_model": "/some/other/model"} for r in sampler_pairs(tiny_model, 4)]
     write_jsonl(tmp_path / "pairs.jsonl", rows)
     out = tmp_path / "model"
-    run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir", str(out),
-             *FAST)
+    run_scpo(
+        "train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir", str(out), *FAST
+    )
     assert manifest(out)["counts"]["reference"] == "model"
-    proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"),
-                    "--output_dir", str(tmp_path / "o2"), "--reference", "sampler", *FAST, check=False)
+    proc = run_scpo(
+        "train",
+        "--model",
+        tiny_model,
+        "--pairs_file",
+        str(tmp_path / "pairs.jsonl"),
+        "--output_dir",
+        str(tmp_path / "o2"),
+        "--reference",
+        "sampler",
+        *FAST,
+        check=False,
+    )
     assert proc.returncode == 1 and "not by" in proc.stderr
 
 
@@ -172,8 +277,22 @@ def test_pairs_sampled_by_another_model_use_a_reference_pass(tmp_path, tiny_mode
 def test_changed_settings_do_not_resume_old_checkpoints(tmp_path, tiny_model):
     write_jsonl(tmp_path / "pairs.jsonl", text_pairs())
     out = tmp_path / "model"
-    args = ["--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir", str(out),
-            "--max_steps", "2", "--per_device_train_batch_size", "4", "--report_to", "none", "--save_steps", "1"]
+    args = [
+        "--model",
+        tiny_model,
+        "--pairs_file",
+        str(tmp_path / "pairs.jsonl"),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "4",
+        "--report_to",
+        "none",
+        "--save_steps",
+        "1",
+    ]
     run_scpo("train", *args)
     assert (out / "checkpoint-2").exists()
     proc = run_scpo("train", *args, "--beta", "0.3")  # another configuration: its checkpoints are not ours
@@ -186,8 +305,18 @@ def test_changed_settings_do_not_resume_old_checkpoints(tmp_path, tiny_model):
 @pytest.mark.slow  # scpo in a subprocess
 def test_trl_only_options_are_refused_with_our_losses(tmp_path, tiny_model):
     write_jsonl(tmp_path / "pairs.jsonl", text_pairs(2))
-    proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"),
-                    "--output_dir", str(tmp_path / "o"), "--ld_alpha", "0.5", check=False)
+    proc = run_scpo(
+        "train",
+        "--model",
+        tiny_model,
+        "--pairs_file",
+        str(tmp_path / "pairs.jsonl"),
+        "--output_dir",
+        str(tmp_path / "o"),
+        "--ld_alpha",
+        "0.5",
+        check=False,
+    )
     assert proc.returncode == 1 and "ld_alpha" in proc.stderr and "loss: dpo" in proc.stderr
 
 
@@ -196,8 +325,18 @@ def test_irpo_and_dpo_losses_train(tmp_path, tiny_model):
     write_jsonl(tmp_path / "pairs.jsonl", text_pairs())
     for loss in ("irpo", "dpo"):
         out = tmp_path / loss
-        run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"),
-                 "--output_dir", str(out), "--loss", loss, *FAST)
+        run_scpo(
+            "train",
+            "--model",
+            tiny_model,
+            "--pairs_file",
+            str(tmp_path / "pairs.jsonl"),
+            "--output_dir",
+            str(out),
+            "--loss",
+            loss,
+            *FAST,
+        )
         assert manifest(out)["counts"]["loss_type"] == loss and weights_changed(tiny_model, out)
 
 
@@ -205,9 +344,26 @@ def test_irpo_and_dpo_losses_train(tmp_path, tiny_model):
 def test_lora_saves_adapter_and_merged_copy(tmp_path, tiny_model):
     write_jsonl(tmp_path / "pairs.jsonl", text_pairs())
     out = tmp_path / "model"
-    run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir", str(out),
-             "--use_peft", "true", "--lora_r", "8", "--lora_alpha", "16", "--lora_target_modules", "all-linear",
-             "--learning_rate", "1e-3", *FAST)
+    run_scpo(
+        "train",
+        "--model",
+        tiny_model,
+        "--pairs_file",
+        str(tmp_path / "pairs.jsonl"),
+        "--output_dir",
+        str(out),
+        "--use_peft",
+        "true",
+        "--lora_r",
+        "8",
+        "--lora_alpha",
+        "16",
+        "--lora_target_modules",
+        "all-linear",
+        "--learning_rate",
+        "1e-3",
+        *FAST,
+    )
     assert (out / "adapter" / "adapter_config.json").exists()
     assert not (out / "adapter_config.json").exists()  # the top folder is a plain merged model
     assert weights_changed(tiny_model, out)
@@ -219,8 +375,20 @@ def test_lora_saves_adapter_and_merged_copy(tmp_path, tiny_model):
 def test_deepspeed_zero_one_process_on_cpu(tmp_path, tiny_model, config):
     write_jsonl(tmp_path / "pairs.jsonl", sampler_pairs(tiny_model))
     out = tmp_path / "model"
-    proc = run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"),
-                    "--output_dir", str(out), "--accelerate_config", config, "--num_processes", "1", *FAST)
+    proc = run_scpo(
+        "train",
+        "--model",
+        tiny_model,
+        "--pairs_file",
+        str(tmp_path / "pairs.jsonl"),
+        "--output_dir",
+        str(out),
+        "--accelerate_config",
+        config,
+        "--num_processes",
+        "1",
+        *FAST,
+    )
     assert "accelerate.commands.launch" in proc.stdout and f"{config}.yaml" in proc.stdout
     counts = manifest(out)["counts"]
     assert counts["deepspeed"] is True  # trained by DeepSpeed's engine, not plain torch
@@ -234,9 +402,24 @@ def test_deepspeed_zero_one_process_on_cpu(tmp_path, tiny_model, config):
 def test_two_process_gloo_ddp(tmp_path, tiny_model):
     write_jsonl(tmp_path / "pairs.jsonl", text_pairs())
     out = tmp_path / "model"
-    run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir", str(out),
-             "--accelerate_config", "cpu", "--num_processes", "2", "--per_device_train_batch_size", "4",
-             "--num_train_epochs", "1", *FAST[4:])
+    run_scpo(
+        "train",
+        "--model",
+        tiny_model,
+        "--pairs_file",
+        str(tmp_path / "pairs.jsonl"),
+        "--output_dir",
+        str(out),
+        "--accelerate_config",
+        "cpu",
+        "--num_processes",
+        "2",
+        "--per_device_train_batch_size",
+        "4",
+        "--num_train_epochs",
+        "1",
+        *FAST[4:],
+    )
     counts = manifest(out)["counts"]
     assert counts["pairs"] == 8 and counts["processes"] == 2 and weights_changed(tiny_model, out)
     assert counts["global_step"] == 1  # 8 pairs = 2 processes x batch 4: one step (one process would take two)
@@ -246,30 +429,62 @@ def test_two_process_gloo_ddp(tmp_path, tiny_model):
 def test_trained_folder_loads_in_vllm(tmp_path, tiny_model):
     write_jsonl(tmp_path / "pairs.jsonl", text_pairs())
     out = tmp_path / "model"
-    run_scpo("train", "--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir", str(out),
-             "--use_peft", "true", "--lora_target_modules", "all-linear", *FAST)
+    run_scpo(
+        "train",
+        "--model",
+        tiny_model,
+        "--pairs_file",
+        str(tmp_path / "pairs.jsonl"),
+        "--output_dir",
+        str(out),
+        "--use_peft",
+        "true",
+        "--lora_target_modules",
+        "all-linear",
+        *FAST,
+    )
     write_jsonl(tmp_path / "problems.jsonl", [{"id": "a", "prompt": "What is 1 + 1?"}])
-    run_scpo("sample", "--model", str(out), "--iter_dir", str(tmp_path), "--k", "2", "--max_tokens", "8",
-             "--enforce_eager", "--max_model_len", "256")
+    run_scpo(
+        "sample",
+        "--model",
+        str(out),
+        "--iter_dir",
+        str(tmp_path),
+        "--k",
+        "2",
+        "--max_tokens",
+        "8",
+        "--enforce_eager",
+        "--max_model_len",
+        "256",
+    )
     assert len((tmp_path / "samples.jsonl").read_text().splitlines()) == 2
 
 
 @pytest.mark.slow  # scpo in a subprocess
-@pytest.mark.parametrize("rows, args, message", [
-    ([], [], "no pairs to train on"),
-    ([{**p, "weight": 0.0} for p in text_pairs(2)], [], "every pair has weight 0"),
-    ([{k: v for k, v in p.items() if k != "rejected"} for p in text_pairs(2)], [], "missing required field 'rejected'"),
-    ([{**p, "weight": 1.5} for p in text_pairs(2)], [], "weight 1.5 is outside [0, 1]"),
-    (text_pairs(2), ["--accelerate_config", "zero9"], "zero9"),
-    (text_pairs(2), ["--model", "/no/such/model"], "does not exist"),
-    (text_pairs(2), ["--learning_rat", "1e-5"], "did you mean 'learning_rate'"),
-])
+@pytest.mark.parametrize(
+    "rows, args, message",
+    [
+        ([], [], "no pairs to train on"),
+        ([{**p, "weight": 0.0} for p in text_pairs(2)], [], "every pair has weight 0"),
+        (
+            [{k: v for k, v in p.items() if k != "rejected"} for p in text_pairs(2)],
+            [],
+            "missing required field 'rejected'",
+        ),
+        ([{**p, "weight": 1.5} for p in text_pairs(2)], [], "weight 1.5 is outside [0, 1]"),
+        (text_pairs(2), ["--accelerate_config", "zero9"], "zero9"),
+        (text_pairs(2), ["--model", "/no/such/model"], "does not exist"),
+        (text_pairs(2), ["--learning_rat", "1e-5"], "did you mean 'learning_rate'"),
+    ],
+)
 def test_bad_input_is_a_clear_error(tmp_path, tiny_model, rows, args, message):
     path = tmp_path / "pairs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     model = [] if "--model" in args else ["--model", tiny_model]
-    proc = run_scpo("train", *model, "--pairs_file", str(path), "--output_dir", str(tmp_path / "out"), *args,
-                    check=False)
+    proc = run_scpo(
+        "train", *model, "--pairs_file", str(path), "--output_dir", str(tmp_path / "out"), *args, check=False
+    )
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr[-3000:]
 
 
@@ -281,13 +496,37 @@ def test_accelerate_commands_for_multi_node(monkeypatch):
     from scpo.training import launch
 
     monkeypatch.setattr(launch, "has_gpu", lambda: True)
-    s = train.TrainSettings(accelerate_config="zero3", num_processes=16, num_machines=2, machine_rank=1,
-                            main_process_ip="node0", main_process_port=29500)
+    s = train.TrainSettings(
+        accelerate_config="zero3",
+        num_processes=16,
+        num_machines=2,
+        machine_rank=1,
+        main_process_ip="node0",
+        main_process_port=29500,
+    )
     cmd = launch.launch_command(s, ["--config", "r.yaml"])
-    assert cmd == [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                   str(launch.ACCELERATE_DIR / "zero3.yaml"), "--num_processes", "16", "--num_machines", "2",
-                   "--machine_rank", "1", "--main_process_ip", "node0", "--main_process_port", "29500",
-                   "-m", "scpo.cli", "train", "--config", "r.yaml"]
+    assert cmd == [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(launch.ACCELERATE_DIR / "zero3.yaml"),
+        "--num_processes",
+        "16",
+        "--num_machines",
+        "2",
+        "--machine_rank",
+        "1",
+        "--main_process_ip",
+        "node0",
+        "--main_process_port",
+        "29500",
+        "-m",
+        "scpo.cli",
+        "train",
+        "--config",
+        "r.yaml",
+    ]
 
 
 PARITY_DEV = [{"id": f"d{i}", "prompt": f"Say something about {i}.", "gold": str(i % 2)} for i in range(6)]
@@ -297,10 +536,37 @@ def selection_args(tmp_path, tiny_model, out, *extra):
     (tmp_path / "parity_task.py").write_text(PARITY_TASK)
     write_jsonl(tmp_path / "pairs.jsonl", text_pairs())
     write_jsonl(tmp_path / "dev.jsonl", PARITY_DEV)
-    return ["--model", tiny_model, "--pairs_file", str(tmp_path / "pairs.jsonl"), "--output_dir", str(out),
-            "--select_checkpoint", "dev", "--dev_file", str(tmp_path / "dev.jsonl"), "--num_train_epochs", "3",
-            "--per_device_train_batch_size", "4", "--learning_rate", "5e-3", "--report_to", "none", "--beta", "0.5",
-            "--task", "parity_task:WordParity", "--backend", "hf", "--max_tokens", "8", "--dtype", "float32", *extra]
+    return [
+        "--model",
+        tiny_model,
+        "--pairs_file",
+        str(tmp_path / "pairs.jsonl"),
+        "--output_dir",
+        str(out),
+        "--select_checkpoint",
+        "dev",
+        "--dev_file",
+        str(tmp_path / "dev.jsonl"),
+        "--num_train_epochs",
+        "3",
+        "--per_device_train_batch_size",
+        "4",
+        "--learning_rate",
+        "5e-3",
+        "--report_to",
+        "none",
+        "--beta",
+        "0.5",
+        "--task",
+        "parity_task:WordParity",
+        "--backend",
+        "hf",
+        "--max_tokens",
+        "8",
+        "--dtype",
+        "float32",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -314,8 +580,13 @@ def test_dev_selection_keeps_the_best_epoch_and_resumes_without_redoing_work(tmp
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}"}
     out = tmp_path / "model"
     args = selection_args(tmp_path, tiny_model, out, "--keep_checkpoints", "true")
-    proc = subprocess.Popen([sys.executable, "-m", "scpo.cli", "train", *args], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scpo.cli", "train", *args],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     first_eval = out / "selection" / "epoch-1" / "eval.json"
     deadline = time.time() + 600
     while not first_eval.with_name("eval.json.manifest.json").exists():  # epoch 1's evaluation is finished
@@ -340,8 +611,10 @@ def test_dev_selection_keeps_the_best_epoch_and_resumes_without_redoing_work(tmp
     values = [e["value"] for e in curve]
     assert counts["selected_epoch"] == 1 + values.index(max(values))  # the best, the earliest among equals
     for e in curve:  # each value is that epoch's dev evaluation
-        assert json.loads((out / "selection" / f"epoch-{e['epoch']}" / "eval.json").read_text())["greedy"]["mean"] \
+        assert (
+            json.loads((out / "selection" / f"epoch-{e['epoch']}" / "eval.json").read_text())["greedy"]["mean"]
             == e["value"]
+        )
     from safetensors.torch import load_file
 
     chosen = load_file(out / f"checkpoint-{counts['selected_step']}" / "model.safetensors")
@@ -351,12 +624,15 @@ def test_dev_selection_keeps_the_best_epoch_and_resumes_without_redoing_work(tmp
     assert "up to date" in run_scpo("train", *args, env=env).stdout
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--dev_file", "none"], "select_checkpoint=dev needs dev_file"),
-    (["--num_train_epochs", "0"], "needs a whole num_train_epochs >= 1"),
-    (["--num_train_epochs", "2.5"], "needs a whole num_train_epochs >= 1 (now 2.5)"),
-    (["--select_metric", "pass@1"], "select_metric='pass@1'"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--dev_file", "none"], "select_checkpoint=dev needs dev_file"),
+        (["--num_train_epochs", "0"], "needs a whole num_train_epochs >= 1"),
+        (["--num_train_epochs", "2.5"], "needs a whole num_train_epochs >= 1 (now 2.5)"),
+        (["--select_metric", "pass@1"], "select_metric='pass@1'"),
+    ],
+)
 def test_dev_selection_bad_settings_are_named_errors(tmp_path, tiny_model, extra, message):
     from scpo.core.errors import ScpoError
     from scpo.stages import train

@@ -8,13 +8,12 @@ import json
 import random
 
 import pytest
+from helpers import read_jsonl, run_scpo, write_jsonl
 
 from data_tools import zebra as zebra_data
 from scpo.core.errors import ScpoError
 from scpo.tasks import get_task
-from scpo.tasks._zebra_puzzles import (CLUE_TYPES, Clue, Encoding, check_puzzle, generate, holds, parse_size,
-                                       positions)
-from helpers import read_jsonl, run_scpo, write_jsonl
+from scpo.tasks._zebra_puzzles import CLUE_TYPES, Clue, Encoding, check_puzzle, generate, holds, parse_size, positions
 
 
 def all_grids(houses: int, columns: dict[str, list[str]]):
@@ -31,7 +30,7 @@ def test_brute_force_finds_exactly_the_solution_and_every_clue_is_needed(size):
         fits = [g for g in all_grids(houses, p.columns) if all(holds(c, g) for c in p.clues)]
         assert fits == [positions(p.solution)], (size, seed)
         for i in range(len(p.clues)):  # minimal: without any one clue, another grid fits too
-            rest = p.clues[:i] + p.clues[i + 1:]
+            rest = p.clues[:i] + p.clues[i + 1 :]
             assert sum(all(holds(c, g) for c in rest) for g in all_grids(houses, p.columns)) > 1, (size, seed, i)
 
 
@@ -54,9 +53,10 @@ def test_cnf_of_each_clue_type_means_what_the_clue_says():
             x, y = ("Name", rng.choice(columns["Name"])), ("Drink", rng.choice(columns["Drink"]))
             clue = Clue(kind, x, house=rng.randint(1, houses)) if kind in ("found_at", "not_at") else Clue(kind, x, y)
             # the grids the solver enumerates under this one clue are exactly the grids where the clue holds
-            solved = enc.solutions([clue], limit=10 ** 6)
-            assert sorted(map(sorted, (g.items() for g in solved))) == \
-                sorted(map(sorted, (g.items() for g in grids if holds(clue, g)))), kind
+            solved = enc.solutions([clue], limit=10**6)
+            assert sorted(map(sorted, (g.items() for g in solved))) == sorted(
+                map(sorted, (g.items() for g in grids if holds(clue, g)))
+            ), kind
 
 
 def test_generator_files_are_seeded_split_by_seed_and_disjoint(tmp_path):
@@ -65,8 +65,20 @@ def test_generator_files_are_seeded_split_by_seed_and_disjoint(tmp_path):
     zebra_data.main(["--output_dir", str(tmp_path / "b")] + args)
     for name in ("train", "dev", "eval"):
         assert (tmp_path / "a" / f"{name}.jsonl").read_bytes() == (tmp_path / "b" / f"{name}.jsonl").read_bytes()
-    zebra_data.main(["--output_dir", str(tmp_path / "c"), "--train_sizes", "2*2,2*3", "--train", "60", "--eval", "12",
-                     "--seed", "3"])
+    zebra_data.main(
+        [
+            "--output_dir",
+            str(tmp_path / "c"),
+            "--train_sizes",
+            "2*2,2*3",
+            "--train",
+            "60",
+            "--eval",
+            "12",
+            "--seed",
+            "3",
+        ]
+    )
     assert (tmp_path / "c" / "eval.jsonl").read_bytes() == (tmp_path / "a" / "eval.jsonl").read_bytes()  # eval fixed
     splits = {name: read_jsonl(tmp_path / "a" / f"{name}.jsonl") for name in ("train", "dev", "eval")}
     texts = [{r["prompt"] for r in rows} for rows in splits.values()]
@@ -89,9 +101,11 @@ def test_bad_input_is_named(tmp_path):
         parse_size("three")
     columns = {"Name": ["Arnold", "Eric"], "Drink": ["tea", "milk"]}
     base = {"id": "hand", "houses": 2, "columns": columns}
-    unsolvable = [{"type": "found_at", "x": ["Name", "Arnold"], "house": 1},
-                  {"type": "same_house", "x": ["Name", "Arnold"], "y": ["Drink", "tea"]},
-                  {"type": "right_of", "x": ["Name", "Arnold"], "y": ["Name", "Eric"]}]
+    unsolvable = [
+        {"type": "found_at", "x": ["Name", "Arnold"], "house": 1},
+        {"type": "same_house", "x": ["Name", "Arnold"], "y": ["Drink", "tea"]},
+        {"type": "right_of", "x": ["Name", "Arnold"], "y": ["Name", "Eric"]},
+    ]
     path = write_jsonl(tmp_path / "hand.jsonl", [{**base, "clues": unsolvable}])
     with pytest.raises(ScpoError, match=r"hand.jsonl:1: puzzle 'hand': no grid satisfies the clues: clues 1..3"):
         zebra_data.check_file(str(path))
@@ -114,10 +128,28 @@ def test_generate_stage_zebra_fresh_puzzles_and_model_rewrites(tmp_path, tiny_mo
     """Both new-problem sources for zebra: fresh generator puzzles (proved unique, none equal to a seed or eval
     puzzle) and the model's rewrites (the tiny random model writes gibberish, dropped as unusable / empty)."""
     zebra_data.main(["--output_dir", str(tmp_path / "data"), "--train", "4", "--eval", "4"])
-    common = ("--task", "zebra", "--iter_dir", str(tmp_path / "it"), "--problems_file", str(tmp_path / "data/train.jsonl"),
-              "--eval_file", str(tmp_path / "data/eval.jsonl"), "--new_problems", "6")
-    run_scpo("generate-problems", *common, "--generation_source", "generator", "--generator_sizes", "2*2,3*3",
-             "--model", tiny_model)
+    common = (
+        "--task",
+        "zebra",
+        "--iter_dir",
+        str(tmp_path / "it"),
+        "--problems_file",
+        str(tmp_path / "data/train.jsonl"),
+        "--eval_file",
+        str(tmp_path / "data/eval.jsonl"),
+        "--new_problems",
+        "6",
+    )
+    run_scpo(
+        "generate-problems",
+        *common,
+        "--generation_source",
+        "generator",
+        "--generator_sizes",
+        "2*2,3*3",
+        "--model",
+        tiny_model,
+    )
     fresh = read_jsonl(tmp_path / "it/generated_problems.jsonl")
     assert [r["size"] for r in fresh] == ["2*2", "3*3"] * 3 and all(r["origin"] == "generator" for r in fresh)
     known = {r["prompt"] for name in ("train", "eval") for r in read_jsonl(tmp_path / f"data/{name}.jsonl")}
@@ -126,14 +158,28 @@ def test_generate_stage_zebra_fresh_puzzles_and_model_rewrites(tmp_path, tiny_mo
     assert all(task.check_problem(row) is None for row in fresh)
     assert zebra_data.check_file(str(tmp_path / "it/generated_problems.jsonl")) == 6  # gold = the clues' one grid
     # The model's rewrites: one seed puzzle each, line breaks kept, unreadable candidates dropped.
-    run_scpo("generate-problems", *common, "--generation_prompt", "zebra", "--generation_shots", "1",
-             "--model", tiny_model, "--backend", "hf", "--generation_max_tokens", "16", "--iter_dir",
-             str(tmp_path / "it2"))
+    run_scpo(
+        "generate-problems",
+        *common,
+        "--generation_prompt",
+        "zebra",
+        "--generation_shots",
+        "1",
+        "--model",
+        tiny_model,
+        "--backend",
+        "hf",
+        "--generation_max_tokens",
+        "16",
+        "--iter_dir",
+        str(tmp_path / "it2"),
+    )
     kept = read_jsonl(tmp_path / "it2/generated_problems.jsonl")
     dropped = read_jsonl(tmp_path / "it2/generated_problems.dropped.jsonl")
     assert len(kept) + len(dropped) == 6 and not kept
     assert {r["reason"] for r in dropped} <= {"truncated", "empty", "unusable"} and all(
-        len(r["seed_ids"]) == 1 for r in dropped)
+        len(r["seed_ids"]) == 1 for r in dropped
+    )
 
 
 def test_a_rewritten_puzzle_keeps_its_lines_and_one_without_the_layout_is_unusable():
@@ -141,9 +187,11 @@ def test_a_rewritten_puzzle_keeps_its_lines_and_one_without_the_layout_is_unusab
     from scpo.stages.generate import usable
 
     task = get_task("zebra")
-    written = ("Problem: There are 2 houses, numbered 1 to 2.   Each house is occupied.\n - Each person has a unique "
-               "name: `Zoe`, `Max`\n - Each person has a unique pet: `cat`, `dog`\n\n## Clues:\n1. Zoe is in the "
-               "first house.\n\nSolution: Zoe, cat")
+    written = (
+        "Problem: There are 2 houses, numbered 1 to 2.   Each house is occupied.\n - Each person has a unique "
+        "name: `Zoe`, `Max`\n - Each person has a unique pet: `cat`, `dog`\n\n## Clues:\n1. Zoe is in the "
+        "first house.\n\nSolution: Zoe, cat"
+    )
     text = parse_problem(written, keep_lines=True)
     assert text.startswith("There are 2 houses") and "Solution" not in text and "\n- Each person" in text
     assert usable(task, text) and get_task("zebra").prompt_for({"prompt": text})

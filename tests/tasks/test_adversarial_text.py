@@ -7,16 +7,41 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scpo.judge import parse_score, parse_winner
 from scpo.problems import parse_problem
 from scpo.tasks import TASKS, get_task
 
 N = 20_000  # characters: a catastrophic pattern takes seconds to hours here; a linear one well under 20 ms
-BUDGET_S = 0.2  # per call, with room for a loaded 2-core CI machine (measured: under 15 ms)
-FRAGMENTS = [" ", "\n", "\t", ":", "1", "12,", ".", "$", "**", "\\boxed{", "}", "The answer is ", "answer",
-             "Score", "Score: ", "Winner", "(", "A", "points", "Problem", "Answer:", "\\frac{1}{2}", "=", "+"]
+BUDGET_S = 0.2  # CPU seconds per call (measured: under 15 ms); CPU time, so a loaded machine cannot fail it
+FRAGMENTS = [
+    " ",
+    "\n",
+    "\t",
+    ":",
+    "1",
+    "12,",
+    ".",
+    "$",
+    "**",
+    "\\boxed{",
+    "}",
+    "The answer is ",
+    "answer",
+    "Score",
+    "Score: ",
+    "Winner",
+    "(",
+    "A",
+    "points",
+    "Problem",
+    "Answer:",
+    "\\frac{1}{2}",
+    "=",
+    "+",
+]
 ADVERSARIAL = {
     "spaces after 'The answer is'": "The answer is" + " " * N + "x",
     "newlines after 'The answer is'": "The answer is" + "\n" * N + "x",
@@ -41,8 +66,9 @@ ADVERSARIAL = {
 def parsers():
     out = {f"{name}.extract": get_task(name).extract for name in TASKS.names()}
     out.update({f"{name}.extract_gold": get_task(name).extract_gold for name in TASKS.names()})
-    out.update({"judge.parse_score": parse_score, "judge.parse_winner": parse_winner,
-                "problems.parse_problem": parse_problem})
+    out.update(
+        {"judge.parse_score": parse_score, "judge.parse_winner": parse_winner, "problems.parse_problem": parse_problem}
+    )
     return out
 
 
@@ -50,9 +76,11 @@ PARSERS = parsers()
 
 
 def timed(fn, text: str) -> float:
-    start = time.perf_counter()
+    """CPU seconds of this thread: a catastrophic pattern burns CPU, while wall time also counts the waits of a
+    process descheduled beside other jobs (the wall-clock version of this test failed under load)."""
+    start = time.thread_time()
     fn(text)
-    return time.perf_counter() - start
+    return time.thread_time() - start
 
 
 @pytest.mark.parametrize("text_name", sorted(ADVERSARIAL))
@@ -79,7 +107,11 @@ def test_the_rewritten_patterns_still_read_real_answers():
     assert math.extract("The answer is:\n\n 6 - 5i .") == "6 - 5i"
     assert math.extract("The answer is $x$ and more") is None
     assert mc.extract("The answer is (B)") == "B" and mc.extract("answer: c.") == "C" and mc.extract("\n  (D)\n") == "D"
-    assert parse_score("**Score:** 3") == 3.0 and parse_score("I award 4 points") == 4.0 and parse_score("v1.5 points") == 1.5
+    assert (
+        parse_score("**Score:** 3") == 3.0
+        and parse_score("I award 4 points") == 4.0
+        and parse_score("v1.5 points") == 1.5
+    )
     assert parse_winner("**Winner:** (B)") == "B"
     assert parse_problem("Problem 1: Tom has 3 apples.\nAnswer: 3") == "Tom has 3 apples."
 

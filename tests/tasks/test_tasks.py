@@ -7,8 +7,8 @@ import textwrap
 from decimal import Decimal
 
 import pytest
-
 from helpers import data_file, read_jsonl
+
 from scpo.core.errors import ScpoError
 from scpo.tasks import GSM8K, Math, MultipleChoice, Numeric, Task, get_task
 
@@ -61,12 +61,15 @@ def test_math500_grader_is_not_trivially_true():
     assert len(same) <= 6, same
 
 
-@pytest.mark.parametrize("relative, field", [
-    ("svamp/test.jsonl", "Answer"),
-    ("mawps/singleop.jsonl", "target"),
-    ("mawps/addsub.jsonl", "target"),
-    ("mawps/multiarith.jsonl", "target"),
-])
+@pytest.mark.parametrize(
+    "relative, field",
+    [
+        ("svamp/test.jsonl", "Answer"),
+        ("mawps/singleop.jsonl", "target"),
+        ("mawps/addsub.jsonl", "target"),
+        ("mawps/multiarith.jsonl", "target"),
+    ],
+)
 def test_numeric_float_golds_match_integer_completions(relative, field):
     rows = read_jsonl(data_file(relative))
     assert rows
@@ -91,34 +94,40 @@ def test_numeric_float_golds_match_integer_completions(relative, field):
 def test_numeric_off_by_one_large_integers_are_different():
     rows = read_jsonl(data_file("svamp/test.jsonl"))
     task = Numeric()
-    wrong = [(i, row["Answer"]) for i, row in enumerate(rows)
-             if task.equivalent(task.extract_gold(row["Answer"]), str(int(row["Answer"]) + 1))]
+    wrong = [
+        (i, row["Answer"])
+        for i, row in enumerate(rows)
+        if task.equivalent(task.extract_gold(row["Answer"]), str(int(row["Answer"]) + 1))
+    ]
     assert not wrong, f"off-by-one answers judged equivalent to the gold: {wrong}"
 
 
 # --------------------------------------------------------------------------- gsm8k units
 
 
-@pytest.mark.parametrize("completion, expected", [
-    ("So in total she pays a lot. The answer is $1,000.", "1000"),
-    ("She sells 9 eggs at $2 each.\n#### 18", "18"),
-    ("9 eggs at 2 dollars each, so she makes 18 dollars", "18"),
-    ("Counting them all, answer: 42 apples", "42"),
-    ("The temperature falls 8 degrees from 3. The answer is -5.", "-5"),
-    ("It ends at -12 after the drop", "-12"),
-    ("#### -7", "-7"),
-    ("The answer is 1,234,567.", "1234567"),
-    ("The answer is \\boxed{12}.", "12"),
-    ("The answer is 3.50.", "3.5"),
-    ("First 4, then 5, so the answer is 7 apples and 3 pears", "7"),
-    # An answer sentence that states a computation gives its result, not its first operand (issue 30, point 8).
-    ("The answer is 12 - 4 = 8.", "8"),
-    ("The answer is 3 x 5 = 15 apples.", "15"),
-    ("The answer is 10 + 2 = $12.", "12"),
-    ("So 2 = 2. The answer is 5. Then x = 7", "5"),  # an "=" in a later sentence is not the answer's
-    ("I am not sure how to solve this problem.", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "completion, expected",
+    [
+        ("So in total she pays a lot. The answer is $1,000.", "1000"),
+        ("She sells 9 eggs at $2 each.\n#### 18", "18"),
+        ("9 eggs at 2 dollars each, so she makes 18 dollars", "18"),
+        ("Counting them all, answer: 42 apples", "42"),
+        ("The temperature falls 8 degrees from 3. The answer is -5.", "-5"),
+        ("It ends at -12 after the drop", "-12"),
+        ("#### -7", "-7"),
+        ("The answer is 1,234,567.", "1234567"),
+        ("The answer is \\boxed{12}.", "12"),
+        ("The answer is 3.50.", "3.5"),
+        ("First 4, then 5, so the answer is 7 apples and 3 pears", "7"),
+        # An answer sentence that states a computation gives its result, not its first operand (issue 30, point 8).
+        ("The answer is 12 - 4 = 8.", "8"),
+        ("The answer is 3 x 5 = 15 apples.", "15"),
+        ("The answer is 10 + 2 = $12.", "12"),
+        ("So 2 = 2. The answer is 5. Then x = 7", "5"),  # an "=" in a later sentence is not the answer's
+        ("I am not sure how to solve this problem.", None),
+        ("", None),
+    ],
+)
 def test_gsm8k_extract(completion, expected):
     assert GSM8K().extract(completion) == expected
 
@@ -137,16 +146,19 @@ def test_gsm8k_markdown_headers_do_not_beat_the_answer_line():
 # --------------------------------------------------------------------------- math units
 
 
-@pytest.mark.parametrize("completion, expected", [
-    ("So the value is $\\boxed{\\frac{1}{\\sqrt{2}}}$.", "\\frac{1}{\\sqrt{2}}"),
-    ("First \\boxed{1}, corrected: \\boxed{2}, finally \\boxed{\\{3, 4\\}}", "\\{3, 4\\}"),
-    ("Both: \\boxed{a} then \\boxed{b}", "b"),
-    ("The answer was cut off: \\boxed{\\frac{1}{2", None),
-    ("Therefore $\\boxed 5$", "5"),
-    ("Hence \\fbox{7}", "7"),
-    ("No boxed here. The answer is $\\frac{3}{4}$.", "\\frac{3}{4}"),
-    ("No answer at all", None),
-])
+@pytest.mark.parametrize(
+    "completion, expected",
+    [
+        ("So the value is $\\boxed{\\frac{1}{\\sqrt{2}}}$.", "\\frac{1}{\\sqrt{2}}"),
+        ("First \\boxed{1}, corrected: \\boxed{2}, finally \\boxed{\\{3, 4\\}}", "\\{3, 4\\}"),
+        ("Both: \\boxed{a} then \\boxed{b}", "b"),
+        ("The answer was cut off: \\boxed{\\frac{1}{2", None),
+        ("Therefore $\\boxed 5$", "5"),
+        ("Hence \\fbox{7}", "7"),
+        ("No boxed here. The answer is $\\frac{3}{4}$.", "\\frac{3}{4}"),
+        ("No answer at all", None),
+    ],
+)
 def test_math_extract(completion, expected):
     assert Math().extract(completion) == expected
 
@@ -157,27 +169,33 @@ def test_math_extract_gold_takes_last_boxed_of_solution():
     assert Math().extract_gold("  \\frac{1}{2} ") == "\\frac{1}{2}"  # a plain answer field is kept as is
 
 
-@pytest.mark.parametrize("a, b", [
-    ("\\dfrac{1}{2}", "0.5"),
-    ("\\dfrac{1}{2}", "\\frac12"),
-    ("\\frac{1}{2}", "1/2"),
-    ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\frac{\\pi}{2})"),
-    ("\\text{Evelyn}", "Evelyn"),
-    ("6 - 5i", "6-5i"),
-    ("90^\\circ", "90"),
-    ("$\\frac{14}{3}$", "\\frac{14}{3}"),
-])
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("\\dfrac{1}{2}", "0.5"),
+        ("\\dfrac{1}{2}", "\\frac12"),
+        ("\\frac{1}{2}", "1/2"),
+        ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\frac{\\pi}{2})"),
+        ("\\text{Evelyn}", "Evelyn"),
+        ("6 - 5i", "6-5i"),
+        ("90^\\circ", "90"),
+        ("$\\frac{14}{3}$", "\\frac{14}{3}"),
+    ],
+)
 def test_math_equivalent(a, b):
     assert MATH.equivalent(a, b)
     assert MATH.equivalent(b, a)
 
 
-@pytest.mark.parametrize("a, b", [
-    ("\\frac{1}{2}", "2"),
-    ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\pi)"),
-    ("0.5", "0.25"),
-    ("\\sqrt{2}", "2"),
-])
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("\\frac{1}{2}", "2"),
+        ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\pi)"),
+        ("0.5", "0.25"),
+        ("\\sqrt{2}", "2"),
+    ],
+)
 def test_math_not_equivalent(a, b):
     assert not MATH.equivalent(a, b)
 
@@ -218,14 +236,17 @@ def test_numeric_tolerance_on_fractions_and_commas():
 # --------------------------------------------------------------------------- multiple choice units
 
 
-@pytest.mark.parametrize("completion, expected", [
-    ("Let me think. The answer is (C)", "C"),
-    ("Answer: b", "B"),
-    ("Therefore \\boxed{D}", "D"),
-    ("Between (A) and (B) I pick (B).", "B"),
-    ("I cannot decide between these options.", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "completion, expected",
+    [
+        ("Let me think. The answer is (C)", "C"),
+        ("Answer: b", "B"),
+        ("Therefore \\boxed{D}", "D"),
+        ("Between (A) and (B) I pick (B).", "B"),
+        ("I cannot decide between these options.", None),
+        ("", None),
+    ],
+)
 def test_multiple_choice_extract(completion, expected):
     assert MultipleChoice().extract(completion) == expected
 
@@ -260,7 +281,8 @@ def test_get_task_builtin_and_options():
 
 
 def test_get_task_dotted_path_to_user_task(tmp_path, monkeypatch):
-    (tmp_path / "my_scpo_tasks.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_scpo_tasks.py").write_text(
+        textwrap.dedent("""
         from dataclasses import dataclass
         from scpo.tasks import Task
 
@@ -274,7 +296,8 @@ def test_get_task_dotted_path_to_user_task(tmp_path, monkeypatch):
                 return words[-1] if words and words[-1] in ("yes", "no") else None
 
         NOT_A_TASK = object
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     for path in ("my_scpo_tasks:Yes", "my_scpo_tasks.Yes"):
         task = get_task(path, strict=True)

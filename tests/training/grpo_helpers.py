@@ -31,24 +31,35 @@ class FirstLetter(Task):
 GROUP = 4
 # Three prompts of four rollouts; with two processes the middle group is split across them.
 KNOWN_BATCH = [
-    ("a", "The answer is 5.", "5"), ("a", "5", "5"), ("a", "6", "5"), ("a", "I do not know", "5"),
-    ("b", "7", None), ("b", "The answer is 8", None), ("b", "8.0", None), ("b", "7", None),  # a tie: 7 seen first
-    ("c", "no", "3"), ("c", "none", "3"), ("c", "?", "3"), ("c", "nothing", "3"),  # no parseable answer at all
+    ("a", "The answer is 5.", "5"),
+    ("a", "5", "5"),
+    ("a", "6", "5"),
+    ("a", "I do not know", "5"),
+    ("b", "7", None),
+    ("b", "The answer is 8", None),
+    ("b", "8.0", None),
+    ("b", "7", None),  # a tie: 7 seen first
+    ("c", "no", "3"),
+    ("c", "none", "3"),
+    ("c", "?", "3"),
+    ("c", "nothing", "3"),  # no parseable answer at all
 ]
 
 
 def vote_in_process(rank: int, world: int, n_samples: int) -> dict:
-    from scpo.training.grpo import GroupVoter, reward_functions
     from scpo.tasks import get_task
+    from scpo.training.grpo import GroupVoter, reward_functions
 
     local = len(KNOWN_BATCH) // world
-    rows = KNOWN_BATCH[rank * local:(rank + 1) * local]
+    rows = KNOWN_BATCH[rank * local : (rank + 1) * local]
     voter = GroupVoter(get_task("numeric"), group_size=lambda: GROUP, n_samples=lambda: n_samples, rank=lambda: rank)
     logged = {}
     kwargs = {"id": [r[0] for r in rows], "gold": [r[2] for r in rows], "log_metric": logged.__setitem__}
     prompts, completions = [f"prompt {r[0]}" for r in rows], [r[1] for r in rows]
-    rewards = {f.__name__: f(prompts=prompts, completions=completions, **kwargs)
-               for f in reward_functions(["majority", "vote_share", "gold", "format"], voter)}
+    rewards = {
+        f.__name__: f(prompts=prompts, completions=completions, **kwargs)
+        for f in reward_functions(["majority", "vote_share", "gold", "format"], voter)
+    }
     return {"rank": rank, "rewards": rewards, "logged": logged}
 
 

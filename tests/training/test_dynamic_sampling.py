@@ -14,8 +14,15 @@ from scpo.core.errors import ScpoError
 from scpo.rewards import vote_group
 from scpo.tasks import get_task
 from scpo.training.dynamic_sampling import (
-    DynamicSampling, PromptStream, Refill, check_data_can_vary, check_rewards_can_vary, check_whole_groups,
-    group_has_signal, signal_flags)
+    DynamicSampling,
+    PromptStream,
+    Refill,
+    check_data_can_vary,
+    check_rewards_can_vary,
+    check_whole_groups,
+    group_has_signal,
+    signal_flags,
+)
 
 TESTS = Path(__file__).resolve().parent
 NUMERIC = get_task("numeric")
@@ -31,10 +38,12 @@ def flags_for(groups_of_answers, reward: str) -> list[bool]:
 
 
 def test_groups_whose_votes_give_equal_rewards_are_dropped():
-    groups = [["5", "5", "5", "5"],  # unanimous: majority 1 for all
-              [None, None, None, None],  # nothing parsed: 0 for all
-              ["5", "5", "3", "5"],  # a minority: 1, 1, 0, 1
-              ["1", "2", "3", "4"]]  # four answers: majority 1, 0, 0, 0 (the first seen wins the tie)
+    groups = [
+        ["5", "5", "5", "5"],  # unanimous: majority 1 for all
+        [None, None, None, None],  # nothing parsed: 0 for all
+        ["5", "5", "3", "5"],  # a minority: 1, 1, 0, 1
+        ["1", "2", "3", "4"],
+    ]  # four answers: majority 1, 0, 0, 0 (the first seen wins the tie)
     assert flags_for(groups, "majority") == [False, False, True, True]
     # vote_share: four different answers give every rollout 0.25. Its mean is inside (0, 1), so a filter on the
     # mean (OpenRLHF issue 1270) keeps it; its spread is 0 and it is dropped here.
@@ -157,10 +166,14 @@ def test_rounds_merge_into_one_batch_with_each_side_padded():
 
     def round_output(prompt_width, completion_width, fill):
         rows = 4  # two groups of two
-        return {"prompt_ids": torch.full((rows, prompt_width), fill), "prompt_mask": torch.ones(rows, prompt_width),
-                "completion_ids": torch.full((rows, completion_width), fill),
-                "completion_mask": torch.ones(rows, completion_width),
-                "advantages": torch.arange(rows, dtype=torch.float) + 10 * fill, "num_items_in_batch": torch.tensor(9)}
+        return {
+            "prompt_ids": torch.full((rows, prompt_width), fill),
+            "prompt_mask": torch.ones(rows, prompt_width),
+            "completion_ids": torch.full((rows, completion_width), fill),
+            "completion_mask": torch.ones(rows, completion_width),
+            "advantages": torch.arange(rows, dtype=torch.float) + 10 * fill,
+            "num_items_in_batch": torch.tensor(9),
+        }
 
     merged = take_rows([round_output(2, 3, 1), round_output(3, 2, 2)], [(0, 1), (1, 0)], group_size=2, pad_id=-1)
     assert merged["advantages"].tolist() == [12, 13, 20, 21]  # round 0's second group, round 1's first
@@ -173,12 +186,15 @@ def test_rounds_merge_into_one_batch_with_each_side_padded():
         take_rows([{**round_output(2, 2, 1), "pixel_values": torch.ones(7, 3, 2, 2)}], [(0, 0)], 2, 0)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--n_votes", "4", "--n_samples", "1"], "1 trained rollout per prompt"),
-    (["--reward_funcs", "majority,format", "--reward_weights", "0,0"], "every reward is weighted 0"),
-    (["--dynamic_sampling_on_cap", "wait"], "dynamic_sampling_on_cap='wait'"),
-    (["--dynamic_sampling_max_rounds", "-2"], "dynamic_sampling_max_rounds=-2"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--n_votes", "4", "--n_samples", "1"], "1 trained rollout per prompt"),
+        (["--reward_funcs", "majority,format", "--reward_weights", "0,0"], "every reward is weighted 0"),
+        (["--dynamic_sampling_on_cap", "wait"], "dynamic_sampling_on_cap='wait'"),
+        (["--dynamic_sampling_max_rounds", "-2"], "dynamic_sampling_max_rounds=-2"),
+    ],
+)
 def test_bad_dynamic_sampling_settings_are_named_errors(args, message):
     from scpo.stages.grpo import parse
 
@@ -192,28 +208,81 @@ def test_gold_reward_without_gold_answers_fails_before_the_model_loads(tmp_path,
 
     problems = write_jsonl(tmp_path / "train.jsonl", [{"id": f"q{i}", "prompt": f"What is {i} + 1?"} for i in range(4)])
     with pytest.raises(ScpoError, match=f"{problems}: .*gold needs a gold answer"):
-        main(["--model", tiny_model, "--problems_file", str(problems), "--reward_funcs", "gold",
-              "--dynamic_sampling", "true", "--num_generations", "4", "--per_device_train_batch_size", "4",
-              "--output_dir", str(tmp_path / "out")])
+        main(
+            [
+                "--model",
+                tiny_model,
+                "--problems_file",
+                str(problems),
+                "--reward_funcs",
+                "gold",
+                "--dynamic_sampling",
+                "true",
+                "--num_generations",
+                "4",
+                "--per_device_train_batch_size",
+                "4",
+                "--output_dir",
+                str(tmp_path / "out"),
+            ]
+        )
 
 
 @pytest.mark.slow  # scpo in a subprocess
 def test_grpo_run_drops_equal_reward_prompts_and_refills_with_fresh_ones(tmp_path, tiny_model):
     """Three real GRPO steps on the tiny model, 2 prompts of 4 rollouts per step: 8 of the 12 prompts always get
     equal rewards. The rounds, drops and rollouts the trainer logs are recounted from the reward's own calls."""
-    problems = write_jsonl(tmp_path / "train.jsonl",
-                           [{"id": f"{'flat' if i % 3 else 'vary'}-{i}", "prompt": f"Say a word about {i}."}
-                            for i in range(12)])
+    problems = write_jsonl(
+        tmp_path / "train.jsonl",
+        [{"id": f"{'flat' if i % 3 else 'vary'}-{i}", "prompt": f"Say a word about {i}."} for i in range(12)],
+    )
     calls_file, out = tmp_path / "reward_calls.jsonl", tmp_path / "model"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1",
-           "DYNAMIC_SAMPLING_REWARD_LOG": str(calls_file)}
-    run_scpo("grpo", "--model", tiny_model, "--task", "grpo_helpers:FirstLetter",
-             "--task_options", '{"truncated_completions_vote": true}', "--problems_file", str(problems),
-             "--output_dir", str(out), "--reward_funcs", "dynamic_sampling_helpers:FlatForSome",
-             "--dynamic_sampling", "true", "--dynamic_sampling_max_rounds", "6", "--num_generations", "4",
-             "--max_steps", "3", "--per_device_train_batch_size", "8", "--max_completion_length", "4",
-             "--learning_rate", "1e-2", "--beta", "0", "--gradient_checkpointing", "false", "--logging_steps", "1",
-             "--save_strategy", "no", "--report_to", "tensorboard", env=env)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}",
+        "OMP_NUM_THREADS": "1",
+        "DYNAMIC_SAMPLING_REWARD_LOG": str(calls_file),
+    }
+    run_scpo(
+        "grpo",
+        "--model",
+        tiny_model,
+        "--task",
+        "grpo_helpers:FirstLetter",
+        "--task_options",
+        '{"truncated_completions_vote": true}',
+        "--problems_file",
+        str(problems),
+        "--output_dir",
+        str(out),
+        "--reward_funcs",
+        "dynamic_sampling_helpers:FlatForSome",
+        "--dynamic_sampling",
+        "true",
+        "--dynamic_sampling_max_rounds",
+        "6",
+        "--num_generations",
+        "4",
+        "--max_steps",
+        "3",
+        "--per_device_train_batch_size",
+        "8",
+        "--max_completion_length",
+        "4",
+        "--learning_rate",
+        "1e-2",
+        "--beta",
+        "0",
+        "--gradient_checkpointing",
+        "false",
+        "--logging_steps",
+        "1",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "tensorboard",
+        env=env,
+    )
     calls = read_jsonl(calls_file)
     logged = [e for e in read_jsonl(out / "grpo_log.jsonl") if "dynamic_sampling/rounds" in e]
     assert [e["step"] for e in logged] == [1, 2, 3]
@@ -221,12 +290,13 @@ def test_grpo_run_drops_equal_reward_prompts_and_refills_with_fresh_ones(tmp_pat
     for entry in logged:
         rounds = [c["ids"] for c in calls if c["step"] == entry["step"] - 1]  # generated before the step's update
         groups = [i for ids in rounds for i in ids]
-        kept_after = [sum(not i.startswith("flat") for ids in rounds[:n + 1] for i in ids) for n in range(len(rounds))]
+        kept_after = [sum(not i.startswith("flat") for ids in rounds[: n + 1] for i in ids) for n in range(len(rounds))]
         assert kept_after[-1] >= 2 and all(k < 2 for k in kept_after[:-1])  # rounds stop once 2 prompts vary
         assert len(set(groups)) == len(groups)  # each extra round brought prompts not yet drawn this step
         assert entry["dynamic_sampling/rounds"] == len(rounds)
         assert entry["dynamic_sampling/filtered_share"] == pytest.approx(
-            sum(i.startswith("flat") for i in groups) / len(groups))
+            sum(i.startswith("flat") for i in groups) / len(groups)
+        )
         assert entry["dynamic_sampling/rollouts_generated"] == 4 * len(groups)
         assert entry["dynamic_sampling/equal_reward_share_trained"] == 0 and entry["dynamic_sampling/cap_hit"] == 0
         # TRL's own count of zero-std groups, averaged over the step's equal-sized rounds, agrees with the filter

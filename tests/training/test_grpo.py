@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, read_jsonl, run_scpo
 from grpo_helpers import GROUP, KNOWN_BATCH, vote_in_process
+from helpers import ROOT, read_jsonl, run_scpo
 
 from scpo.core.errors import ScpoError
 
@@ -43,18 +43,26 @@ def test_known_batch_rewards_in_one_process():
 
 def test_truncated_rollouts_do_not_vote_and_get_zero():
     """A rollout cut at max_completion_length (no EOS) has no answer, as `scpo label` treats finish_reason length."""
-    from scpo.training.grpo import GroupVoter, reward_functions
     from scpo.tasks import get_task
+    from scpo.training.grpo import GroupVoter, reward_functions
 
     completions = ["5", "To find 3 + 5, add 3", "To find 3 + 5, add 3", "To find 3 + 5, add 3"]
     token_ids = [[20, 2], [30, 31, 32], [30, 31, 32], [30, 31, 32]]  # 2 is EOS: rollouts 1 to 3 were cut off
     logged = {}
-    for task, expected in ((get_task("numeric"), [1, 0, 0, 0]),
-                           (get_task("numeric", truncated_completions_vote=True), [0, 1, 1, 1])):  # '3' wins 3 to 1
+    for task, expected in (
+        (get_task("numeric"), [1, 0, 0, 0]),
+        (get_task("numeric", truncated_completions_vote=True), [0, 1, 1, 1]),
+    ):  # '3' wins 3 to 1
         voter = GroupVoter(task, group_size=lambda: 4, n_samples=lambda: 4, rank=lambda: 0, eos_token_ids=[2])
         (majority,) = reward_functions(["majority"], voter)
-        rewards = majority(prompts=["p"] * 4, completions=completions, completion_ids=token_ids, id=["a"] * 4,
-                           gold=["8"] * 4, log_metric=logged.__setitem__)
+        rewards = majority(
+            prompts=["p"] * 4,
+            completions=completions,
+            completion_ids=token_ids,
+            id=["a"] * 4,
+            gold=["8"] * 4,
+            log_metric=logged.__setitem__,
+        )
         assert rewards == expected
         assert logged["ttrl/truncated_rollouts"] == 3
 
@@ -64,9 +72,24 @@ def test_rewards_are_identical_with_two_processes(tmp_path):
     """Two gloo processes, each holding half the batch (the middle group split between them), vote as one."""
     # torchrun, not `accelerate launch --cpu --num_processes 2`: on CPU the latter starts a single process.
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", str(free_port()), str(TESTS / "grpo_helpers.py"), str(tmp_path)],
-                          check=False, env=env, timeout=300, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(free_port()),
+            str(TESTS / "grpo_helpers.py"),
+            str(tmp_path),
+        ],
+        check=False,
+        env=env,
+        timeout=300,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert len(KNOWN_BATCH) // 2 % GROUP != 0  # the split really cuts a group
@@ -92,16 +115,19 @@ def test_vote_layout_checks():
         check_vote_layout(1, 4, 2, 2)  # 4 rows per process, 2 per step: half a trained row per step
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--reward_funcs", "majority,accuracy"], "unknown reward 'accuracy'"),
-    (["--n_votes", "4", "--n_samples", "8"], "n_samples=8: must be between 1 and n_votes=4"),
-    (["--num_generations", "4", "--n_samples", "8"], "n_samples=8: must be between 1 and n_votes=4"),
-    (["--n_votes", "4", "--num_generations", "8"], "disagree"),
-    (["--num_generations", "3", "--per_device_train_batch_size", "4"], "divisible by num_generations"),
-    (["--reward_funcs", "majority,format", "--reward_weights", "1.0"], "has 1 values for 2 reward_funcs"),
-    (["--n_vote", "4"], "did you mean 'n_votes'"),
-    (["--use_vllm", "true", "--vllm_mode", "server"], "on CPU set vllm_mode: colocate"),  # the suite runs on CPU
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--reward_funcs", "majority,accuracy"], "unknown reward 'accuracy'"),
+        (["--n_votes", "4", "--n_samples", "8"], "n_samples=8: must be between 1 and n_votes=4"),
+        (["--num_generations", "4", "--n_samples", "8"], "n_samples=8: must be between 1 and n_votes=4"),
+        (["--n_votes", "4", "--num_generations", "8"], "disagree"),
+        (["--num_generations", "3", "--per_device_train_batch_size", "4"], "divisible by num_generations"),
+        (["--reward_funcs", "majority,format", "--reward_weights", "1.0"], "has 1 values for 2 reward_funcs"),
+        (["--n_vote", "4"], "did you mean 'n_votes'"),
+        (["--use_vllm", "true", "--vllm_mode", "server"], "on CPU set vllm_mode: colocate"),  # the suite runs on CPU
+    ],
+)
 def test_bad_settings_are_clear_errors(args, message):
     from scpo.stages.grpo import parse
 
@@ -118,14 +144,52 @@ def test_grpo_steps_on_cpu_log_votes_and_change_the_model(tmp_path, tiny_model):
     out = tmp_path / "model"
     # One thread: on a shared 2-core box, two spinning OpenMP threads make generate many times slower.
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
-    run_scpo("grpo", "--model", tiny_model, "--task", "grpo_helpers:FirstLetter",
-             "--task_options", '{"truncated_completions_vote": true}',  # a random model rarely stops by itself
-             "--problems_file", str(DEMO / "train.jsonl"), "--eval_file", str(DEMO / "eval.jsonl"),
-             "--max_eval_problems", "4", "--eval_every_steps", "1", "--output_dir", str(out),
-             "--reward_funcs", "majority,format", "--reward_weights", "1.0,0.1", "--n_votes", "4", "--n_samples", "2",
-             "--max_steps", "2", "--per_device_train_batch_size", "4", "--max_completion_length", "6",
-             "--learning_rate", "1e-2", "--beta", "0.001", "--gradient_checkpointing", "false", "--logging_steps", "1",
-             "--save_strategy", "no", "--report_to", "tensorboard", env=env)
+    run_scpo(
+        "grpo",
+        "--model",
+        tiny_model,
+        "--task",
+        "grpo_helpers:FirstLetter",
+        "--task_options",
+        '{"truncated_completions_vote": true}',  # a random model rarely stops by itself
+        "--problems_file",
+        str(DEMO / "train.jsonl"),
+        "--eval_file",
+        str(DEMO / "eval.jsonl"),
+        "--max_eval_problems",
+        "4",
+        "--eval_every_steps",
+        "1",
+        "--output_dir",
+        str(out),
+        "--reward_funcs",
+        "majority,format",
+        "--reward_weights",
+        "1.0,0.1",
+        "--n_votes",
+        "4",
+        "--n_samples",
+        "2",
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "4",
+        "--max_completion_length",
+        "6",
+        "--learning_rate",
+        "1e-2",
+        "--beta",
+        "0.001",
+        "--gradient_checkpointing",
+        "false",
+        "--logging_steps",
+        "1",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "tensorboard",
+        env=env,
+    )
     log = read_jsonl(out / "grpo_log.jsonl")
     steps = [e for e in log if "reward" in e]
     assert [e["step"] for e in steps] == [1, 2]
@@ -145,12 +209,28 @@ def test_grpo_steps_on_cpu_log_votes_and_change_the_model(tmp_path, tiny_model):
 def test_report_of_a_grpo_run_shows_votes_and_heldout_accuracy_per_step(tmp_path):
     from scpo.stages import report
 
-    rows = [{"step": 0, "heldout/accuracy": 0.5},
-            {"step": 1, "reward": 0.25, "ttrl/majority_ratio": 0.5, "ttrl/label_accuracy": 1.0,
-             "ttrl/distinct_answers": 3.0, "ttrl/unparsed_rollouts": 1.0, "kl": 0.0},
-            {"step": 2, "reward": 0.75, "ttrl/majority_ratio": 0.875, "ttrl/distinct_answers": 1.5,
-             "ttrl/unparsed_rollouts": 0.0, "kl": 0.01, "heldout/accuracy": 0.625},
-            {"step": 2, "train_runtime": 3.0}]
+    rows = [
+        {"step": 0, "heldout/accuracy": 0.5},
+        {
+            "step": 1,
+            "reward": 0.25,
+            "ttrl/majority_ratio": 0.5,
+            "ttrl/label_accuracy": 1.0,
+            "ttrl/distinct_answers": 3.0,
+            "ttrl/unparsed_rollouts": 1.0,
+            "kl": 0.0,
+        },
+        {
+            "step": 2,
+            "reward": 0.75,
+            "ttrl/majority_ratio": 0.875,
+            "ttrl/distinct_answers": 1.5,
+            "ttrl/unparsed_rollouts": 0.0,
+            "kl": 0.01,
+            "heldout/accuracy": 0.625,
+        },
+        {"step": 2, "train_runtime": 3.0},
+    ]
     (tmp_path / "grpo_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = report.main([str(tmp_path)])
     assert "| step | reward | majority ratio | label acc. |" in text
@@ -164,17 +244,58 @@ def test_report_of_a_grpo_run_shows_votes_and_heldout_accuracy_per_step(tmp_path
 def test_two_process_grpo_run_splits_groups_across_ranks(tmp_path, tiny_model):
     """torchrun with 2 gloo processes, 2 rollouts each per step: every group of 4 is split between the ranks."""
     out = tmp_path / "model"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}",
-           "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-         "-m", "scpo.cli", "grpo", "--model", tiny_model, "--task", "grpo_helpers:FirstLetter",
-         "--task_options", '{"truncated_completions_vote": true}',
-         "--problems_file", str(DEMO / "train.jsonl"), "--output_dir", str(out), "--use_cpu", "true",
-         "--num_generations", "4", "--per_device_train_batch_size", "2", "--max_steps", "2",
-         "--max_completion_length", "6", "--gradient_checkpointing", "false", "--logging_steps", "1",
-         "--save_strategy", "no", "--report_to", "none"],
-        check=False, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(free_port()),
+            "-m",
+            "scpo.cli",
+            "grpo",
+            "--model",
+            tiny_model,
+            "--task",
+            "grpo_helpers:FirstLetter",
+            "--task_options",
+            '{"truncated_completions_vote": true}',
+            "--problems_file",
+            str(DEMO / "train.jsonl"),
+            "--output_dir",
+            str(out),
+            "--use_cpu",
+            "true",
+            "--num_generations",
+            "4",
+            "--per_device_train_batch_size",
+            "2",
+            "--max_steps",
+            "2",
+            "--max_completion_length",
+            "6",
+            "--gradient_checkpointing",
+            "false",
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--report_to",
+            "none",
+        ],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     steps = [e for e in read_jsonl(out / "grpo_log.jsonl") if "reward" in e]
     assert [e["step"] for e in steps] == [1, 2]

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT, read_jsonl, run_scpo
 
 pytest.importorskip("vllm")
@@ -44,12 +43,47 @@ sys.exit(main())
 
 
 def grpo_args(tiny_model: str, out: Path) -> list[str]:
-    return ["grpo", "--model", tiny_model, "--task", "grpo_helpers:FirstLetter",
-            "--task_options", '{"truncated_completions_vote": true}', "--problems_file", str(DEMO / "train.jsonl"),
-            "--output_dir", str(out), "--reward_funcs", "majority", "--n_votes", "4", "--n_samples", "2",
-            "--max_steps", "3", "--per_device_train_batch_size", "4", "--max_completion_length", "6",
-            "--learning_rate", "1e-2", "--beta", "0.001", "--gradient_checkpointing", "false", "--logging_steps", "1",
-            "--save_strategy", "no", "--report_to", "none", "--use_vllm", "true", "--vllm_mode", "colocate"]
+    return [
+        "grpo",
+        "--model",
+        tiny_model,
+        "--task",
+        "grpo_helpers:FirstLetter",
+        "--task_options",
+        '{"truncated_completions_vote": true}',
+        "--problems_file",
+        str(DEMO / "train.jsonl"),
+        "--output_dir",
+        str(out),
+        "--reward_funcs",
+        "majority",
+        "--n_votes",
+        "4",
+        "--n_samples",
+        "2",
+        "--max_steps",
+        "3",
+        "--per_device_train_batch_size",
+        "4",
+        "--max_completion_length",
+        "6",
+        "--learning_rate",
+        "1e-2",
+        "--beta",
+        "0.001",
+        "--gradient_checkpointing",
+        "false",
+        "--logging_steps",
+        "1",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--use_vllm",
+        "true",
+        "--vllm_mode",
+        "colocate",
+    ]
 
 
 def steps(out: Path) -> list[dict]:
@@ -70,8 +104,9 @@ def test_colocated_vllm_on_cpu_samples_from_the_updated_weights(tmp_path, tiny_m
     script.write_text(CONTROL)
 
     out = tmp_path / "stale_head"
-    control = subprocess.run([sys.executable, str(script), *grpo_args(tiny_model, out)], env=env,
-                             capture_output=True, text=True, timeout=900)
+    control = subprocess.run(
+        [sys.executable, str(script), *grpo_args(tiny_model, out)], env=env, capture_output=True, text=True, timeout=900
+    )
     assert control.returncode == 0, control.stderr[-3000:]
     first, *later = steps(out)
     assert first["sampling/sampling_logp_difference/max"] < 0.01  # step 1: no update yet, the same weights

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, read_jsonl, run_scpo
 
-from scpo.core.errors import ScpoError
 from scpo.training.guard import GuardRule
 
 TESTS = Path(__file__).resolve().parent
@@ -41,19 +40,44 @@ def test_rule_stops_after_patience_or_a_drop_and_keeps_the_best():
 
 
 @pytest.mark.slow  # scpo in a subprocess
-@pytest.mark.parametrize("args, message", [
-    (["--guard_metric", "heldout/acuracy", "--eval_file", str(DEMO / "eval.jsonl")],
-     "does not log it (did you mean 'heldout/accuracy'?)"),
-    (["--guard_metric", "heldout/accuracy", "--eval_file", str(DEMO / "eval.jsonl")],
-     "heldout/ metrics are measured on guard_file"),  # never chosen on the held-out eval
-    (["--guard_metric", "heldout/accuracy", "--eval_file", str(DEMO / "eval.jsonl"), "--guard_file",
-      str(ROOT / "recipes" / "cpu_demo_dev" / "dev.jsonl")], "is also in eval_file="),
-    (["--guard_metric", "reward", "--guard_mode", "up"], "guard_mode='up': one of max, min"),
-    (["--guard_metric", "reward", "--guard_patience", "0"], "guard_patience=0: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--guard_metric", "heldout/acuracy", "--eval_file", str(DEMO / "eval.jsonl")],
+            "does not log it (did you mean 'heldout/accuracy'?)",
+        ),
+        (
+            ["--guard_metric", "heldout/accuracy", "--eval_file", str(DEMO / "eval.jsonl")],
+            "heldout/ metrics are measured on guard_file",
+        ),  # never chosen on the held-out eval
+        (
+            [
+                "--guard_metric",
+                "heldout/accuracy",
+                "--eval_file",
+                str(DEMO / "eval.jsonl"),
+                "--guard_file",
+                str(ROOT / "recipes" / "cpu_demo_dev" / "dev.jsonl"),
+            ],
+            "is also in eval_file=",
+        ),
+        (["--guard_metric", "reward", "--guard_mode", "up"], "guard_mode='up': one of max, min"),
+        (["--guard_metric", "reward", "--guard_patience", "0"], "guard_patience=0: must be at least 1"),
+    ],
+)
 def test_bad_guard_settings_are_named_before_anything_runs(tmp_path, args, message):
-    proc = run_scpo("grpo", "--model", "embedded", "--problems_file", str(DEMO / "train.jsonl"),
-                    "--output_dir", str(tmp_path / "m"), *args, check=False)
+    proc = run_scpo(
+        "grpo",
+        "--model",
+        "embedded",
+        "--problems_file",
+        str(DEMO / "train.jsonl"),
+        "--output_dir",
+        str(tmp_path / "m"),
+        *args,
+        check=False,
+    )
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr
     assert not (tmp_path / "m").exists()
 
@@ -66,14 +90,50 @@ def test_guard_stops_a_real_run_and_restores_the_best_model(tmp_path, tiny_model
 
     out = tmp_path / "model"
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
-    run_scpo("grpo", "--model", tiny_model, "--task", "grpo_helpers:FirstLetter",
-             "--task_options", '{"truncated_completions_vote": true}',
-             "--problems_file", str(DEMO / "train.jsonl"), "--guard_file", str(DEMO / "eval.jsonl"),
-             "--max_eval_problems", "4", "--eval_every_steps", "1", "--output_dir", str(out),
-             "--guard_metric", "heldout/accuracy", "--guard_patience", "1",
-             "--n_votes", "4", "--max_steps", "5", "--per_device_train_batch_size", "4", "--max_completion_length", "6",
-             "--learning_rate", "1e-2", "--beta", "0.0", "--gradient_checkpointing", "false", "--logging_steps", "1",
-             "--save_strategy", "no", "--report_to", "none", env=env)
+    run_scpo(
+        "grpo",
+        "--model",
+        tiny_model,
+        "--task",
+        "grpo_helpers:FirstLetter",
+        "--task_options",
+        '{"truncated_completions_vote": true}',
+        "--problems_file",
+        str(DEMO / "train.jsonl"),
+        "--guard_file",
+        str(DEMO / "eval.jsonl"),
+        "--max_eval_problems",
+        "4",
+        "--eval_every_steps",
+        "1",
+        "--output_dir",
+        str(out),
+        "--guard_metric",
+        "heldout/accuracy",
+        "--guard_patience",
+        "1",
+        "--n_votes",
+        "4",
+        "--max_steps",
+        "5",
+        "--per_device_train_batch_size",
+        "4",
+        "--max_completion_length",
+        "6",
+        "--learning_rate",
+        "1e-2",
+        "--beta",
+        "0.0",
+        "--gradient_checkpointing",
+        "false",
+        "--logging_steps",
+        "1",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        env=env,
+    )
     counts = json.loads((tmp_path / "model.manifest.json").read_text())["counts"]
     assert counts["global_step"] == 1 and counts["guard"]["stopped_at"] == 1 and counts["guard"]["best_step"] == 0
     assert counts["restored_from"].endswith("guard_best")

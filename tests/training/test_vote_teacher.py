@@ -43,26 +43,48 @@ def test_voter_scores_rollouts_against_the_teacher_columns():
     voter = GroupVoter(NUMERIC, group_size=lambda: 4, n_samples=lambda: 4, rank=lambda: 0, eos_token_ids=[2])
     (majority,) = reward_functions(["majority"], voter)
     logged = {}
-    rewards = majority(prompts=["p"] * 4, completions=["3", "3", "5", "3"], completion_ids=[[9, 2]] * 4,
-                       id=["a"] * 4, gold=["5"] * 4, log_metric=logged.__setitem__,
-                       teacher_completion=["5", "5", "The sum is 5 and", "3"],
-                       teacher_truncated=[False, False, True, False])  # a cut-off teacher rollout has no vote
+    rewards = majority(
+        prompts=["p"] * 4,
+        completions=["3", "3", "5", "3"],
+        completion_ids=[[9, 2]] * 4,
+        id=["a"] * 4,
+        gold=["5"] * 4,
+        log_metric=logged.__setitem__,
+        teacher_completion=["5", "5", "The sum is 5 and", "3"],
+        teacher_truncated=[False, False, True, False],
+    )  # a cut-off teacher rollout has no vote
     assert rewards == [0, 0, 1, 0]
     assert logged["ttrl/label_accuracy"] == 1.0 and logged["ttrl/majority_ratio"] == 0.5
 
 
 @pytest.mark.slow  # scpo in a subprocess
-@pytest.mark.parametrize("args, message", [
-    (["--vote_teacher", "frozen", "--teacher_model", "/no/such/teacher"],
-     "teacher_model='/no/such/teacher': no such folder"),
-    (["--vote_teacher", "emma"], "vote_teacher='emma' (did you mean 'ema'?)"),
-    (["--vote_teacher", "ema", "--teacher_model", "embedded"], "needs vote_teacher: frozen"),
-    (["--vote_teacher", "ema", "--teacher_alpha_start", "0.001", "--teacher_alpha_end", "0.01"],
-     "need 0 <= end <= start <= 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--vote_teacher", "frozen", "--teacher_model", "/no/such/teacher"],
+            "teacher_model='/no/such/teacher': no such folder",
+        ),
+        (["--vote_teacher", "emma"], "vote_teacher='emma' (did you mean 'ema'?)"),
+        (["--vote_teacher", "ema", "--teacher_model", "embedded"], "needs vote_teacher: frozen"),
+        (
+            ["--vote_teacher", "ema", "--teacher_alpha_start", "0.001", "--teacher_alpha_end", "0.01"],
+            "need 0 <= end <= start <= 1",
+        ),
+    ],
+)
 def test_bad_teacher_settings_are_named_before_anything_runs(tmp_path, args, message):
-    proc = run_scpo("grpo", "--model", "embedded", "--problems_file", str(DEMO / "train.jsonl"),
-                    "--output_dir", str(tmp_path / "m"), *args, check=False)
+    proc = run_scpo(
+        "grpo",
+        "--model",
+        "embedded",
+        "--problems_file",
+        str(DEMO / "train.jsonl"),
+        "--output_dir",
+        str(tmp_path / "m"),
+        *args,
+        check=False,
+    )
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr
     assert not (tmp_path / "m").exists()
 
@@ -75,14 +97,50 @@ def test_ema_teacher_follows_the_policy_and_is_saved_in_checkpoints(tmp_path, ti
 
     out = tmp_path / "model"
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
-    run_scpo("grpo", "--model", tiny_model, "--task", "grpo_helpers:FirstLetter",
-             "--task_options", '{"truncated_completions_vote": true}', "--problems_file", str(DEMO / "train.jsonl"),
-             "--output_dir", str(out), "--vote_teacher", "ema", "--teacher_alpha_start", "0.5",
-             "--teacher_alpha_end", "0.1", "--reward_funcs", "vote_share", "--n_votes", "4", "--max_steps", "2",
-             "--per_device_train_batch_size", "16",
-             "--max_completion_length", "6", "--learning_rate", "1e-2", "--beta", "0.0",
-             "--gradient_checkpointing", "false", "--logging_steps", "1", "--save_strategy", "steps",
-             "--save_steps", "1", "--report_to", "none", env=env)
+    run_scpo(
+        "grpo",
+        "--model",
+        tiny_model,
+        "--task",
+        "grpo_helpers:FirstLetter",
+        "--task_options",
+        '{"truncated_completions_vote": true}',
+        "--problems_file",
+        str(DEMO / "train.jsonl"),
+        "--output_dir",
+        str(out),
+        "--vote_teacher",
+        "ema",
+        "--teacher_alpha_start",
+        "0.5",
+        "--teacher_alpha_end",
+        "0.1",
+        "--reward_funcs",
+        "vote_share",
+        "--n_votes",
+        "4",
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "16",
+        "--max_completion_length",
+        "6",
+        "--learning_rate",
+        "1e-2",
+        "--beta",
+        "0.0",
+        "--gradient_checkpointing",
+        "false",
+        "--logging_steps",
+        "1",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "1",
+        "--report_to",
+        "none",
+        env=env,
+    )
     m0 = load_file(Path(tiny_model) / "model.safetensors")
     m1 = load_file(out / "checkpoint-1" / "model.safetensors")
     t1 = load_file(out / "checkpoint-1" / "teacher.safetensors")
@@ -109,12 +167,41 @@ def test_ema_teacher_follows_the_policy_and_is_saved_in_checkpoints(tmp_path, ti
 
 def _ema_run(tiny_model, out: Path, *args: str) -> list[dict]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
-    run_scpo("grpo", "--model", tiny_model, "--task", "grpo_helpers:FirstLetter",
-             "--task_options", '{"truncated_completions_vote": true}', "--problems_file", str(DEMO / "train.jsonl"),
-             "--output_dir", str(out), "--vote_teacher", "ema", "--reward_funcs", "vote_share", "--n_votes", "4",
-             "--max_steps", "2", "--per_device_train_batch_size", "16", "--max_completion_length", "6",
-             "--learning_rate", "1e-2", "--gradient_checkpointing", "false", "--logging_steps", "1",
-             "--report_to", "none", *args, env=env)
+    run_scpo(
+        "grpo",
+        "--model",
+        tiny_model,
+        "--task",
+        "grpo_helpers:FirstLetter",
+        "--task_options",
+        '{"truncated_completions_vote": true}',
+        "--problems_file",
+        str(DEMO / "train.jsonl"),
+        "--output_dir",
+        str(out),
+        "--vote_teacher",
+        "ema",
+        "--reward_funcs",
+        "vote_share",
+        "--n_votes",
+        "4",
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "16",
+        "--max_completion_length",
+        "6",
+        "--learning_rate",
+        "1e-2",
+        "--gradient_checkpointing",
+        "false",
+        "--logging_steps",
+        "1",
+        "--report_to",
+        "none",
+        *args,
+        env=env,
+    )
     return read_jsonl(out / "grpo_log.jsonl")
 
 
@@ -124,8 +211,22 @@ def test_ema_teacher_moves_once_per_optimizer_step_when_a_generation_serves_two_
     from safetensors.torch import load_file
 
     out = tmp_path / "model"
-    log = _ema_run(tiny_model, out, "--teacher_alpha_start", "0.5", "--teacher_alpha_end", "0.1", "--beta", "0.0",
-                   "--steps_per_generation", "2", "--save_strategy", "steps", "--save_steps", "1")
+    log = _ema_run(
+        tiny_model,
+        out,
+        "--teacher_alpha_start",
+        "0.5",
+        "--teacher_alpha_end",
+        "0.1",
+        "--beta",
+        "0.0",
+        "--steps_per_generation",
+        "2",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "1",
+    )
     alpha = ema_alpha(2, 2, 0.5, 0.1)
     assert [e["teacher/ema_alpha"] for e in log if "teacher/ema_alpha" in e] == [pytest.approx(alpha)]
     m0 = load_file(Path(tiny_model) / "model.safetensors")
@@ -142,8 +243,18 @@ def test_ema_teacher_moves_once_per_optimizer_step_when_a_generation_serves_two_
 def test_ema_teacher_is_the_kl_reference(tmp_path, tiny_model, as_reference):
     """alpha 1: the teacher becomes the policy before each step, so as TRL's reference the KL of step 2 is 0 (the
     policy has not moved since that step's rollouts); a separate M_0 reference gives the distance step 1 made."""
-    log = _ema_run(tiny_model, tmp_path / "model", "--teacher_alpha_start", "1.0", "--teacher_alpha_end", "1.0",
-                   "--beta", "0.1", "--teacher_as_reference", str(as_reference).lower())
+    log = _ema_run(
+        tiny_model,
+        tmp_path / "model",
+        "--teacher_alpha_start",
+        "1.0",
+        "--teacher_alpha_end",
+        "1.0",
+        "--beta",
+        "0.1",
+        "--teacher_as_reference",
+        str(as_reference).lower(),
+    )
     kl = [e["kl"] for e in log if "kl" in e]
     assert len(kl) == 2 and abs(kl[0]) < 1e-6  # step 1: the reference is M_0, the policy too
     assert (abs(kl[1]) < 1e-6) == as_reference, kl
