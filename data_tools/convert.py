@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from scpo.core.errors import ScpoError
-from scpo.core.io import write_json, write_rows
+from scpo.core.io import check_writable, write_json, write_rows
 from scpo.core.settings import parse_settings
 from scpo.tasks._numbers import canonical_number
 
@@ -134,8 +135,10 @@ def _hash(seed: int, key: str) -> float:
     return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:12], 16) / 16**12
 
 
-def to_problems(records: list[dict], settings: DataSettings, name: str) -> tuple[list[dict], int]:
-    """Returns (problems, number of duplicates dropped)."""
+def to_problems(records: list[dict], settings: DataSettings, name: str) -> tuple[list[dict], dict[str, list[int]]]:
+    """Returns (problems, {"duplicates": row numbers dropped as duplicates, "empty_prompts": row numbers dropped
+    for an empty or whitespace-only question}). A missing question is an error (a wrong field, most likely); an
+    empty one is a hole in the data, dropped and counted, as a duplicate is."""
     if settings.source:
         if settings.source not in SOURCES:
             raise ScpoError(f"unknown source {settings.source!r}; built in: {', '.join(SOURCES)}")
@@ -154,23 +157,29 @@ def to_problems(records: list[dict], settings: DataSettings, name: str) -> tuple
                 "pass --answer_field none for unlabeled problems"
             )
     task = settings.task or default_task
-    seen, problems, dropped = set(), [], 0
+    seen, problems, dropped = set(), [], {"duplicates": [], "empty_prompts": []}
     for i, row in enumerate(records, 1):
         try:
             question, gold = extract(row)
         except KeyError as e:
             raise ScpoError(f"{settings.input}: row {i} has no field {e} (fields: {sorted(row)})") from None
-        if not isinstance(question, str) or not question.strip():
-            raise ScpoError(f"{settings.input}: row {i}: the question must be a non-empty string")
+        if not isinstance(question, str):
+            raise ScpoError(
+                f"{settings.input}: row {i}: the question must be a string, not "
+                f"{'null' if question is None else type(question).__name__}"
+            )
+        if not question.strip():
+            dropped["empty_prompts"].append(i)
+            continue
         key = _norm(question)
         if key in seen:
-            dropped += 1
+            dropped["duplicates"].append(i)
             continue
         seen.add(key)
         # Without an id field, the id is a hash of the question: stable under reordering, so splits are too.
         pid = str(row[id_field]) if id_field and row.get(id_field) is not None else f"{name}-{_digest(key)}"
         problem = {"id": pid, "prompt": question.strip(), "task": task}
-        if gold is not None:
+        if gold is not None and str(gold).strip():  # a blank gold is no gold: the row is an unlabeled problem
             problem["gold"] = str(gold)
         solution = _solution(settings.source, row, settings.solution_field)
         if solution is not None:
@@ -213,21 +222,58 @@ def convert(settings: DataSettings) -> dict:
     if not settings.input:
         raise ScpoError("scpo data needs --input (a data file or dataset folder)")
     name = settings.source or Path(settings.input).stem
-    problems, dropped = to_problems(load_records(settings.input, settings.split), settings, name)
+    records = load_records(settings.input, settings.split)  # a bad input is named before any folder is made
+    out = Path(settings.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ScpoError(f"setting output_dir={out}: is a file; give a folder")
+    check_writable(out / "train.jsonl", "setting output_dir")  # a read-only place is named before any work
+    problems, dropped = to_problems(records, settings, name)
+    if not problems:
+        raise ScpoError(
+            f"{settings.input}: no problem in its {len(records)} rows ({len(dropped['empty_prompts'])} with an empty "
+            "or whitespace-only question); check --question_field"
+        )
     if settings.max_rows:
         problems = sorted(problems, key=lambda p: _hash(settings.seed + 1, p["id"]))[: settings.max_rows]
     train, dev = split(problems, settings)
-    out = Path(settings.output_dir)
     counts = {
-        "input_rows": len(problems) + dropped,
-        "duplicates_dropped": dropped,
+        "input_rows": len(records),
+        "duplicates_dropped": len(dropped["duplicates"]),
+        "empty_prompts_dropped": len(dropped["empty_prompts"]),
+        "without_gold": sum("gold" not in p for p in problems),
         "train": write_rows(out / "train.jsonl", train),
     }
     if dev:
         counts["dev"] = write_rows(out / "dev.jsonl", dev)
     write_json(out / "data.manifest.json", {"input": settings.input, "settings": vars(settings), "counts": counts})
     print(f"[data] {out}: {counts}")
+    for warning in data_warnings(settings, dropped, counts):
+        print(f"[data] warning: {warning}", file=sys.stderr)
     return counts
+
+
+def data_warnings(settings: DataSettings, dropped: dict[str, list[int]], counts: dict) -> list[str]:
+    """What a user should look at: rows dropped for an empty question (their row numbers), problems written
+    without gold when an answer field was asked for (they can only be trained on unsupervised)."""
+
+    def rows(numbers: list[int]) -> str:
+        return ", ".join(map(str, numbers[:5])) + (f" and {len(numbers) - 5} more" if len(numbers) > 5 else "")
+
+    out = []
+    if dropped["empty_prompts"]:
+        out.append(
+            f"{settings.input}: {len(dropped['empty_prompts'])} rows with an empty or whitespace-only question "
+            f"dropped (rows {rows(dropped['empty_prompts'])})"
+        )
+    unlabeled_asked = not settings.source and (settings.answer_field or "").lower() in ("", "none")
+    if counts["without_gold"] and not unlabeled_asked:
+        written = counts["train"] + counts.get("dev", 0)
+        out.append(
+            f"{settings.input}: {counts['without_gold']} of {written} problems have no gold (a missing, null or "
+            "blank answer): unlabeled problems, fine to train on by votes, but an eval, dev or guard file needs gold "
+            "on every row"
+        )
+    return out
 
 
 def main(argv: list[str]) -> dict:

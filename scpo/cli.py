@@ -95,12 +95,19 @@ def wants_verbose(argv: list[str]) -> bool:
         return False
 
 
+# What a command writes, besides its settings class's OUTPUTS: a stage given one of these inside a run folder is a
+# stage of that run, and waits its turn as one with an iter_dir there does.
+WRITES = {"train": ("output_dir",), "grpo": ("output_dir",), "sft": ("output_dir",), "teacher": ("teacher_output",)}
+
+
 def run_lock_of(name: str, argv: list[str]):
-    """A stage with an iter_dir locks the run directory above it (scpo/core/lock.py); other commands do not."""
+    """A stage with an iter_dir locks the run directory above it (scpo/core/lock.py); one without, given a file it
+    writes inside a run folder (`--labels_file runs/<run>/iter_0/labels.jsonl`), locks that run folder; other
+    commands do not lock."""
     import contextlib
     from pathlib import Path
 
-    from scpo.core.lock import run_lock
+    from scpo.core.lock import run_folder_of, run_lock
     from scpo.core.settings import peek
 
     if name in ("plan", "setting", "slurm", "model", "data", "report") or "-h" in argv or "--help" in argv:
@@ -109,9 +116,18 @@ def run_lock_of(name: str, argv: list[str]):
         iter_dir = peek(argv, "iter_dir")
     except ScpoError:
         iter_dir = None
-    if not iter_dir:
-        return contextlib.nullcontext()
-    return run_lock(Path(str(iter_dir)).parent, f"scpo {name}")
+    if iter_dir:
+        return run_lock(Path(str(iter_dir)).parent, f"scpo {name}")
+    settings = getattr(importlib.import_module(COMMANDS[name][0].partition(":")[0]), "SETTINGS", None)
+    for key in (*getattr(settings, "OUTPUTS", ()), *WRITES.get(name, ())):
+        try:
+            path = peek(argv, key)
+        except ScpoError:
+            continue  # a bad value: the stage's own parsing names it
+        folder = run_folder_of(path) if isinstance(path, str) and path else None
+        if folder is not None:
+            return run_lock(folder, f"scpo {name}", why=f"setting {key}={path} is inside the run folder {folder}: ")
+    return contextlib.nullcontext()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,9 +190,10 @@ CHAIN_SEPARATOR = "--then"
 def chain(argv: list[str]) -> int:
     """`scpo chain STAGE ARGS [--then STAGE ARGS ...]`: the stages one after another in this process, under one run
     lock, with one sampling engine kept between them while the model and engine settings stay the same (the loop
-    plan chains M_t's held-out eval and its sampling: one engine start instead of two). Each stage writes and
-    checks its own manifest as when run alone. Stops at the first stage that fails or stops the loop, with its exit
-    status."""
+    plan chains M_t's held-out eval and its sampling: one engine start instead of two). Before the first stage runs,
+    every stage's input files and models are checked (a file an earlier stage writes counts as there), so a typo in
+    the last stage fails in seconds. Each stage writes and checks its own manifest as when run alone. Stops at the
+    first stage that fails or stops the loop, with its exit status."""
     parts, part = [], []
     for word in argv:
         if word == CHAIN_SEPARATOR:
@@ -197,6 +214,12 @@ def chain(argv: list[str]) -> int:
                 file=sys.stderr,
             )
             return 2
+    if not any(word in ("-h", "--help") for part in parts for word in part):
+        try:
+            check_chain_inputs(parts)
+        except ScpoError as e:
+            print(f"scpo chain: error: {e}; nothing ran", file=sys.stderr)
+            return 1
     from scpo.sampling import keep_engine
 
     keep_engine(True)
@@ -214,6 +237,97 @@ def chain(argv: list[str]) -> int:
         keep_engine(False)
     end_process_group()
     return 0
+
+
+# What `scpo chain` checks of every stage before the first runs: the files it reads (a setting given, or the
+# <iter_dir>/<name> a stage reads when it is not) and the models it loads, unless an earlier stage of the chain
+# writes them.
+INPUT_FILES = (
+    "problems_file",
+    "samples_file",
+    "labels_file",
+    "pairs_file",
+    "eval_file",
+    "dev_file",
+    "guard_file",
+    "sft_file",
+    "teacher_samples",
+    "lora_path",
+)
+INPUT_MODELS = (
+    "model",
+    "reference_model",
+    "previous_reference_model",
+    "generation_model",
+    "teacher_model",
+    "initial_model",
+    "teacher_previous",
+    "teacher_current",
+)
+READS_BY_DEFAULT = {  # the input a stage reads from <iter_dir> when its setting is unset
+    "sample": {"problems_file": "problems.jsonl"},
+    "grpo": {"problems_file": "problems.jsonl"},
+    "generate-problems": {"problems_file": "problems.jsonl"},
+    "label": {"samples_file": "samples.jsonl"},
+    "pairs": {"labels_file": "labels.jsonl"},
+    "train": {"pairs_file": "pairs.jsonl"},
+}
+WRITES_BY_DEFAULT = {  # an output setting left unset: <iter_dir>/<name>
+    "samples_file": "samples.jsonl",
+    "labels_file": "labels.jsonl",
+    "pairs_file": "pairs.jsonl",
+    "eval_output": "eval.json",
+    "teacher_output": "teacher",
+}
+
+
+def check_chain_inputs(parts: list[list[str]]) -> None:
+    """Every stage's input files and models exist before the first stage runs, unless an earlier stage of the chain
+    writes them: a typo in the third stage's path fails in seconds, not after the first stage ran. Reads settings
+    only (no model is prepared or loaded); each stage still checks everything else when it runs."""
+    from pathlib import Path
+
+    from scpo.core.manifest import iter_file
+    from scpo.core.models import model_problem
+    from scpo.core.settings import peek, peek_setting
+
+    written: set[Path] = set()
+    for number, (name, *rest) in enumerate(parts, 1):
+        module = importlib.import_module(COMMANDS[name][0].partition(":")[0])
+        cls = module.settings_class(rest) if hasattr(module, "settings_class") else getattr(module, "SETTINGS", None)
+        if cls is None:
+            continue
+        fields = {f.name for f in dataclasses.fields(cls)}
+
+        def value(key: str, cls=cls, fields=fields, rest=rest):
+            found = peek_setting(rest, key, cls) if key in fields else None
+            return found if isinstance(found, str) and found else None
+
+        iter_dir = value("iter_dir")
+        where = f"part {number} (scpo {name})"
+        for key in (key for key in INPUT_FILES if key not in getattr(cls, "OUTPUTS", ())):
+            path = value(key)
+            if path is None and key in READS_BY_DEFAULT.get(name, {}):
+                path = iter_file(iter_dir, None, READS_BY_DEFAULT[name][key])
+            if path and not Path(path).exists() and Path(path).resolve() not in written:
+                default = "" if value(key) else f" (unset: <iter_dir>/{READS_BY_DEFAULT[name][key]})"
+                raise ScpoError(
+                    f"{where}: setting {key}={path}{default}: file not found, and no earlier part of the chain "
+                    "writes it"
+                )
+        for key in INPUT_MODELS:
+            model = value(key)
+            if model and Path(model).expanduser().resolve() not in written:
+                problem = model_problem(model)
+                if problem:
+                    raise ScpoError(f"{where}: setting {key}: {problem}")
+        for key in getattr(cls, "OUTPUTS", ()):
+            written.add(Path(iter_file(iter_dir, value(key), WRITES_BY_DEFAULT.get(key, key))).resolve())
+        for key in WRITES.get(name, ()):
+            path = value(key) if key in fields else peek(rest, key)  # output_dir is TRL's setting
+            path = path if isinstance(path, str) and path else None
+            if path or key in WRITES_BY_DEFAULT:
+                written.add(Path(iter_file(iter_dir, path, WRITES_BY_DEFAULT.get(key, key))).resolve())
 
 
 def close_samplers() -> None:

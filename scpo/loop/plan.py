@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from scpo.core.blocks import GUARD_EVAL, GuardBlock, TaskBlock, TeacherBlock
 from scpo.core.errors import ScpoError, did_you_mean
 from scpo.core.rows import check_disjoint
-from scpo.core.settings import parse_settings, peek, peek_setting
+from scpo.core.settings import argv_settings, parse_settings, peek, peek_setting, set_settings, split_argv
 from scpo.labelers import LABELERS
 
 
@@ -139,36 +139,24 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
 
     def at(t: int, model: str) -> list[str]:
         """The run's settings plus where iteration t works and its model M_t."""
-        return [*argv, "--iteration", str(t), "--iter_dir", f"{run_dir}/iter_{t}", "--model", model]
+        return set_settings(argv, iteration=t, iter_dir=f"{run_dir}/iter_{t}", model=model)
 
     def guard_eval(t: int, model: str, job: str, after: list[str]) -> list[Step]:
         """M_t on the guard's dev file (iter_<t>/guard_eval.json), in the job of its held-out eval."""
         if not loop.guard_metric:
             return []
-        greedy_only = ["--eval_k", "0"] if loop.guard_metric.startswith("greedy") else []
-        return [
-            Step(
-                "eval",
-                [
-                    *at(t, model),
-                    "--eval_file",
-                    guard_file,
-                    "--eval_output",
-                    f"{run_dir}/iter_{t}/{GUARD_EVAL}",
-                    *greedy_only,
-                ],
-                t,
-                job,
-                after,
-            )
-        ]
+        greedy_only = {"eval_k": 0} if loop.guard_metric.startswith("greedy") else {}
+        args = set_settings(
+            at(t, model), eval_file=guard_file, eval_output=f"{run_dir}/iter_{t}/{GUARD_EVAL}", **greedy_only
+        )
+        return [Step("eval", args, t, job, after)]
 
     model, lineage = loop.model, [loop.initial_reference_model] if loop.initial_reference_model else []
     steps = []
     if loop.sft_file:  # M_0 = `model` fine-tuned on the seed data (CREAM's first step); `model` is its reference
         sft_output = f"{run_dir}/sft/model"
         steps.append(
-            Step("sft", [*argv, "--iter_dir", f"{run_dir}/sft", "--model", model, "--output_dir", sft_output], 0, "sft")
+            Step("sft", set_settings(argv, iter_dir=f"{run_dir}/sft", model=model, output_dir=sft_output), 0, "sft")
         )
         model, lineage = sft_output, [loop.initial_reference_model or loop.model]
     after_sft = ["sft"] if loop.sft_file else []
@@ -196,26 +184,26 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
         if teacher_samples_at(loop, t):
             # the vote teacher samples the same problems first (its job before the array whose merge the label job runs)
             iter_dir, teacher = f"{run_dir}/iter_{t}", loop.teacher_model or initial
-            teacher_args = [*args, "--samples_file", f"{iter_dir}/teacher_samples.jsonl", "--resample_n", "0"]
+            teacher_args = set_settings(args, samples_file=f"{iter_dir}/teacher_samples.jsonl", resample_n=0)
             if loop.vote_teacher == "ema":  # teacher_t = alpha_t M_t + (1 - alpha_t) teacher_{t-1} (scpo teacher)
                 teacher = f"{iter_dir}/teacher"
-                teacher_args += ["--teacher_previous", previous_teacher, "--teacher_current", model, "--model", teacher]
+                teacher_args = set_settings(
+                    teacher_args, teacher_previous=previous_teacher, teacher_current=model, model=teacher
+                )
                 steps.append(Step("teacher", teacher_args, t, f"teacher-{t}", after))
                 previous_teacher = teacher
             else:
-                teacher_args += ["--model", teacher]
+                teacher_args = set_settings(teacher_args, model=teacher)
             steps.append(Step("sample", teacher_args, t, f"teacher-{t}", after))
-            label_args += ["--teacher_samples", f"{iter_dir}/teacher_samples.jsonl"]
+            label_args = set_settings(label_args, teacher_samples=f"{iter_dir}/teacher_samples.jsonl")
             label_after.append(f"teacher-{t}")
         steps.append(Step("sample", args, t, f"sample-{t}", after, sharded=True))
-        for flag, reference in zip(
-            ("--reference_model", "--previous_reference_model"), lineage[: labeler.reference_models]
-        ):
-            label_args += [flag, reference]
+        for key, reference in zip(("reference_model", "previous_reference_model"), lineage[: labeler.reference_models]):
+            label_args = set_settings(label_args, **{key: reference})
         steps.append(Step("label", label_args, t, f"label-{t}", label_after))
         steps.append(Step("pairs", label_args, t, f"label-{t}", label_after))
         output = f"{run_dir}/iter_{t}/model"
-        steps.append(Step("train", [*args, "--output_dir", output], t, f"train-{t}", [f"label-{t}"]))
+        steps.append(Step("train", set_settings(args, output_dir=output), t, f"train-{t}", [f"label-{t}"]))
         lineage = [model, *lineage]
         model = output
         steps.append(Step("eval", at(t + 1, model), t + 1, f"eval-{t + 1}", [f"train-{t}"]))
@@ -223,7 +211,11 @@ def plan(argv: list[str]) -> tuple[LoopSettings, list[Step]]:
         if loop.guard_metric:  # after M_{t+1}'s eval: stop here when it did not improve (exit 3), keep the best
             steps.append(
                 Step(
-                    "guard", [*at(t + 1, model), "--initial_model", initial], t + 1, f"guard-{t + 1}", [f"eval-{t + 1}"]
+                    "guard",
+                    set_settings(at(t + 1, model), initial_model=initial),
+                    t + 1,
+                    f"guard-{t + 1}",
+                    [f"eval-{t + 1}"],
                 )
             )
     evals = [s.job for s in steps if s.stage == "eval"]
@@ -265,22 +257,14 @@ def chained(steps: list[Step]) -> list[list[str]]:
 
 
 def model_of(step: Step) -> str | None:
-    """The step's --model (the last one given wins, as in the stage's own parsing)."""
-    models = [step.args[i + 1] for i, arg in enumerate(step.args[:-1]) if arg == "--model"]
-    return models[-1] if models else None
+    """The step's --model, read as the stage reads it."""
+    return split_argv(step.args)[1].get("model")
 
 
 def without_flag(argv: list[str], name: str) -> list[str]:
     """argv less `--name`, `--name value` and `--name=value`."""
-    out, skip = [], False
-    for i, arg in enumerate(argv):
-        if skip:
-            skip = False
-        elif arg.split("=", 1)[0] in (f"--{name}", f"--{name.replace('_', '-')}"):
-            skip = "=" not in arg and i + 1 < len(argv) and not argv[i + 1].startswith("--")
-        else:
-            out.append(arg)
-    return out
+    drop = {i for start, end, key, _ in argv_settings(argv) if key == name for i in range(start, end)}
+    return [a for i, a in enumerate(argv) if i not in drop]
 
 
 def main(argv: list[str]) -> list[str]:

@@ -27,7 +27,16 @@ from pathlib import Path
 
 from scpo.core.blocks import MAIN_PROCESS_PORT
 from scpo.core.errors import HelpRequested, ScpoError
-from scpo.core.settings import Block, compose, help_text, parse_settings, peek_setting, wants_help
+from scpo.core.settings import (
+    Block,
+    compose,
+    help_text,
+    parse_settings,
+    peek_setting,
+    set_settings,
+    split_argv,
+    wants_help,
+)
 from scpo.labelers import LABELERS
 from scpo.loop.plan import LoopSettings, Step, plan
 from scpo.stages.label import LabelSettings
@@ -159,13 +168,13 @@ def slurm_jobs(argv: list[str]) -> tuple[SlurmSettings, list[Job]]:
                 raise ScpoError(
                     f"setting nodes={s.nodes}: training on several nodes needs accelerate_config (zero3, zero2 or ddp)"
                 )
-            port = ["--main_process_port", str(train.main_process_port or MAIN_PROCESS_PORT)]  # the same on every node
+            port = train.main_process_port or MAIN_PROCESS_PORT  # the same on every node
             jobs.append(
                 Job(
                     name,
                     "train",
                     opts(name, s.time_train, gpus=s.gpus_per_node, nodes=s.nodes),
-                    [*args, *port],
+                    set_settings(args, main_process_port=port),
                     after,
                     [head.stage],
                 )
@@ -207,21 +216,9 @@ def job_args(name: str, steps: list[Step]) -> list[str]:
 
 
 def contains(args: list[str], part: list[str]) -> bool:
-    """Whether every `--name value` of `part` is in `args` with the same value (the last one given wins)."""
-
-    def flags(words):
-        out, i = {}, 0
-        while i < len(words):
-            if words[i].startswith("--") and i + 1 < len(words) and not words[i + 1].startswith("--"):
-                out[words[i]] = words[i + 1]
-                i += 2
-            else:
-                out[words[i]] = True
-                i += 1
-        return out
-
-    have = flags(args)
-    return all(have.get(k) == v for k, v in flags(part).items())
+    """Whether every setting of `part` is in `args` with the same value (both read as a stage reads them)."""
+    (have_config, have), (config, wanted) = split_argv(args), split_argv(part)
+    return config in (None, have_config) and all(have.get(k) == v for k, v in wanted.items())
 
 
 def job_env(s: SlurmSettings) -> dict[str, str]:

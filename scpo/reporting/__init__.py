@@ -1,1 +1,2 @@
-"""Reports of runs: the loop (runs.py) and online GRPO (grpo.py), tables and plots from the stage files."""
+"""Reports of runs: the loop (runs.py), online GRPO (grpo.py) and `scpo compare` (compare.py), tables and plots
+from the stage files."""

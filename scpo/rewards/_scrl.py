@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 from scpo.core.errors import ScpoError
+from scpo.rewards._base import Reward
 from scpo.selective_votes import ScrlLabelSettings, binary_rewards, continuous_rewards, scrl_labels
 
 SCRL_REWARDS = ("majority", "vote_share")
@@ -89,3 +90,23 @@ def scrl_rewards(batch, s, continuous: bool) -> list[float]:
         log("scrl/positive_ratio", sum(lab.positive is not None for lab in labeled) / len(labeled))
         log("scrl/negative_answers", sum(len(lab.negatives) for lab in labeled) / len(labeled))
     return values
+
+
+class VoteReward(Reward):
+    """A vote reward (majority, vote share) that `vote_rule: scrl` turns into SCRL's: `plain` is the group's own
+    reward, `continuous` picks SCRL's continuous (vote share) or binary (majority) form."""
+
+    settings = ScrlRewardSettings
+    continuous = False
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self.scrl = self.needs_token_stats = uses_scrl(settings)  # SCRL's entropy gate reads the policy's entropies
+
+    def plain(self, group) -> list[float]:
+        raise NotImplementedError
+
+    def __call__(self, batch):
+        if self.scrl:
+            return scrl_rewards(batch, self.s, continuous=self.continuous)
+        return batch.per_group(lambda i, group: self.plain(group))

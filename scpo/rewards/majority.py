@@ -7,19 +7,12 @@ answer, -1 for a negative one, 0 for the rest, scrl_unparsed_reward (-1) without
 
 from __future__ import annotations
 
-from scpo.rewards._base import Reward
-from scpo.rewards._scrl import ScrlRewardSettings, scrl_rewards, uses_scrl
+from scpo.rewards._scrl import VoteReward
 
 
-class Majority(Reward):
+class Majority(VoteReward):
     name = "majority"
-    settings = ScrlRewardSettings
+    continuous = False
 
-    def __init__(self, settings=None):
-        super().__init__(settings)
-        self.scrl = self.needs_token_stats = uses_scrl(settings)  # SCRL's entropy gate reads the policy's entropies
-
-    def __call__(self, batch):
-        if self.scrl:
-            return scrl_rewards(batch, self.s, continuous=False)
-        return batch.per_group(lambda i, group: group.majority_rewards())
+    def plain(self, group) -> list[float]:
+        return group.majority_rewards()

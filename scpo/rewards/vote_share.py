@@ -7,19 +7,12 @@ scrl_lambda_h x (the answer's mean entropy - the prompt's); scrl_unparsed_reward
 
 from __future__ import annotations
 
-from scpo.rewards._base import Reward
-from scpo.rewards._scrl import ScrlRewardSettings, scrl_rewards, uses_scrl
+from scpo.rewards._scrl import VoteReward
 
 
-class VoteShare(Reward):
+class VoteShare(VoteReward):
     name = "vote_share"
-    settings = ScrlRewardSettings
+    continuous = True
 
-    def __init__(self, settings=None):
-        super().__init__(settings)
-        self.scrl = self.needs_token_stats = uses_scrl(settings)  # SCRL's entropy gate reads the policy's entropies
-
-    def __call__(self, batch):
-        if self.scrl:
-            return scrl_rewards(batch, self.s, continuous=True)
-        return batch.per_group(lambda i, group: group.vote_share_rewards())
+    def plain(self, group) -> list[float]:
+        return group.vote_share_rewards()

@@ -37,6 +37,7 @@ from scpo.core.settings import peek_setting, wants_help, with_extensions
 from scpo.reporting.grpo import LOG_NAME
 from scpo.rewards import REWARDS
 from scpo.training.launch import TrlJob, parse_with_trl, trl_help
+from scpo.training.teacher import TeacherSpec, teacher_callback
 from scpo.training.vllm_colocate import close_colocated_engine
 
 # What `guard_metric` can watch: what this stage logs (rewards/<name>/mean for each reward as well).
@@ -121,6 +122,193 @@ SETTINGS = GrpoSettings
 EXTENSIONS = REWARDS  # each reward's settings are recipe keys of this stage
 
 
+def run(settings, args, model_args, argv: list[str]) -> dict | None:
+    from scpo.tasks import get_task
+
+    # the job: its inputs and config hash; done when its manifest matches
+    problems_file = iter_file(settings.iter_dir, settings.problems_file, "problems.jsonl")
+    inputs = [problems_file] + [f for f in (settings.eval_file, settings.guard_file) if f]
+    job = TrlJob("grpo", settings, args, model_args, argv, inputs=inputs)
+    if (done := job.done()) is not None:
+        return done
+
+    # load the prompts and the problems evaluated during training: bad input fails before anything starts
+    task = get_task(settings.task, **settings.task_options)
+    dataset = load_prompts(problems_file, task, settings.max_problems)
+    if settings.dynamic_sampling:
+        from scpo.training.dynamic_sampling import check_data_can_vary
+
+        check_data_can_vary(
+            settings.reward_funcs,
+            args.reward_weights,
+            problems_file,
+            {"gold": any(g is not None for g in dataset["gold"])},
+        )
+    heldout = heldout_problems(settings)
+
+    # relaunch under accelerate / torchrun when asked; claim the output folder
+    if job.relaunch():
+        return None
+    job.claim()
+
+    # build the model and the trainer: the voter, the rewards, the vote teacher, dynamic sampling
+    from scpo.training.grpo import GroupVoter, VoteTrainer, reward_functions
+    from scpo.training.grpo_callbacks import HeldoutEval, JsonlLog
+    from scpo.training.guard import BEST_DIR, CollapseGuard, GuardRule
+
+    tokenizer, model = job.load_model()
+    voter = GroupVoter(task)
+    trainer = VoteTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        reward_funcs=reward_functions(settings.reward_funcs, voter, settings),
+        peft_config=job.peft_config(),
+        voter=voter,
+        n_samples=settings.n_samples,
+        teacher=vote_teacher(settings, job),
+        dynamic_sampling=dynamic_sampling(settings),
+    )
+
+    # the callbacks: the teacher's checkpoints, the step log, the held-out eval, the collapse guard
+    if trainer.teacher is not None:
+        add_teacher(trainer, settings, job)
+    log_path = job.output_dir / LOG_NAME
+    if trainer.accelerator.is_main_process and not job.last_checkpoint():
+        log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log; a resumed one appends
+        (job.output_dir / "guard_state.json").unlink(missing_ok=True)  # and a fresh collapse guard
+    trainer.add_callback(JsonlLog(log_path))
+    if heldout:
+        trainer.add_callback(
+            HeldoutEval(
+                trainer,
+                heldout,
+                task,
+                settings.eval_every_steps,
+                settings.eval_max_tokens or args.max_completion_length,
+                settings.eval_batch_size,
+            )
+        )
+    guard = None
+    if settings.guard_metric:
+        voter.needs_token_stats |= settings.guard_metric.startswith("label_free/")
+        guard = CollapseGuard(
+            trainer,
+            settings.guard_metric,
+            GuardRule(settings.guard_mode, settings.guard_patience, settings.guard_min_delta, settings.guard_max_drop),
+            job.output_dir,
+        )
+        trainer.add_callback(guard)
+
+    # train
+    counts = {
+        "prompts": len(dataset),
+        "reward_funcs": settings.reward_funcs,
+        "n_votes": trainer.num_generations,
+        "n_samples": trainer.n_samples,
+    }
+    job.train(trainer, counts, metric="reward")
+    counts["rollouts_generated"] = trainer.rollouts_generated  # all processes, this launch only (not before a resume)
+
+    # the guard's choice: its best model, not the last one, is the stage's output
+    restore = None
+    if guard is not None:
+        counts["guard"] = guard.summary()
+        if guard.rule.best_step is not None and guard.rule.best_step != trainer.state.global_step:
+            restore = str(job.output_dir / BEST_DIR)
+        trainer.log(
+            {
+                "guard/best_step": guard.rule.best_step,
+                "guard/best_value": guard.rule.best_value,
+                **({"guard/stopped_at": guard.rule.stopped_at} if guard.rule.stopped_at is not None else {}),
+            }
+        )
+    held = [e["heldout/accuracy"] for e in trainer.state.log_history if "heldout/accuracy" in e]
+    if held:
+        counts["heldout_accuracy_first"], counts["heldout_accuracy_last"] = round(held[0], 6), round(held[-1], 6)
+
+    # save the model (the guard's best, LoRA merged) and write the manifest; stop a colocated vLLM engine
+    done = job.finish(trainer, tokenizer, counts, restore_from=restore)
+    close_colocated_engine(trainer)
+    return done
+
+
+def load_prompts(path: str, task, max_problems: int | None):
+    """The training prompts as a `datasets.Dataset`: conversational prompt, id, gold (None when unlabeled)."""
+    import datasets
+
+    problems = load_problems(path, max_problems, task)
+    if not problems:
+        raise ScpoError(f"{path}: no problems to train on")
+    datasets.disable_progress_bars()
+    return datasets.Dataset.from_list(
+        [{"prompt": prompt_of(p, task), "id": str(p["id"]), "gold": gold_text(p.get("gold"))} for p in problems]
+    )
+
+
+def gold_text(gold) -> str | None:
+    """Gold as one string column (Arrow would merge a grid's varying keys): a zebra grid as its JSON text."""
+    if gold is None:
+        return None
+    return json.dumps(gold) if isinstance(gold, (dict, list)) else str(gold)
+
+
+def heldout_problems(settings: GrpoSettings) -> list[dict]:
+    """The problems evaluated during training: guard_file's when set (the guard chooses on dev data), else
+    eval_file's; none without either."""
+    watched = settings.guard_file or settings.eval_file
+    if not watched:
+        return []
+    heldout = read_rows(watched, required=EVAL_FIELDS)
+    return heldout[: settings.max_eval_problems] if settings.max_eval_problems else heldout
+
+
+def dynamic_sampling(settings: GrpoSettings):
+    """DAPO's dynamic sampling for VoteTrainer, or None when off."""
+    if not settings.dynamic_sampling:
+        return None
+    from scpo.training.dynamic_sampling import DynamicSampling
+
+    return DynamicSampling(settings.dynamic_sampling_max_rounds, settings.dynamic_sampling_on_cap)
+
+
+def vote_teacher(settings: GrpoSettings, job: TrlJob) -> TeacherSpec | None:
+    """vote_teacher frozen | ema (scpo/training/teacher.py): what the trainer makes its teacher from (a loaded
+    teacher_model, or a copy of the policy); None with vote_teacher current (the policy votes)."""
+    if settings.vote_teacher == "current":
+        return None
+    if settings.teacher_model:
+        from transformers import AutoModelForCausalLM
+
+        from scpo.core.models import resolve_model
+
+        return TeacherSpec(
+            "frozen",
+            model=AutoModelForCausalLM.from_pretrained(
+                resolve_model(settings.teacher_model), dtype=job.model_args.dtype or "auto"
+            ),
+        )
+    return TeacherSpec(
+        settings.vote_teacher,
+        alpha_start=settings.teacher_alpha_start,
+        alpha_end=settings.teacher_alpha_end,
+        as_reference=settings.teacher_as_reference,
+    )
+
+
+def add_teacher(trainer, settings: GrpoSettings, job: TrlJob) -> None:
+    """The vote teacher resumed from the last checkpoint and saved into every new one (not under ZeRO-3)."""
+    if trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
+        raise ScpoError(
+            f"setting vote_teacher={settings.vote_teacher}: the teacher is a full copy of the model in "
+            "each process, which ZeRO-3's sharded parameters do not give; use ZeRO-2 or ddp"
+        )
+    if (last := job.last_checkpoint()) is not None and trainer.teacher.load(last):
+        print(f"[grpo] teacher resumed from {last}")
+    trainer.add_callback(teacher_callback(trainer.teacher))
+
+
 def parse(argv: list[str]):
     """(GrpoSettings, GRPOConfig, ModelConfig) from a recipe and overrides, through TRL's own parser."""
     rewards = peek_setting(argv, "reward_funcs", GrpoSettings)  # the whole list (a dotted path's settings join too)
@@ -191,171 +379,6 @@ def parse(argv: list[str]):
             f"{len(settings.reward_funcs)} reward_funcs {settings.reward_funcs}"
         )
     return settings, args, model_args
-
-
-def load_prompts(path: str, task, max_problems: int | None):
-    """The training prompts as a `datasets.Dataset`: conversational prompt, id, gold (None when unlabeled)."""
-    import datasets
-
-    problems = load_problems(path, max_problems, task)
-    if not problems:
-        raise ScpoError(f"{path}: no problems to train on")
-    datasets.disable_progress_bars()
-    return datasets.Dataset.from_list(
-        [{"prompt": prompt_of(p, task), "id": str(p["id"]), "gold": gold_text(p.get("gold"))} for p in problems]
-    )
-
-
-def gold_text(gold) -> str | None:
-    """Gold as one string column (Arrow would merge a grid's varying keys): a zebra grid as its JSON text."""
-    if gold is None:
-        return None
-    return json.dumps(gold) if isinstance(gold, (dict, list)) else str(gold)
-
-
-def run(settings, args, model_args, argv: list[str]) -> dict | None:
-    from scpo.tasks import get_task
-
-    problems_file = iter_file(settings.iter_dir, settings.problems_file, "problems.jsonl")
-    inputs = [problems_file] + [f for f in (settings.eval_file, settings.guard_file) if f]
-    job = TrlJob("grpo", settings, args, model_args, argv, inputs=inputs)
-    if (done := job.done()) is not None:
-        return done
-    task = get_task(settings.task, **settings.task_options)
-    dataset = load_prompts(problems_file, task, settings.max_problems)  # bad input fails before anything starts
-    if settings.dynamic_sampling:
-        from scpo.training.dynamic_sampling import check_data_can_vary
-
-        check_data_can_vary(
-            settings.reward_funcs,
-            args.reward_weights,
-            problems_file,
-            {"gold": any(g is not None for g in dataset["gold"])},
-        )
-    heldout = []
-    watched = settings.guard_file or settings.eval_file  # with a guard file, the in-training eval is the dev file
-    if watched:
-        heldout = read_rows(watched, required=EVAL_FIELDS)
-        heldout = heldout[: settings.max_eval_problems] if settings.max_eval_problems else heldout
-    if job.relaunch():
-        return None
-    job.claim()
-
-    from scpo.training.grpo import GroupVoter, VoteTrainer, reward_functions
-    from scpo.training.grpo_callbacks import HeldoutEval, JsonlLog
-    from scpo.training.guard import BEST_DIR, CollapseGuard, GuardRule
-
-    tokenizer, model = job.load_model()
-    voter = GroupVoter(task)
-    trainer = VoteTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        reward_funcs=reward_functions(settings.reward_funcs, voter, settings),
-        peft_config=job.peft_config(),
-        voter=voter,
-        n_samples=settings.n_samples,
-        teacher=vote_teacher(settings, job),
-        dynamic_sampling=dynamic_sampling(settings),
-    )
-    if trainer.teacher is not None:
-        from scpo.training.teacher import teacher_callback
-
-        if trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
-            raise ScpoError(
-                f"setting vote_teacher={settings.vote_teacher}: the teacher is a full copy of the model in "
-                "each process, which ZeRO-3's sharded parameters do not give; use ZeRO-2 or ddp"
-            )
-        if (last := job.last_checkpoint()) is not None and trainer.teacher.load(last):
-            print(f"[grpo] teacher resumed from {last}")
-        trainer.add_callback(teacher_callback(trainer.teacher))
-    log_path = job.output_dir / LOG_NAME
-    if trainer.accelerator.is_main_process and not job.last_checkpoint():
-        log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log; a resumed one appends
-        (job.output_dir / "guard_state.json").unlink(missing_ok=True)  # and a fresh collapse guard
-    trainer.add_callback(JsonlLog(log_path))
-    if heldout:
-        trainer.add_callback(
-            HeldoutEval(
-                trainer,
-                heldout,
-                task,
-                settings.eval_every_steps,
-                settings.eval_max_tokens or args.max_completion_length,
-                settings.eval_batch_size,
-            )
-        )
-    guard = None
-    if settings.guard_metric:
-        voter.needs_token_stats |= settings.guard_metric.startswith("label_free/")
-        guard = CollapseGuard(
-            trainer,
-            settings.guard_metric,
-            GuardRule(settings.guard_mode, settings.guard_patience, settings.guard_min_delta, settings.guard_max_drop),
-            job.output_dir,
-        )
-        trainer.add_callback(guard)
-    counts = {
-        "prompts": len(dataset),
-        "reward_funcs": settings.reward_funcs,
-        "n_votes": trainer.num_generations,
-        "n_samples": trainer.n_samples,
-    }
-    job.train(trainer, counts, metric="reward")
-    counts["rollouts_generated"] = (
-        trainer.rollouts_generated
-    )  # all processes; this launch's steps (not before a resume)
-    restore = None
-    if guard is not None:
-        counts["guard"] = guard.summary()
-        if guard.rule.best_step is not None and guard.rule.best_step != trainer.state.global_step:
-            restore = str(job.output_dir / BEST_DIR)  # the best model, not the last one, is the stage's output
-        trainer.log(
-            {
-                "guard/best_step": guard.rule.best_step,
-                "guard/best_value": guard.rule.best_value,
-                **({"guard/stopped_at": guard.rule.stopped_at} if guard.rule.stopped_at is not None else {}),
-            }
-        )
-    held = [e["heldout/accuracy"] for e in trainer.state.log_history if "heldout/accuracy" in e]
-    if held:
-        counts["heldout_accuracy_first"], counts["heldout_accuracy_last"] = round(held[0], 6), round(held[-1], 6)
-    done = job.finish(trainer, tokenizer, counts, restore_from=restore)
-    close_colocated_engine(trainer)
-    return done
-
-
-def dynamic_sampling(settings: GrpoSettings):
-    """DAPO's dynamic sampling for VoteTrainer, or None when off."""
-    if not settings.dynamic_sampling:
-        return None
-    from scpo.training.dynamic_sampling import DynamicSampling
-
-    return DynamicSampling(settings.dynamic_sampling_max_rounds, settings.dynamic_sampling_on_cap)
-
-
-def vote_teacher(settings: GrpoSettings, job: TrlJob):
-    """vote_teacher frozen | ema (scpo/training/teacher.py): a loaded teacher_model, or what the trainer copies."""
-    if settings.vote_teacher == "current":
-        return None
-    if settings.teacher_model:
-        from transformers import AutoModelForCausalLM
-
-        from scpo.core.models import resolve_model
-        from scpo.training.teacher import VoteTeacher
-
-        return VoteTeacher(
-            AutoModelForCausalLM.from_pretrained(
-                resolve_model(settings.teacher_model), dtype=job.model_args.dtype or "auto"
-            ),
-            "frozen",
-        )
-    return settings.vote_teacher, {
-        "alpha_start": settings.teacher_alpha_start,
-        "alpha_end": settings.teacher_alpha_end,
-        "as_reference": settings.teacher_as_reference,
-    }
 
 
 def main(argv: list[str]) -> dict | None:

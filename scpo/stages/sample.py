@@ -26,7 +26,7 @@ from scpo.core.manifest import check_distinct, check_own_output, is_done, iter_f
 from scpo.core.memory import release_freed_memory, resident_mb
 from scpo.core.models import model_fingerprint, resolve_model
 from scpo.core.rows import PROBLEM_FIELDS, load_problems
-from scpo.core.settings import parse_settings
+from scpo.core.settings import parse_settings, set_settings
 from scpo.core.shards import ShardSet, shard_bounds
 from scpo.sampling import make_sampler
 from scpo.sampling.draw import sample_shard
@@ -162,21 +162,10 @@ def worker_commands(argv: list[str], s: SampleSettings, workers: int) -> list[tu
         env = {}
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[w * tp : (w + 1) * tp])
-        cmd = [
-            sys.executable,
-            "-m",
-            "scpo.cli",
-            "sample",
-            *argv,
-            "--data_parallel",
-            "1",
-            "--num_shards",
-            str(max(s.num_shards, workers)),
-            "--worker_index",
-            str(w),
-            "--worker_count",
-            str(workers),
-        ]
+        worker_args = set_settings(
+            argv, data_parallel=1, num_shards=max(s.num_shards, workers), worker_index=w, worker_count=workers
+        )
+        cmd = [sys.executable, "-m", "scpo.cli", "sample", *worker_args]
         out.append((cmd, env))
     return out
 

@@ -29,13 +29,17 @@ from scpo.core.errors import ScpoError
 from scpo.core.io import read_rows, write_json
 from scpo.core.manifest import iter_file, write_manifest
 from scpo.core.rows import EVAL_FIELDS
-from scpo.core.settings import peek, wants_help, with_extensions
+from scpo.core.settings import peek, set_settings, wants_help, with_extensions
 from scpo.losses import LOSSES, PairLoss
 from scpo.sampling import prompt_ids
 from scpo.training.launch import TrlJob, parse_with_trl, trl_help
 from scpo.training.selection import selection_dir
 
 PAIR_FIELDS = {"prompt": (str, list), "chosen": (str, list), "rejected": (str, list)}
+SAMPLER_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps", "chosen_token_ids", "rejected_token_ids")
+SELECT_METRICS = ("greedy", "maj@k")
+REFERENCE_ENV = "SCPO_TRAIN_REFERENCE"  # the parent's choice, for the processes accelerate / torchrun start
+TRAIN_PHASE_ENV = "SCPO_TRAIN_PHASE"  # set for the child that trains the epochs of a dev selection
 
 
 @dataclass
@@ -75,46 +79,99 @@ class TrainSettings(StageBlock, LaunchBlock, ModelBlock):
             raise ScpoError("settings check_ref_logps >= 0 (0: no check) and ref_logps_tolerance > 0 are required")
 
 
-SELECT_METRICS = ("greedy", "maj@k")
 SETTINGS = TrainSettings
 EXTENSIONS = LOSSES  # each loss's settings are recipe keys of this stage
 
 
-def parse(argv: list[str]):
-    """(TrainSettings with every loss's block, DPOConfig, ModelConfig) from a recipe and overrides, through TRL's parser."""
-    settings = with_extensions(TrainSettings, LOSSES, peek(argv, "loss"))
-    if wants_help(argv):
-        raise trl_help(settings, {"DPOConfig": trl_keys.DPO_CONFIG, "ModelConfig": trl_keys.MODEL_CONFIG})
-    from trl import DPOConfig, ModelConfig
+def run(settings, training_args, model_args, argv: list[str]) -> dict | None:
+    # the job: its inputs and config hash; done when its manifest matches
+    pairs_file = iter_file(settings.iter_dir, settings.pairs_file, "pairs.jsonl")
+    selecting = settings.select_checkpoint == "dev"
+    if selecting:  # a checkpoint per epoch, all kept until they are evaluated
+        from transformers.trainer_utils import SaveStrategy
 
-    return parse_with_trl(argv, (settings, DPOConfig, ModelConfig))
+        training_args.save_strategy, training_args.save_total_limit = SaveStrategy.EPOCH, None
+    job = TrlJob(
+        "train",
+        settings,
+        training_args,
+        model_args,
+        argv,
+        inputs=[pairs_file] + ([settings.dev_file] if selecting else []),
+    )
+    if (done := job.done()) is not None:
+        return done
 
+    # check the loss's options, the pairs and the dev selection before any checkpoint is touched or a process started
+    loss = LOSSES.get(settings.loss)(settings)
+    check_trl_options(loss, training_args)
+    check_pairs(pairs_file, loss)
+    if selecting:
+        check_selection(settings.dev_file, training_args)
 
-def check_pairs(path: str, loss: PairLoss) -> None:
-    """The pairs file's rows, checked for this loss: errors name the file and the fault."""
-    rows = read_rows(path, required=PAIR_FIELDS, allow_empty=True)
-    if not rows:
-        raise ScpoError(f"{path}: no pairs to train on; lower tau or sample more completions per prompt")
-    loss.check_rows(rows, path)
+    # the reference: the sampler's log-probs (checked against the model) or TRL's reference pass
+    reference = choose_reference(settings, model_args, pairs_file, job)
 
+    # a dev selection: every epoch trained in a child process, each evaluated on dev, the best installed
+    if selecting and not os.environ.get(TRAIN_PHASE_ENV):
+        return select_on_dev(job, reference)
 
-def load_pairs(path: str):
-    """The pairs as a `datasets.Dataset`, loaded from the file (not from memory) so it has cache files: TRL's
-    reference precompute writes its cache next to them on rank 0 and every rank reads the same file."""
-    import datasets
+    # relaunch under accelerate / torchrun when asked; claim the output folder
+    if job.relaunch(env={REFERENCE_ENV: json.dumps(reference)}):
+        return None
+    job.claim()
 
-    datasets.disable_progress_bars()
-    kind = "parquet" if str(path).endswith(".parquet") else "json"
-    return datasets.load_dataset(kind, data_files=str(path), split="train")
+    # load the pairs and the model; the sampler's exact tokens, or no reference columns for TRL's pass
+    from scpo.training.dpo import PairCollator, ScpoTrainer
 
+    ds = loss.prepare(load_pairs(pairs_file))
+    tokenizer, model = job.load_model()
+    if reference["reference"] == "sampler":
+        ds = to_sampler_tokens(ds, tokenizer, training_args.max_length, loss.columns)
+    else:
+        ds = ds.remove_columns([c for c in ds.column_names if c.startswith("ref_")])
+    # Our losses read reference log-probs from the batch, so they are always precomputed (or the sampler's).
+    training_args.precompute_ref_log_probs = (
+        not loss.uses_trl_loss or reference["reference"] == "sampler" or training_args.precompute_ref_log_probs
+    )
 
-SAMPLER_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps", "chosen_token_ids", "rejected_token_ids")
+    # build the trainer
+    collator = PairCollator(
+        pad_token_id=tokenizer.pad_token_id,
+        max_length=training_args.max_length,
+        truncation_mode=training_args.truncation_mode,
+        pad_to_multiple_of=training_args.pad_to_multiple_of,
+        columns=loss.columns,
+    )
+    trainer = ScpoTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=ds,
+        processing_class=tokenizer,
+        data_collator=collator,
+        peft_config=job.peft_config(),
+        loss=loss,
+    )
+    counts = {"pairs": len(ds), "loss_type": settings.loss, **reference}
+    if selecting:
+        from scpo.training.selection import keep_newest_training_state, mark_trained
 
+        trainer.add_callback(keep_newest_training_state(job.output_dir))
 
-def sampled_by(rows: list[dict], model_path: str) -> bool:
-    """Whether every pair was sampled by this very model (then its log-probs are the reference)."""
-    models = {r.get("ref_model") for r in rows}
-    return None not in models and {str(Path(p).resolve()) for p in models} == {str(Path(model_path).resolve())}
+    # train
+    job.train(trainer, counts)
+    counts["processes"] = trainer.accelerator.num_processes
+    counts["deepspeed"] = trainer.is_deepspeed_enabled
+
+    # the training phase of a selection: the first process records the counts, the parent evaluates the epochs
+    if selecting:
+        if trainer.accelerator.is_main_process:
+            write_json(selection_dir(job.output_dir) / "train_counts.json", counts)
+            mark_trained(job.output_dir, trainer.state.global_step)  # last: marked means both exist
+        return None
+
+    # save the model (LoRA merged) and write the manifest
+    return job.finish(trainer, tokenizer, counts)
 
 
 def check_trl_options(loss: PairLoss, args) -> None:
@@ -137,199 +194,29 @@ def check_trl_options(loss: PairLoss, args) -> None:
         )
 
 
-def to_sampler_tokens(ds, tokenizer, max_length: int | None = None, columns: tuple[str, ...] = ()):
-    """Exact training tokens: the chat-templated prompt and the sampled completion token ids.
-
-    Pairs longer than max_length are dropped: cutting them would score fewer tokens under the policy
-    than the sampler's reference log-probs cover, and the margin would be wrong.
-    """
-
-    def tokenize(row):
-        ids = prompt_ids(tokenizer, row["prompt"])  # chat messages, or plain text (a task without a chat template)
-        return {"prompt_ids": ids, "chosen_ids": row["chosen_token_ids"], "rejected_ids": row["rejected_token_ids"]}
-
-    keep = {*columns, "ref_chosen_logps", "ref_rejected_logps"}
-    ds = ds.map(tokenize, remove_columns=[c for c in ds.column_names if c not in keep])
-    if max_length:
-        before = len(ds)
-        ds = ds.filter(lambda r: len(r["prompt_ids"]) + max(len(r["chosen_ids"]), len(r["rejected_ids"])) <= max_length)
-        if len(ds) < before:
-            print(
-                f"[train] dropped {before - len(ds)} of {before} pairs longer than max_length={max_length}",
-                file=sys.stderr,
-            )
-        if not len(ds):
-            raise ScpoError(f"every pair is longer than max_length={max_length}: raise max_length")
-    return ds
+def check_pairs(path: str, loss: PairLoss) -> None:
+    """The pairs file's rows, checked for this loss: errors name the file and the fault."""
+    rows = read_rows(path, required=PAIR_FIELDS, allow_empty=True)
+    if not rows:
+        raise ScpoError(f"{path}: no pairs to train on; lower tau or sample more completions per prompt")
+    loss.check_rows(rows, path)
 
 
-def run(settings, training_args, model_args, argv: list[str]) -> dict | None:
-    pairs_file = iter_file(settings.iter_dir, settings.pairs_file, "pairs.jsonl")
-    selecting = settings.select_checkpoint == "dev"
-    if selecting:  # a checkpoint per epoch, all kept until they are evaluated
-        from transformers.trainer_utils import SaveStrategy
-
-        training_args.save_strategy, training_args.save_total_limit = SaveStrategy.EPOCH, None
-    job = TrlJob(
-        "train",
-        settings,
-        training_args,
-        model_args,
-        argv,
-        inputs=[pairs_file] + ([settings.dev_file] if selecting else []),
-    )
-    if (done := job.done()) is not None:
-        return done
-    loss = LOSSES.get(settings.loss)(settings)
-    check_trl_options(loss, training_args)
-    check_pairs(pairs_file, loss)  # before any checkpoint is touched or a process started
-    if selecting:
-        check_dev_file(settings.dev_file)
-        epochs = training_args.num_train_epochs
-        if not (epochs >= 1 and float(epochs).is_integer()) or training_args.max_steps > 0:
-            raise ScpoError(
-                f"select_checkpoint=dev picks an epoch: needs a whole num_train_epochs >= 1 (now "
-                f"{training_args.num_train_epochs}) and no max_steps (now {training_args.max_steps})"
-            )
-    reference = choose_reference(settings, model_args, pairs_file, job)
-    if selecting and not os.environ.get(TRAIN_PHASE_ENV):
-        return select_on_dev(job, reference)
-    if job.relaunch(env={REFERENCE_ENV: json.dumps(reference)}):
-        return None
-    job.claim()
-
-    from scpo.training.dpo import PairCollator, ScpoTrainer
-
-    ds = loss.prepare(load_pairs(pairs_file))
-    tokenizer, model = job.load_model()
-    if reference["reference"] == "sampler":
-        ds = to_sampler_tokens(ds, tokenizer, training_args.max_length, loss.columns)
-    else:
-        ds = ds.remove_columns([c for c in ds.column_names if c.startswith("ref_")])
-    # Our losses read reference log-probs from the batch, so they are always precomputed (or the sampler's).
-    training_args.precompute_ref_log_probs = (
-        not loss.uses_trl_loss or reference["reference"] == "sampler" or training_args.precompute_ref_log_probs
-    )
-    collator = PairCollator(
-        pad_token_id=tokenizer.pad_token_id,
-        max_length=training_args.max_length,
-        truncation_mode=training_args.truncation_mode,
-        pad_to_multiple_of=training_args.pad_to_multiple_of,
-        columns=loss.columns,
-    )
-    trainer = ScpoTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=ds,
-        processing_class=tokenizer,
-        data_collator=collator,
-        peft_config=job.peft_config(),
-        loss=loss,
-    )
-    counts = {"pairs": len(ds), "loss_type": settings.loss, **reference}
-    if selecting:
-        from scpo.training.selection import keep_newest_training_state, mark_trained
-
-        trainer.add_callback(keep_newest_training_state(job.output_dir))
-    job.train(trainer, counts)
-    counts["processes"] = trainer.accelerator.num_processes
-    counts["deepspeed"] = trainer.is_deepspeed_enabled
-    if selecting:  # the training phase of a selection: the first process evaluates the epochs and finishes
-        if trainer.accelerator.is_main_process:
-            write_json(selection_dir(job.output_dir) / "train_counts.json", counts)
-            mark_trained(job.output_dir, trainer.state.global_step)  # last: marked means both exist
-        return None
-    return job.finish(trainer, tokenizer, counts)
-
-
-TRAIN_PHASE_ENV = "SCPO_TRAIN_PHASE"  # set for the child that trains the epochs of a dev selection
+def check_selection(dev_file: str, training_args) -> None:
+    """A dev selection needs dev problems and whole epochs to pick from."""
+    check_dev_file(dev_file)
+    epochs = training_args.num_train_epochs
+    if not (epochs >= 1 and float(epochs).is_integer()) or training_args.max_steps > 0:
+        raise ScpoError(
+            f"select_checkpoint=dev picks an epoch: needs a whole num_train_epochs >= 1 (now "
+            f"{training_args.num_train_epochs}) and no max_steps (now {training_args.max_steps})"
+        )
 
 
 def check_dev_file(path: str) -> None:
     rows = read_rows(path, required=EVAL_FIELDS, allow_empty=True)
     if not rows:
         raise ScpoError(f"dev_file {path}: no problems; checkpoint selection needs dev problems with gold answers")
-
-
-def select_on_dev(job: TrlJob, reference: dict) -> dict | None:
-    """Trains every epoch (a child process), evaluates each epoch's checkpoint on the dev split (one `scpo eval`
-    process each), installs the best as the model and writes the manifest. Resumable at every step."""
-    from scpo.training.launch import merge_lora
-    from scpo.training.selection import best, checkpoints, install, is_trained, metric_value
-
-    s = job.settings
-    job.check_output()
-    first_node = int(s.machine_rank or 0) == 0
-    if first_node:
-        job.claim()  # another configuration's (or, with --overwrite, any) checkpoints and selection go
-        if is_trained(job.output_dir) and not checkpoints(job.output_dir):  # a finished selection, inputs changed
-            (selection_dir(job.output_dir) / "trained.json").unlink()
-    if not is_trained(job.output_dir):
-        job.run_child({REFERENCE_ENV: json.dumps(reference), TRAIN_PHASE_ENV: "1"})
-    if not first_node:
-        return None  # the first node evaluates and finishes
-    found = checkpoints(job.output_dir)
-    if not found:
-        raise ScpoError(f"{job.output_dir}: training saved no epoch checkpoint (num_train_epochs, save settings?)")
-    curve = []
-    for checkpoint in found:
-        folder = selection_dir(job.output_dir) / f"epoch-{checkpoint['epoch']}"
-        model = Path(checkpoint["path"])
-        if (model / "adapter_config.json").exists():  # LoRA: vLLM evaluates the merged model
-            model = folder / "merged"
-            if not (model / "config.json").exists():
-                merge_lora(job.model_path, checkpoint["path"], str(model))
-        cmd = [
-            sys.executable,
-            "-m",
-            "scpo.cli",
-            "eval",
-            *job.argv,
-            "--model",
-            str(model),
-            "--eval_file",
-            s.dev_file,
-            "--eval_output",
-            str(folder / "eval.json"),
-            "--max_eval_problems",
-            "none",
-            "--greedy",
-            "true",
-            "--overwrite",
-            "false",
-        ]  # --overwrite redid the training; a finished epoch's evaluation stays
-        if s.select_metric == "greedy":
-            cmd += ["--eval_k", "0"]  # greedy accuracy needs no samples
-        job.log(f"dev evaluation of epoch {checkpoint['epoch']}: {' '.join(cmd[3:])}")
-        if subprocess.call(cmd):
-            raise ScpoError(f"the dev evaluation of {checkpoint['path']} failed; re-run to resume the selection")
-        value = metric_value(json.loads((folder / "eval.json").read_text()), s.select_metric)
-        curve.append({**checkpoint, "value": value, "model": str(model)})
-        job.log(f"epoch {checkpoint['epoch']}: dev {s.select_metric} {value:.4f}")
-    chosen = best(curve)
-    installed = install(Path(chosen["model"]), job.output_dir)
-    if Path(chosen["model"]) != Path(chosen["path"]):  # LoRA: the adapter beside the merged model, as save() does
-        (job.output_dir / "adapter").mkdir(exist_ok=True)
-        install(Path(chosen["path"]), job.output_dir / "adapter")
-    counts = json.loads((selection_dir(job.output_dir) / "train_counts.json").read_text())
-    counts.update(
-        select_metric=s.select_metric,
-        selected_epoch=chosen["epoch"],
-        selected_step=chosen["step"],
-        selected_value=chosen["value"],
-        installed_files=len(installed),
-        dev_curve=[{k: e[k] for k in ("epoch", "step", "value")} for e in curve],
-    )
-    job.log(f"selected epoch {chosen['epoch']} (dev {s.select_metric} {chosen['value']:.4f}) of {len(curve)}")
-    manifest = write_manifest(str(job.output_dir), "train", job.config, job.inputs, counts, job.started)
-    if not s.keep_checkpoints:  # after the manifest: a kill here leaves extra files, never a lost selection
-        for checkpoint in found:
-            shutil.rmtree(checkpoint["path"], ignore_errors=True)
-            shutil.rmtree(selection_dir(job.output_dir) / f"epoch-{checkpoint['epoch']}" / "merged", ignore_errors=True)
-    return manifest
-
-
-REFERENCE_ENV = "SCPO_TRAIN_REFERENCE"  # the parent's choice, for the processes accelerate / torchrun start
 
 
 def choose_reference(settings, model_args, pairs_file: str, job: TrlJob) -> dict:
@@ -377,6 +264,127 @@ def choose_reference(settings, model_args, pairs_file: str, job: TrlJob) -> dict
             out["reference"] = "model"
             out["reference_fallback"] = True
     return out
+
+
+def sampled_by(rows: list[dict], model_path: str) -> bool:
+    """Whether every pair was sampled by this very model (then its log-probs are the reference)."""
+    models = {r.get("ref_model") for r in rows}
+    return None not in models and {str(Path(p).resolve()) for p in models} == {str(Path(model_path).resolve())}
+
+
+def select_on_dev(job: TrlJob, reference: dict) -> dict | None:
+    """Trains every epoch (a child process), evaluates each epoch's checkpoint on the dev split (one `scpo eval`
+    process each), installs the best as the model and writes the manifest. Resumable at every step."""
+    from scpo.training.launch import merge_lora
+    from scpo.training.selection import best, checkpoints, install, is_trained, metric_value
+
+    s = job.settings
+    job.check_output()
+    first_node = int(s.machine_rank or 0) == 0
+    if first_node:
+        job.claim()  # another configuration's (or, with --overwrite, any) checkpoints and selection go
+        if is_trained(job.output_dir) and not checkpoints(job.output_dir):  # a finished selection, inputs changed
+            (selection_dir(job.output_dir) / "trained.json").unlink()
+    if not is_trained(job.output_dir):
+        job.run_child({REFERENCE_ENV: json.dumps(reference), TRAIN_PHASE_ENV: "1"})
+    if not first_node:
+        return None  # the first node evaluates and finishes
+    found = checkpoints(job.output_dir)
+    if not found:
+        raise ScpoError(f"{job.output_dir}: training saved no epoch checkpoint (num_train_epochs, save settings?)")
+    curve = []
+    for checkpoint in found:
+        folder = selection_dir(job.output_dir) / f"epoch-{checkpoint['epoch']}"
+        model = Path(checkpoint["path"])
+        if (model / "adapter_config.json").exists():  # LoRA: vLLM evaluates the merged model
+            model = folder / "merged"
+            if not (model / "config.json").exists():
+                merge_lora(job.model_path, checkpoint["path"], str(model))
+        greedy_only = {"eval_k": 0} if s.select_metric == "greedy" else {}  # greedy accuracy needs no samples
+        eval_args = set_settings(
+            job.argv,
+            model=model,
+            eval_file=s.dev_file,
+            eval_output=folder / "eval.json",
+            max_eval_problems="none",
+            greedy="true",
+            overwrite="false",  # --overwrite redid the training; a finished epoch's evaluation stays
+            **greedy_only,
+        )
+        cmd = [sys.executable, "-m", "scpo.cli", "eval", *eval_args]
+        job.log(f"dev evaluation of epoch {checkpoint['epoch']}: {' '.join(cmd[3:])}")
+        if subprocess.call(cmd):
+            raise ScpoError(f"the dev evaluation of {checkpoint['path']} failed; re-run to resume the selection")
+        value = metric_value(json.loads((folder / "eval.json").read_text()), s.select_metric)
+        curve.append({**checkpoint, "value": value, "model": str(model)})
+        job.log(f"epoch {checkpoint['epoch']}: dev {s.select_metric} {value:.4f}")
+    chosen = best(curve)
+    installed = install(Path(chosen["model"]), job.output_dir)
+    if Path(chosen["model"]) != Path(chosen["path"]):  # LoRA: the adapter beside the merged model, as save() does
+        (job.output_dir / "adapter").mkdir(exist_ok=True)
+        install(Path(chosen["path"]), job.output_dir / "adapter")
+    counts = json.loads((selection_dir(job.output_dir) / "train_counts.json").read_text())
+    counts.update(
+        select_metric=s.select_metric,
+        selected_epoch=chosen["epoch"],
+        selected_step=chosen["step"],
+        selected_value=chosen["value"],
+        installed_files=len(installed),
+        dev_curve=[{k: e[k] for k in ("epoch", "step", "value")} for e in curve],
+    )
+    job.log(f"selected epoch {chosen['epoch']} (dev {s.select_metric} {chosen['value']:.4f}) of {len(curve)}")
+    manifest = write_manifest(str(job.output_dir), "train", job.config, job.inputs, counts, job.started)
+    if not s.keep_checkpoints:  # after the manifest: a kill here leaves extra files, never a lost selection
+        for checkpoint in found:
+            shutil.rmtree(checkpoint["path"], ignore_errors=True)
+            shutil.rmtree(selection_dir(job.output_dir) / f"epoch-{checkpoint['epoch']}" / "merged", ignore_errors=True)
+    return manifest
+
+
+def load_pairs(path: str):
+    """The pairs as a `datasets.Dataset`, loaded from the file (not from memory) so it has cache files: TRL's
+    reference precompute writes its cache next to them on rank 0 and every rank reads the same file."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    kind = "parquet" if str(path).endswith(".parquet") else "json"
+    return datasets.load_dataset(kind, data_files=str(path), split="train")
+
+
+def to_sampler_tokens(ds, tokenizer, max_length: int | None = None, columns: tuple[str, ...] = ()):
+    """Exact training tokens: the chat-templated prompt and the sampled completion token ids.
+
+    Pairs longer than max_length are dropped: cutting them would score fewer tokens under the policy
+    than the sampler's reference log-probs cover, and the margin would be wrong.
+    """
+
+    def tokenize(row):
+        ids = prompt_ids(tokenizer, row["prompt"])  # chat messages, or plain text (a task without a chat template)
+        return {"prompt_ids": ids, "chosen_ids": row["chosen_token_ids"], "rejected_ids": row["rejected_token_ids"]}
+
+    keep = {*columns, "ref_chosen_logps", "ref_rejected_logps"}
+    ds = ds.map(tokenize, remove_columns=[c for c in ds.column_names if c not in keep])
+    if max_length:
+        before = len(ds)
+        ds = ds.filter(lambda r: len(r["prompt_ids"]) + max(len(r["chosen_ids"]), len(r["rejected_ids"])) <= max_length)
+        if len(ds) < before:
+            print(
+                f"[train] dropped {before - len(ds)} of {before} pairs longer than max_length={max_length}",
+                file=sys.stderr,
+            )
+        if not len(ds):
+            raise ScpoError(f"every pair is longer than max_length={max_length}: raise max_length")
+    return ds
+
+
+def parse(argv: list[str]):
+    """(TrainSettings with every loss's block, DPOConfig, ModelConfig) from a recipe and overrides, through TRL's parser."""
+    settings = with_extensions(TrainSettings, LOSSES, peek(argv, "loss"))
+    if wants_help(argv):
+        raise trl_help(settings, {"DPOConfig": trl_keys.DPO_CONFIG, "ModelConfig": trl_keys.MODEL_CONFIG})
+    from trl import DPOConfig, ModelConfig
+
+    return parse_with_trl(argv, (settings, DPOConfig, ModelConfig))
 
 
 def main(argv: list[str]) -> dict | None:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from scpo.core.errors import ScpoError
 from scpo.rewards import REWARDS, RolloutBatch, batch_stats, vote_group
 from scpo.tasks import Task
+from scpo.training.teacher import TeacherSpec, make_teacher
 
 
 def completion_text(completion) -> str:
@@ -219,33 +220,25 @@ def _make_vote_trainer():
         """GRPOTrainer that trains on the first n_samples rollouts of each group while all of them vote."""
 
         def __init__(
-            self, *args, voter: GroupVoter, n_samples: int | None = None, teacher=None, dynamic_sampling=None, **kwargs
+            self,
+            *args,
+            voter: GroupVoter,
+            n_samples: int | None = None,
+            teacher: TeacherSpec | None = None,
+            dynamic_sampling=None,
+            **kwargs,
         ):
             super().__init__(*args, **kwargs)
             from scpo.training.vllm_colocate import adapt_to_cpu
 
             adapt_to_cpu(self)  # colocated vLLM on CPU: TRL's per-parameter sync cannot run there
             self.n_samples = n_samples or self.num_generations
-            # vote_teacher frozen | ema (scpo/training/teacher.py): a VoteTeacher, or (mode, kwargs) for a copy of
-            # the policy as it is now (M_0), made here where TRL has prepared the model
-            if isinstance(teacher, tuple):
-                from scpo.training.teacher import VoteTeacher
-
-                mode, options = teacher
-                as_reference = options.pop("as_reference", False) and mode == "ema" and self.beta != 0.0
-                if as_reference and self.ref_model is None:
-                    raise ScpoError(
-                        "settings vote_teacher=ema, beta>0 and teacher_as_reference=true: with a PEFT "
-                        "adapter TRL has no reference model to move (it disables the adapter); set "
-                        "teacher_as_reference false or beta 0"
-                    )
-                if as_reference:  # Co-rewarding-II: the moving average is the KL reference (scpo/training/teacher.py)
-                    teacher = VoteTeacher(self.accelerator.unwrap_model(self.ref_model), mode, **options)
-                else:
-                    teacher = VoteTeacher.copy_of(self.accelerator.unwrap_model(self.model), mode, **options)
+            # vote_teacher frozen | ema (scpo/training/teacher.py): a TeacherSpec (None: the policy votes), made
+            # into the VoteTeacher here, where TRL has prepared the models
+            self.teacher = None
             if teacher is not None:
-                teacher.model.to(self.accelerator.device)
-            self.teacher = teacher
+                self.teacher = make_teacher(teacher, self)
+                self.teacher.model.to(self.accelerator.device)
             self._teacher_rows = None
             check_vote_layout(
                 self.n_samples,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import gc
 import time
 
+from scpo.core.memory import release_freed_memory
+
 
 def reference_gap(rows: list[dict], model_path: str, dtype: str = "auto", n: int = 16) -> dict:
     """Per-token gaps between the pairs' sampler log-probs and a forward of `model_path` over the first n pairs."""
@@ -30,6 +32,8 @@ def reference_gap(rows: list[dict], model_path: str, dtype: str = "auto", n: int
     )
     del scorer
     gc.collect()
+    release_freed_memory()  # the launching process keeps running beside the trainer it starts: 4.7 GB freed but
+    # kept (scpo/core/memory.py) at 0.5B, with the trainer's 19.6 GB, filled the 24 GB box and stalled training
     gaps = [abs(sampled - forward) / max(1, len(ids)) for (_, ids, sampled), forward in zip(sides, logps)]
     return {
         "pairs": len(pairs),

@@ -33,9 +33,24 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from scpo.core.errors import ScpoError
+
 TEACHER_FILE = "teacher.safetensors"
+
+
+@dataclass
+class TeacherSpec:
+    """The vote teacher `scpo grpo` asks for (`vote_teacher` frozen | ema); the trainer makes it (`make_teacher`)
+    once TRL has prepared its models."""
+
+    mode: str  # frozen | ema
+    model: object = None  # a loaded teacher_model; None: a copy of the policy as it is at the start (M_0)
+    alpha_start: float = 0.01  # ema: the annealed alpha's first value ...
+    alpha_end: float = 1e-5  # ... and its last
+    as_reference: bool = False  # ema with beta > 0: TRL's reference model is the teacher (Co-rewarding-II)
 
 
 def ema_alpha(step: int, total: int, start: float, end: float) -> float:
@@ -133,6 +148,24 @@ class VoteTeacher:
         with safe_open(str(path), "pt") as f:
             self.updated_at = int((f.metadata() or {}).get("updated_at", 0))
         return True
+
+
+def make_teacher(spec: TeacherSpec, trainer) -> VoteTeacher:
+    """The VoteTeacher of a GRPO trainer whose models TRL has prepared: the loaded teacher_model, TRL's reference
+    model (ema as the KL reference, with beta > 0), or a copy of the policy as it is now (M_0)."""
+    alphas = {"alpha_start": spec.alpha_start, "alpha_end": spec.alpha_end}
+    if spec.model is not None:
+        return VoteTeacher(spec.model, spec.mode, **alphas)
+    as_reference = spec.as_reference and spec.mode == "ema" and trainer.beta != 0.0
+    if as_reference and trainer.ref_model is None:
+        raise ScpoError(
+            "settings vote_teacher=ema, beta>0 and teacher_as_reference=true: with a PEFT "
+            "adapter TRL has no reference model to move (it disables the adapter); set "
+            "teacher_as_reference false or beta 0"
+        )
+    if as_reference:  # Co-rewarding-II: the moving average is the KL reference
+        return VoteTeacher(trainer.accelerator.unwrap_model(trainer.ref_model), spec.mode, **alphas)
+    return VoteTeacher.copy_of(trainer.accelerator.unwrap_model(trainer.model), spec.mode, **alphas)
 
 
 def teacher_callback(teacher: VoteTeacher):

@@ -158,3 +158,29 @@ def test_every_builtin_registry_lists_its_files():
     for registry in (LABELERS, LOSSES, REWARDS, TASKS, RULES):
         for name in registry.names():
             assert registry.get(name).name == name
+
+
+def test_a_setting_given_twice_on_the_command_line_is_an_error_naming_both_values():
+    from scpo.core.settings import split_argv
+
+    assert split_argv(["r.yaml", "--a", "1", "--flag", "--b=2"]) == ("r.yaml", {"a": "1", "flag": "true", "b": "2"})
+    with pytest.raises(
+        ScpoError, match=r"setting tau is given twice on the command line \(--tau 0.5, then --tau 0.7\)"
+    ):
+        split_argv(["--tau", "0.5", "--model", "m", "--tau=0.7"])
+    with pytest.raises(ScpoError, match="setting dry_run is given twice"):
+        split_argv(["--dry_run", "--dry-run", "false"])  # the hyphenated spelling is the same setting
+    with pytest.raises(ScpoError, match=r"--config is given twice on the command line \(a.yaml, then b.yaml\)"):
+        split_argv(["a.yaml", "--config", "b.yaml"])
+
+
+def test_set_settings_replaces_every_spelling_of_a_setting_and_keeps_the_rest_in_order():
+    from scpo.core.settings import set_settings, split_argv
+
+    argv = ["r.yaml", "--model", "m0", "--k", "8", "--iter-dir=old", "--greedy", "--tau", "0.5"]
+    out = set_settings(argv, model="m1", iter_dir="new", greedy="false", iteration=2)
+    assert out == ["r.yaml", "--k", "8", "--tau", "0.5", "--model", "m1", "--iter_dir", "new", "--greedy", "false",
+                   "--iteration", "2"]  # fmt: skip
+    assert split_argv(out)[1] == {"k": "8", "tau": "0.5", "model": "m1", "iter_dir": "new", "greedy": "false",
+                                  "iteration": "2"}  # fmt: skip
+    assert set_settings(argv) == argv

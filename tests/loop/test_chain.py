@@ -77,6 +77,11 @@ def test_chain_stops_at_the_first_failing_stage_and_refuses_bad_parts(tmp_path):
         str(tmp_path / "problems.jsonl"),
     ]
     proc = run_scpo("chain", *missing, "--then", "report", str(tmp_path), check=False)
+    assert proc.returncode == 1 and "scpo chain: error: part 1 (scpo eval): setting model: model path" in proc.stderr
+    assert "[chain] scpo eval" not in proc.stderr  # found before any part ran
+    (tmp_path / "broken.jsonl").write_text('{"id": "q0", "prompt": \n')  # only reading it finds this
+    broken = ["eval", "--iter_dir", str(tmp_path), "--eval_file", str(tmp_path / "broken.jsonl")]
+    proc = run_scpo("chain", *broken, "--then", "report", str(tmp_path), check=False)
     assert proc.returncode == 1 and "scpo eval: error" in proc.stderr and "[chain] scpo report" not in proc.stderr
     for parts, bad in (
         (["eval", "--then"], "part 2 is nothing"),
@@ -161,3 +166,52 @@ def split(line: list[str]) -> list[list[str]]:
         else:
             part.append(word)
     return parts
+
+
+def test_every_parts_inputs_are_checked_before_the_first_part_runs(tmp_path, capsys):
+    """Issue 32 point 6: a typo in a later part of a chain failed only after the parts before it ran. Now the files
+    each part reads and the models it loads are checked first (no model loaded), a file an earlier part writes
+    counting as there; nothing runs when one is missing."""
+    from scpo.cli import chain, check_chain_inputs
+
+    samples = write_jsonl(
+        tmp_path / "samples.jsonl",
+        [
+            {"id": "a", "prompt": "q", "completion": f"The answer is {n}.", "sample_index": i, "gold": "1"}
+            for i, n in enumerate([1, 1, 2])
+        ],
+    )
+    labels, pairs, model = tmp_path / "labels.jsonl", tmp_path / "pairs.jsonl", tmp_path / "model"
+    label = ["label", "--task", "numeric", "--samples_file", str(samples), "--labels_file", str(labels)]
+    make_pairs = ["pairs", "--labels_file", str(labels), "--pairs_file", str(pairs)]
+    train = ["train", "--model", str(tmp_path / "typo"), "--pairs_file", str(pairs), "--output_dir", str(model)]
+    for argv, message in (
+        (
+            [*label, "--then", *make_pairs, "--then", *train],
+            f"part 3 (scpo train): setting model: model path '{tmp_path / 'typo'}' does not exist",
+        ),
+        (
+            [*label, "--then", "pairs", "--labels_file", str(tmp_path / "lables.jsonl")],
+            f"part 2 (scpo pairs): setting labels_file={tmp_path / 'lables.jsonl'}: file not found, and no earlier "
+            "part of the chain writes it",
+        ),
+        (
+            [*label, "--then", "label", "--task", "numeric", "--iter_dir", str(tmp_path / "iter_9")],
+            f"part 2 (scpo label): setting samples_file={tmp_path / 'iter_9' / 'samples.jsonl'} (unset: "
+            "<iter_dir>/samples.jsonl): file not found",
+        ),
+    ):
+        assert chain(argv) == 1
+        err = capsys.readouterr().err
+        assert f"scpo chain: error: {message}" in err and "nothing ran" in err, err
+        assert "[chain] scpo label" not in err and not labels.exists()
+    # what an earlier part writes (labels, pairs, a trained model) is an input of a later one
+    check_chain_inputs(
+        [
+            label,
+            make_pairs,
+            ["train", "--model", "embedded", "--pairs_file", str(pairs), "--output_dir", str(model)],
+            ["eval", "--model", str(model), "--eval_file", str(samples), "--eval_output", str(tmp_path / "e.json")],
+        ]
+    )
+    assert chain([*label, "--then", *make_pairs]) == 0 and read_jsonl(pairs)

@@ -13,8 +13,9 @@ from test_loop import recipe
 
 from scpo.core.errors import ScpoError
 from scpo.core.settings import parse_settings
-from scpo.loop import compare
+from scpo.loop import compare, compare_plan
 from scpo.metrics import paired_by_problem
+from scpo.reporting import compare as compare_report
 from scpo.reporting.per_problem import per_problem
 
 
@@ -47,7 +48,7 @@ METHODS = """  scpo: {{recipe: {loop}}}
 
 def test_budget_sets_grpo_steps_and_bad_comparisons_are_refused(tmp_path, tiny_model):
     path = compare_file(tmp_path, tiny_model, METHODS)
-    _, m0_eval, methods = compare.build(settings(path))
+    _, m0_eval, methods = compare_plan.build(settings(path))
     assert m0_eval[:3] == ["eval", "--config", str(tmp_path / "tiny.yaml")]
     assert [m.rollouts for m in methods] == [36, 36, 36]  # 6 problems x k 6; GRPO 6 steps x 6 rollouts
     grpo = methods[2].commands[0]
@@ -82,13 +83,13 @@ def test_budget_sets_grpo_steps_and_bad_comparisons_are_refused(tmp_path, tiny_m
     for methods_text, message in cases:
         bad = compare_file(tmp_path, tiny_model, methods_text, budget="budget_rollouts: 36\n")
         with pytest.raises(ScpoError, match=re.escape(message)):
-            compare.build(settings(bad))
+            compare_plan.build(settings(bad))
     # a budget that is no whole number of GRPO steps (37 / 6) is refused, not rounded up
     uneven = compare_file(
         tmp_path, tiny_model, "  t: {{recipe: {grpo}, trainer: grpo}}\n", budget="budget_rollouts: 37\n"
     )
     with pytest.raises(ScpoError, match="budget_rollouts 37 is not a whole number of GRPO steps of 6 rollouts"):
-        compare.build(settings(uneven))
+        compare_plan.build(settings(uneven))
     with pytest.raises(ScpoError, match="setting run_name='': the comparison's folder name"):
         settings(path, "--run_name", "")
     no_eval = tmp_path / "no_eval.yaml"
@@ -100,14 +101,14 @@ def test_budget_sets_grpo_steps_and_bad_comparisons_are_refused(tmp_path, tiny_m
 def test_a_methods_result_depends_on_its_recipe_and_data_contents(tmp_path, tiny_model):
     """Editing a method's recipe (or a data file it names) changes its hash: a finished result is not reused."""
     path = compare_file(tmp_path, tiny_model, METHODS)
-    before = {m.name: m.spec_hash for m in compare.build(settings(path))[2]}
+    before = {m.name: m.spec_hash for m in compare_plan.build(settings(path))[2]}
     grpo = tmp_path / "grpo.yaml"
     grpo.write_text(grpo.read_text().replace("learning_rate: 1.0e-4", "learning_rate: 2.0e-4"))
-    after = {m.name: m.spec_hash for m in compare.build(settings(path))[2]}
+    after = {m.name: m.spec_hash for m in compare_plan.build(settings(path))[2]}
     assert after["ttrl"] != before["ttrl"] and after["scpo"] == before["scpo"]
     with open(tmp_path / "train.jsonl", "a") as f:  # every method trains on it
         f.write('{"id": "extra", "prompt": "one more", "gold": "1"}\n')
-    again = {m.name: m.spec_hash for m in compare.build(settings(path))[2]}
+    again = {m.name: m.spec_hash for m in compare_plan.build(settings(path))[2]}
     assert all(again[name] != after[name] for name in again)
 
 
@@ -118,7 +119,7 @@ def test_a_guard_file_that_overlaps_the_eval_file_is_refused(tmp_path, tiny_mode
         "  g: {{recipe: {loop}, guard_metric: greedy, guard_file: %s}}\n" % (tmp_path / "eval.jsonl"),
     )
     with pytest.raises(ScpoError, match="guard_file=.*is also in eval_file="):
-        compare.build(settings(path))
+        compare_plan.build(settings(path))
 
 
 def test_paired_difference_and_the_table(tmp_path):
@@ -156,8 +157,8 @@ def test_paired_difference_and_the_table(tmp_path):
     (tmp_path / "good" / "iter_0" / "samples.jsonl.manifest.json").write_text('{"stage": "sample", "seconds": 30}')
     (tmp_path / "good" / "iter_0" / "model.manifest.json").write_text('{"stage": "train", "seconds": 50.5}')
     (tmp_path / "good" / "iter_0" / "eval.json.manifest.json").write_text('{"stage": "eval", "seconds": 99}')
-    assert compare.model_seconds(tmp_path / "good", "loop") == 80.5
-    text, notes = compare.table(results, 2, json.loads(m0.read_text()), per_problem(m0), tmp_path)
+    assert compare_report.model_seconds(tmp_path / "good", "loop") == 80.5
+    text, notes = compare_report.table(results, 2, json.loads(m0.read_text()), per_problem(m0), tmp_path)
     lines = text.splitlines()
     assert lines[0].startswith("| method | trainer | greedy | pass@1 | maj@2 | Δ pass@1 vs M_0")
     assert lines[2].startswith("| M_0 |") and lines[3].startswith("| good | loop | 1.000 ± 0.100 |")
@@ -167,12 +168,13 @@ def test_paired_difference_and_the_table(tmp_path):
     # a method trained on gold gets the best line, and the best label-free method a line of its own
     worse = write_eval(tmp_path / "worse", {"a": [False, False], "b": [False, False], "c": [False, False]}, 0.0)
     three = {**results, "worse": {**results["same"], "eval": str(worse)}}
-    _, notes = compare.table(three, 2, json.loads(m0.read_text()), per_problem(m0), tmp_path, {"good"})
+    _, notes = compare_report.table(three, 2, json.loads(m0.read_text()), per_problem(m0), tmp_path, {"good"})
     assert notes[0].startswith("Best pass@1: **good**")
     assert notes[1].startswith("Best without gold labels: **same**, +0.333 over worse")
-    assert compare.uses_gold(["--mode", "supervised"]) and compare.uses_gold(["--reward_funcs", "majority,gold"])
-    assert not compare.uses_gold(["--reward_funcs", "majority"]) and not compare.uses_gold([])
-    compare.plot(results, 2, json.loads(m0.read_text()), tmp_path / "compare.png")
+    assert compare_plan.uses_gold(["--mode", "supervised"])
+    assert compare_plan.uses_gold(["--reward_funcs", "majority,gold"])
+    assert not compare_plan.uses_gold(["--reward_funcs", "majority"]) and not compare_plan.uses_gold([])
+    compare_report.plot(results, 2, json.loads(m0.read_text()), tmp_path / "compare.png")
     assert (tmp_path / "compare.png").stat().st_size > 1000
 
 
@@ -217,6 +219,24 @@ def test_measured_rollouts_count_every_completion_sampled(tmp_path):
         path = folder / f"{name}.manifest.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"counts": counts}))
-    method = compare.Method("m", "loop", folder, [], 64, [], "h", folder / "iter_2" / "eval.json")
-    got = compare.measured(method)
+    got = compare_report.measured(folder, "loop")
     assert got["rollouts"] == 40 + 32 + 32 + 6 + 12 and got["tokens"] == 1010
+
+
+def test_measured_grpo_rollouts_come_from_its_log(tmp_path):
+    """An online method: its logged training steps x rollouts per step, and tokens from each step's mean completion
+    length (a resumed run's later line for a step wins; lines without a length, eval or runtime, do not count)."""
+    folder = tmp_path / "ttrl"
+    (folder / "model").mkdir(parents=True)
+    log = [
+        {"step": 1, "reward": 0.5, "completions/mean_length": 7.5},
+        {"step": 1, "heldout/accuracy": 0.2},
+        {"step": 2, "reward": 0.6, "completions/mean_length": 9.25},
+        {"step": 2, "reward": 0.7, "completions/mean_length": 8.0},
+        {"step": 3, "reward": 0.7, "completions/mean_length": 5.0},
+        {"step": 3, "train_runtime": 1.0},
+    ]
+    write_jsonl(folder / "model" / "grpo_log.jsonl", log)
+    got = compare_report.measured(folder, "grpo", rollouts_per_step=12)
+    assert got == {"rollouts": 36, "tokens": round((7.5 + 8.0 + 5.0) * 12), "train_steps": 3}
+    assert compare_report.measured(tmp_path / "none", "grpo", 12) == {"rollouts": 0, "tokens": 0, "train_steps": 0}

@@ -126,9 +126,10 @@ def test_every_recipe_is_valid_for_every_stage():
     for path in recipes:
         argv = ["--config", str(path)]
         if "methods" in yaml.safe_load(path.read_text()):  # an `scpo compare` file: each method's plan resolves
-            from scpo.loop import compare
+            from scpo.loop.compare import CompareSettings
+            from scpo.loop.compare_plan import build
 
-            compare.build(parse_settings(compare.CompareSettings, argv))
+            build(parse_settings(CompareSettings, argv))
             continue
         for cls in (
             sample.SampleSettings,

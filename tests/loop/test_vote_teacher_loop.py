@@ -10,6 +10,7 @@ import pytest
 from helpers import read_jsonl, write_jsonl
 
 from scpo.core.errors import ScpoError
+from scpo.core.settings import set_settings
 from scpo.labelers.votes import label_prompt, votes_from_labels
 from scpo.loop.plan import plan
 from scpo.pairs import PairRule, pick_by_votes
@@ -142,7 +143,7 @@ def test_ema_teacher_stage_averages_the_models(tmp_path, tiny_model):
     again = teacher_stage.main(argv)  # done: skipped by its manifest
     assert again["counts"]["alpha"] == 0.5
     with pytest.raises(ScpoError, match="updates start at 1"):
-        teacher_stage.main([*argv[:-6], "--iteration", "0", *argv[-4:]])
+        teacher_stage.main(set_settings(argv, iteration=0))
 
 
 def test_plan_puts_teacher_steps_before_the_labels():

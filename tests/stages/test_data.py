@@ -38,7 +38,13 @@ def _question_key(text: str) -> str:
 def test_gsm8k_test_set(tmp_path):
     src = data_file("gsm8k/test.jsonl")
     counts, train, dev = convert(src, tmp_path, "--source", "gsm8k")
-    assert counts == {"input_rows": 1319, "duplicates_dropped": 0, "train": 1319}
+    assert counts == {
+        "input_rows": 1319,
+        "duplicates_dropped": 0,
+        "empty_prompts_dropped": 0,
+        "without_gold": 0,
+        "train": 1319,
+    }
     assert len(train) == 1319 and dev == []
     assert train[0]["gold"] == "18" and train[0]["task"] == "gsm8k"
     assert train[0]["prompt"].startswith("Janet")
@@ -136,7 +142,13 @@ def test_dedupe_ignores_whitespace_and_case(tmp_path):
         {"question": "HOW MANY APPLES ARE LEFT?", "answer": "6"},
     ]
     counts, train, _ = convert(write_jsonl(tmp_path / "dups.jsonl", rows), tmp_path / "out")
-    assert counts == {"input_rows": 4, "duplicates_dropped": 2, "train": 2}
+    assert counts == {
+        "input_rows": 4,
+        "duplicates_dropped": 2,
+        "empty_prompts_dropped": 0,
+        "without_gold": 0,
+        "train": 2,
+    }
     assert [(p["prompt"], p["gold"]) for p in train] == [
         ("How many apples are left?", "3"),
         ("How many pears are left?", "5"),
@@ -301,6 +313,36 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "broken.jsonl").write_text('{"question": "a", "answer": "1"}\n{"question": \n')
     with pytest.raises(ScpoError, match=re.escape(f"{tmp_path / 'broken.jsonl'}: cannot be read as json")):
         convert(tmp_path / "broken.jsonl", tmp_path / "out")
+
+
+def test_empty_prompts_and_rows_without_gold_are_counted_and_reported(tmp_path, capsys):
+    """Issue 32 point 7: an empty or whitespace-only question is dropped and counted with its row number (it stopped
+    the conversion before); a row without gold (missing, null or blank answer) is kept unlabeled and counted, in the
+    printed summary, a warning and the manifest."""
+    rows = [
+        {"question": "What is 1+1?", "answer": "2"},
+        {"question": "", "answer": "3"},
+        {"question": " \n\t ", "answer": "4"},
+        {"question": "What is 2+2?"},
+        {"question": "What is 3+3?", "answer": None},
+        {"question": "What is 4+4?", "answer": "  "},
+    ]
+    counts, train, _ = convert(write_jsonl(tmp_path / "holes.jsonl", rows), tmp_path / "out")
+    assert counts["input_rows"] == 6 and counts["empty_prompts_dropped"] == 2 and counts["without_gold"] == 3
+    assert [p["prompt"] for p in train] == ["What is 1+1?", "What is 2+2?", "What is 3+3?", "What is 4+4?"]
+    assert [p.get("gold") for p in train] == ["2", None, None, None]  # a blank gold is written as no gold
+    manifest = json.loads((tmp_path / "out" / "data.manifest.json").read_text())
+    assert manifest["counts"] == counts
+    out, err = capsys.readouterr()
+    assert "'empty_prompts_dropped': 2" in out and "'without_gold': 3" in out
+    assert "2 rows with an empty or whitespace-only question dropped (rows 2, 3)" in err
+    assert "3 of 4 problems have no gold" in err
+    _, train, _ = convert(
+        write_jsonl(tmp_path / "q.jsonl", [{"question": "Why?"}]), tmp_path / "o2", "--answer_field", "none"
+    )
+    assert "no gold" not in capsys.readouterr().err  # unlabeled on purpose: counted, no warning
+    with pytest.raises(ScpoError, match=r"no problem in its 2 rows \(2 with an empty or whitespace-only question\)"):
+        convert(write_jsonl(tmp_path / "blank.jsonl", rows[1:3]), tmp_path / "o3")
 
 
 def test_gsm8k_row_without_answer_is_an_unlabeled_problem(tmp_path):

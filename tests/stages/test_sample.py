@@ -275,8 +275,6 @@ def test_data_parallel_worker_commands_for_8_gpus(monkeypatch):
         "--config",
         "r.yaml",
         "--data_parallel",
-        "auto",
-        "--data_parallel",
         "1",
         "--num_shards",
         "4",

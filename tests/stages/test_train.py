@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from helpers import PARITY_TASK, run_scpo, write_jsonl
 
+from scpo.core.settings import set_settings
+
 FAST = [
     "--max_steps",
     "2",
@@ -108,9 +110,7 @@ def test_plain_scpo_training_saves_a_model_and_logs(tmp_path, tiny_model):
         str(tmp_path / "pairs.jsonl"),
         "--output_dir",
         str(out),
-        *FAST[:-2],
-        "--report_to",
-        "tensorboard",
+        *set_settings(FAST[:-2], report_to="tensorboard"),  # the default save_strategy
     )
     counts = manifest(out)["counts"]
     assert counts["reference"] == "model" and counts["loss_type"] == "scpo"
@@ -126,9 +126,7 @@ def test_plain_scpo_training_saves_a_model_and_logs(tmp_path, tiny_model):
         str(tmp_path / "pairs.jsonl"),
         "--output_dir",
         str(out),
-        *FAST[:-2],
-        "--report_to",
-        "tensorboard",
+        *set_settings(FAST[:-2], report_to="tensorboard"),  # the default save_strategy
     )
     assert "up to date" in again.stdout  # the manifest makes a re-run a no-op
 
@@ -627,10 +625,10 @@ def test_dev_selection_keeps_the_best_epoch_and_resumes_without_redoing_work(tmp
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--dev_file", "none"], "select_checkpoint=dev needs dev_file"),
-        (["--num_train_epochs", "0"], "needs a whole num_train_epochs >= 1"),
-        (["--num_train_epochs", "2.5"], "needs a whole num_train_epochs >= 1 (now 2.5)"),
-        (["--select_metric", "pass@1"], "select_metric='pass@1'"),
+        (["dev_file", "none"], "select_checkpoint=dev needs dev_file"),
+        (["num_train_epochs", "0"], "needs a whole num_train_epochs >= 1"),
+        (["num_train_epochs", "2.5"], "needs a whole num_train_epochs >= 1 (now 2.5)"),
+        (["select_metric", "pass@1"], "select_metric='pass@1'"),
     ],
 )
 def test_dev_selection_bad_settings_are_named_errors(tmp_path, tiny_model, extra, message):
@@ -638,7 +636,9 @@ def test_dev_selection_bad_settings_are_named_errors(tmp_path, tiny_model, extra
     from scpo.stages import train
 
     with pytest.raises(ScpoError, match=re.escape(message)):
-        train.main(selection_args(tmp_path, tiny_model, tmp_path / "m", *extra))
+        train.main(
+            set_settings(selection_args(tmp_path, tiny_model, tmp_path / "m"), **dict(zip(extra[::2], extra[1::2])))
+        )
 
 
 def test_dev_selection_needs_gold_in_the_dev_file(tmp_path, tiny_model):

@@ -12,6 +12,7 @@ from helpers import read_jsonl, run_scpo, write_jsonl
 
 from data_tools import zebra as zebra_data
 from scpo.core.errors import ScpoError
+from scpo.core.settings import set_settings
 from scpo.tasks import get_task
 from scpo.tasks._zebra_puzzles import CLUE_TYPES, Clue, Encoding, check_puzzle, generate, holds, parse_size, positions
 
@@ -160,7 +161,7 @@ def test_generate_stage_zebra_fresh_puzzles_and_model_rewrites(tmp_path, tiny_mo
     # The model's rewrites: one seed puzzle each, line breaks kept, unreadable candidates dropped.
     run_scpo(
         "generate-problems",
-        *common,
+        *set_settings(list(common), iter_dir=tmp_path / "it2"),
         "--generation_prompt",
         "zebra",
         "--generation_shots",
@@ -171,8 +172,6 @@ def test_generate_stage_zebra_fresh_puzzles_and_model_rewrites(tmp_path, tiny_mo
         "hf",
         "--generation_max_tokens",
         "16",
-        "--iter_dir",
-        str(tmp_path / "it2"),
     )
     kept = read_jsonl(tmp_path / "it2/generated_problems.jsonl")
     dropped = read_jsonl(tmp_path / "it2/generated_problems.dropped.jsonl")

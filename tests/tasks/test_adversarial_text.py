@@ -124,3 +124,31 @@ def test_a_deeply_nested_data_row_is_a_named_malformed_json_error(tmp_path):
     path.write_text('{"id": "p1", "prompt": "ok"}\n' + '{"id": ' + "[" * 50_000 + "\n")
     with pytest.raises(ScpoError, match=r"problems.jsonl:2: malformed JSON \(nested too deeply"):
         read_rows(path)
+
+
+def test_the_pattern_benchmark_covers_every_tasks_extraction_and_the_zebra_cases_from_1_kb_to_1_mb():
+    """benchmarks/bench_patterns.py prints ms per KB at each size for every task's extract, the zebra nesting and
+    json-repair texts among them, and names a row that is not flat (issue 32)."""
+    import importlib.util
+
+    from helpers import ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_patterns", ROOT / "benchmarks" / "bench_patterns.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    calls = bench.calls()
+    assert {f"{name}.extract" for name in TASKS.names()} <= set(calls)
+    for text_name, opening in (
+        ("solution nested n deep", '{"solution": ['),
+        ("unterminated grid of repeated cells", '{"solution": {"House 1": {"Name": "x", "x", "'),
+    ):
+        for n in (1000, 1_000_000):
+            text = bench.TEXTS[text_name](n)
+            assert text.startswith(opening) and abs(len(text) - n) < 5, (text_name, len(text))
+    parser = bench.call(*calls["zebra.extract"])
+    seconds = bench.cpu_seconds(parser, bench.TEXTS["solution nested n deep"](1000), at_least=0.001)
+    assert 0 < bench.ms_per_kb(seconds, 1000) < 10
+    assert bench.growth([0.1, 0.1, 0.12, 0.1]) == pytest.approx(1.0)  # linear
+    assert bench.growth([0.001, 0.01, 0.1, 1.0]) > bench.GROWTH  # quadratic: 10x per KB per 10x size
+    assert bench.growth([0.1, None]) is None  # a timeout
+    assert "--sizes" in open(spec.origin).read() and "1000,10000,100000,1000000" in open(spec.origin).read()

@@ -129,10 +129,13 @@ def test_vote_layout_checks():
     ],
 )
 def test_bad_settings_are_clear_errors(args, message):
+    from scpo.core.settings import set_settings
     from scpo.stages.grpo import parse
 
     with pytest.raises(ScpoError) as e:
-        parse(["--per_device_train_batch_size", "4", "--num_generations", "4", *args])
+        defaults = {"per_device_train_batch_size": 4, "num_generations": 4}
+        given = dict(zip((a.removeprefix("--") for a in args[::2]), args[1::2]))
+        parse(set_settings([], **{**defaults, **given}))
     assert message in str(e.value)
 
 

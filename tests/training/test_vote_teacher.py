@@ -57,6 +57,41 @@ def test_voter_scores_rollouts_against_the_teacher_columns():
     assert logged["ttrl/label_accuracy"] == 1.0 and logged["ttrl/majority_ratio"] == 0.5
 
 
+def test_vote_teacher_is_one_spec_and_the_trainer_makes_the_teacher_from_it():
+    """`vote_teacher` gives a TeacherSpec (None: the policy votes); make_teacher turns it into the VoteTeacher: a
+    loaded teacher_model, TRL's reference model (ema, beta > 0, teacher_as_reference), else a copy of the policy."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from scpo.core.errors import ScpoError
+    from scpo.stages.grpo import vote_teacher
+    from scpo.training.teacher import TeacherSpec, make_teacher
+
+    settings = SimpleNamespace(
+        vote_teacher="ema",
+        teacher_model=None,
+        teacher_alpha_start=0.02,
+        teacher_alpha_end=0.001,
+        teacher_as_reference=True,
+    )
+    assert vote_teacher(SimpleNamespace(vote_teacher="current"), None) is None
+    spec = vote_teacher(settings, None)
+    assert spec == TeacherSpec("ema", alpha_start=0.02, alpha_end=0.001, as_reference=True)
+
+    policy, reference, loaded = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    accelerator = SimpleNamespace(unwrap_model=lambda m: m)
+    trainer = SimpleNamespace(beta=0.1, ref_model=reference, model=policy, accelerator=accelerator)
+    as_reference = make_teacher(spec, trainer)
+    assert as_reference.model is reference and (as_reference.mode, as_reference.alpha_start) == ("ema", 0.02)
+    copy = make_teacher(spec, SimpleNamespace(**{**vars(trainer), "beta": 0.0}))  # no KL term: a copy of the policy
+    assert copy.model is not policy and torch.equal(copy.model.weight, policy.weight)
+    frozen = make_teacher(TeacherSpec("frozen", model=loaded), trainer)
+    assert frozen.model is loaded and frozen.mode == "frozen"
+    with pytest.raises(ScpoError, match="with a PEFT adapter TRL has no reference model"):
+        make_teacher(spec, SimpleNamespace(**{**vars(trainer), "ref_model": None}))
+
+
 @pytest.mark.slow  # scpo in a subprocess
 @pytest.mark.parametrize(
     "args, message",

@@ -1,0 +1,203 @@
+"""The report of `scpo compare` (scpo/loop/compare.py): what each method cost, measured from its stage files, and
+compare.md (one table, the best-method lines) and compare.png (held-out metrics per method, 1 SE error bars).
+
+Each metric's "mean ± se" and the paired differences (per problem, standard errors over clusters) are
+scpo/metrics.py's; each problem's results are read by scpo/reporting/per_problem.py, and an online method's
+log by scpo/reporting/grpo.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from scpo.core.io import atomic_path
+from scpo.metrics import format_mean_se, format_metric, mean_and_stderr, paired_by_problem
+from scpo.reporting.grpo import LOG_NAME, steps
+from scpo.reporting.per_problem import per_problem
+
+# every completion a loop method sampled to make its model (evals are not counted): its own samples (ScPO's
+# resampled extras included), a vote teacher's samples, new-problem candidates and judge outputs
+SAMPLED_FILES = (
+    ("samples.jsonl", "completions"),
+    ("teacher_samples.jsonl", "completions"),
+    ("generated_problems.jsonl", "candidates"),
+    ("labels.jsonl", "judge_outputs"),
+)
+
+
+def report(
+    root: Path,
+    run_name: str,
+    eval_recipe: str,
+    k: int,
+    results: dict,
+    m0_path: Path,
+    gold: set[str],
+    paired_metric: str,
+) -> str:
+    """Writes compare.md and compare.png in the comparison's folder `root`; the Markdown. `results`: each method's
+    record in compare.json, in the comparison's order; `gold`: the methods that train on gold answers."""
+    m0 = json.loads(m0_path.read_text())
+    text, notes = table(results, k, m0, per_problem(m0_path), root, gold, paired_metric)
+    md = "\n".join(
+        [
+            f"# {run_name}: methods on {next(iter(results.values()))['planned_rollouts']} training rollouts each",
+            "",
+            f"Held-out eval: {eval_recipe} (k {k}); ± is 1 SE over {se_units(m0)}.",
+            "model (s): the stage seconds that made the model (sampling, labels, pairs, training; "
+            "shared samples of M_0 counted for each method that used them; evals left out). "
+            "wall (s): this run's time for the method, its held-out evals included and shared work "
+            "counted once.",
+            "",
+            text,
+            "",
+            *notes,
+            "",
+        ]
+    )
+    with atomic_path(root / "compare.md") as tmp:
+        tmp.write_text(md)
+    plot(results, k, m0, root / "compare.png")
+    return md
+
+
+def table(
+    results: dict,
+    k: int,
+    m0: dict,
+    m0_problems: dict,
+    root: Path | None = None,
+    gold: set[str] | None = None,
+    paired_metric: str = "pass@1",
+) -> tuple[str, list[str]]:
+    """`m0_problems`: M_0's per-problem results (scpo/reporting/per_problem.py); `root`: the comparison's folder,
+    for each method's model-making seconds (from its manifests); `gold`: the methods that train on gold answers
+    (the best label-free method gets its own line); `paired_metric`: the metric of the paired columns and lines."""
+    shown = f"maj@{k}" if paired_metric == "maj" else paired_metric
+    header = [
+        "method",
+        "trainer",
+        "greedy",
+        "pass@1",
+        f"maj@{k}",
+        f"Δ {shown} vs M_0 (paired)",
+        "rollouts",
+        "tokens sampled",
+        "train steps",
+        "model (s)",
+        "wall (s)",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines.append(
+        "| M_0 | - | "
+        + " | ".join([format_metric(m0, "greedy"), format_metric(m0, "pass@1"), format_metric(m0, f"maj@{k}")])
+        + " | - | - | - | - | - | - |"
+    )
+    passes = {}
+    for name, r in results.items():
+        ev = json.loads(Path(r["eval"]).read_text())
+        passes[name] = per_problem(Path(r["eval"]))
+        d, se, _ = paired_by_problem(passes[name], m0_problems, paired_metric)
+        made = f"{model_seconds(root / name, r['trainer']):.0f}" if root is not None else "-"
+        lines.append(
+            f"| {name} | {r['trainer']} | {format_metric(ev, 'greedy')} | {format_metric(ev, 'pass@1')} | "
+            f"{format_metric(ev, f'maj@{k}')} | {format_mean_se(d, se, signed=True)} | {r['rollouts']} | "
+            f"{r['tokens']} | {r['train_steps']} | {made} | {r['wall_s']:.0f} |"
+        )
+
+    def mean(name):
+        return mean_and_stderr([r[paired_metric] for r in passes[name].values() if paired_metric in r])[0]
+
+    ranked = sorted(passes, key=lambda n: -mean(n))
+    notes = [best_line(f"Best {shown}", ranked, passes, paired_metric)]
+    label_free = [n for n in ranked if n not in (gold or ())]
+    if gold and len(label_free) < len(ranked):
+        notes.append(best_line("Best without gold labels", label_free, passes, paired_metric))
+    return "\n".join(lines), [n for n in notes if n]
+
+
+def best_line(title: str, ranked: list[str], passes: dict, paired_metric: str = "pass@1") -> str:
+    """The first of `ranked` against the second, paired over problems (SE over clusters); empty with fewer than two."""
+    if len(ranked) < 2:
+        return ""
+    d, se, _ = paired_by_problem(passes[ranked[0]], passes[ranked[1]], paired_metric)
+    verdict = "beyond" if abs(d) > 2 * se else "within"
+    z = f"{d / se:.1f} SE" if se else "no spread"
+    return (
+        f"{title}: **{ranked[0]}**, {d:+.3f} over {ranked[1]} (paired SE {se:.3f}: {z}, {verdict} 2 SE of the noise)."
+    )
+
+
+def se_units(ev: dict) -> str:
+    """The independent units of an eval's standard errors: its problems, or its clusters (`cluster_by`)."""
+    if ev.get("clusters"):
+        return f"{ev['clusters']} clusters of problems (cluster_by; paired SEs too)"
+    return f"{ev.get('problems', 'the')} problems"
+
+
+def plot(results: dict, k: int, m0: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["M_0", *results]
+    evals = [m0] + [json.loads(Path(r["eval"]).read_text()) for r in results.values()]
+    keys = ["greedy", "pass@1", f"maj@{k}"]
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names) + 2), 4))
+    width = 0.8 / len(keys)
+    for j, key in enumerate(keys):
+        means = [e.get(key, {}).get("mean", 0) for e in evals]
+        errors = [e.get(key, {}).get("stderr", 0) for e in evals]
+        ax.bar([i + (j - 1) * width for i in range(len(names))], means, width, yerr=errors, capsize=3, label=key)
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.set_ylabel("held-out accuracy")
+    ax.set_title(f"Methods on equal training-rollout budget (error bars: 1 SE over {se_units(m0)})")
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def measured(folder: Path, trainer: str, rollouts_per_step: int = 0) -> dict:
+    """Rollouts and completion tokens a method sampled and its optimizer steps: from its manifests (`trainer` loop)
+    or its GRPO log (grpo: `rollouts_per_step` rollouts per logged training step)."""
+    out = {"rollouts": 0, "tokens": 0, "train_steps": 0}
+    if trainer == "loop":
+        for name, key in SAMPLED_FILES:
+            for manifest in sorted(folder.glob(f"iter_*/{name}.manifest.json")):
+                counts = json.loads(manifest.read_text()).get("counts", {})
+                out["rollouts"] += int(counts.get(key, 0))
+                out["tokens"] += int(counts.get("output_tokens", 0))
+        for manifest in sorted(folder.glob("iter_*/model.manifest.json")):
+            out["train_steps"] += int(json.loads(manifest.read_text()).get("counts", {}).get("global_step", 0))
+        return out
+    model = folder / "model"
+    lengths = {}  # step -> the mean completion length of its rollouts
+    if (model / LOG_NAME).exists():
+        lengths = {e["step"]: e["completions/mean_length"] for e in steps(model) if "completions/mean_length" in e}
+    out["train_steps"] = max(lengths, default=0)
+    out["rollouts"] = out["train_steps"] * rollouts_per_step
+    out["tokens"] = round(sum(lengths.values()) * rollouts_per_step)  # mean length per step x rollouts
+    return out
+
+
+def model_seconds(folder: Path, trainer: str) -> float:
+    """The stage seconds that made the method's model (sampling, labels, pairs, teachers, training; GRPO: its
+    run), from the stages' manifests: shared work (M_0's samples copied from another method) counts for every
+    method that uses it, and the held-out evals, the same for every method, do not count."""
+    if trainer == "grpo":
+        manifests = [folder / "model.manifest.json"]
+    else:
+        manifests = sorted(folder.glob("iter_*/*.manifest.json"))
+    total = 0.0
+    for path in manifests:
+        if path.exists():
+            manifest = json.loads(path.read_text())
+            if manifest.get("stage") != "eval":
+                total += float(manifest.get("seconds", 0))
+    return total
