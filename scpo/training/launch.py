@@ -54,7 +54,22 @@ ACCELERATE_DIR = Path(__file__).resolve().parents[2] / "recipes" / "accelerate"
 LAUNCHED_ENV = "SCPO_UNDER_ACCELERATE"
 # Settings that say where or how to run, not what is trained: left out of the stage's config hash.
 NOT_HASHED = ("iter_dir", "pairs_file", "overwrite", *LAUNCH_KEYS)
+# TrainingArguments that only name or log the run (its W&B/TensorBoard name, where and how often it logs, progress
+# bars), left out of the config hash beside every *_dir and *token: a renamed run resumes instead of retraining.
+LOG_ONLY_KEYS = ("run_name", "report_to", "disable_tqdm", "log_level", "log_on_each_node", "logging_")
 STAMP = ".scpo-train-config"  # in an output folder: scpo wrote it, for the configuration whose hash it holds
+
+
+def hashed_training(training: dict) -> dict:
+    """The TrainingArguments that decide the trained model: all but paths, tokens and LOG_ONLY_KEYS."""
+    return {
+        k: v for k, v in training.items() if "dir" not in k and "token" not in k and not k.startswith(LOG_ONLY_KEYS)
+    }
+
+
+def hashed_config(config: dict) -> dict:
+    """A saved manifest's config as this version hashes it (manifests written before LOG_ONLY_KEYS still match)."""
+    return {**config, "training": hashed_training(config.get("training", {}))}
 
 
 def accelerate_config_path(name: str) -> Path:
@@ -233,7 +248,7 @@ class TrlJob:
         self.config = {
             "settings": settings.hashed(leave_out=NOT_HASHED),
             "model": self.model_path,
-            "training": {k: v for k, v in args.to_dict().items() if "dir" not in k and "token" not in k},
+            "training": hashed_training(args.to_dict()),
             "model_args": dataclasses.asdict(model_args),
         }
         self.started = time.time()
@@ -246,7 +261,7 @@ class TrlJob:
         """The manifest of a finished run with this very config and inputs, if there is one."""
         if self.settings.overwrite:
             return None
-        done = is_done(str(self.output_dir), self.config, self.inputs)
+        done = is_done(str(self.output_dir), self.config, self.inputs, normalize=hashed_config)
         if done is not None:
             self.log(f"{self.output_dir} is up to date ({done['counts']}); skipping")
         return done

@@ -126,9 +126,9 @@ def test_plain_scpo_training_saves_a_model_and_logs(tmp_path, tiny_model):
         str(tmp_path / "pairs.jsonl"),
         "--output_dir",
         str(out),
-        *set_settings(FAST[:-2], report_to="tensorboard"),  # the default save_strategy
+        *set_settings(FAST[:-2], report_to="none", run_name="renamed"),  # only its name and logging differ
     )
-    assert "up to date" in again.stdout  # the manifest makes a re-run a no-op
+    assert "up to date" in again.stdout  # the manifest makes a re-run a no-op, under another run name too
 
 
 @pytest.mark.slow  # scpo in a subprocess
