@@ -108,7 +108,7 @@ def stage_config(stage: str, argv: list[str]):
     module = __import__(cli.COMMANDS[stage][0], fromlist=["main"])
     original = manifest.is_done
 
-    def catch(output, config, inputs):
+    def catch(output, config, inputs, normalize=None):
         raise Captured(config)
 
     patched = [
