@@ -17,11 +17,21 @@ from scpo.metrics import PER_PROBLEM_METRICS, format_mean_se, format_metric, pai
 from scpo.reporting.per_problem import per_problem
 
 
-def _load(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+def _load(path: Path, unreadable: list[str] | None = None) -> dict | None:
+    """A stage file's JSON object; None when it is missing, or (noted in `unreadable`) cut short or not an object."""
+    if not path.exists():
         return None
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        value, why = None, f"{type(e).__name__}: {e}"
+    else:
+        why = None if isinstance(value, dict) else f"holds {type(value).__name__}, not an object"
+    if why is not None:
+        if unreadable is not None:
+            unreadable.append(f"{path} ({why})")
+        return None
+    return value
 
 
 def collect(run_dir: Path) -> list[dict]:
@@ -30,25 +40,47 @@ def collect(run_dir: Path) -> list[dict]:
         raise ScpoError(f"{run_dir}: no iter_<t> folders; is this a run directory?")
     rows = []
     for t, path in iters:
-        row = {"iteration": t, "eval": _load(path / "eval.json")}
+        bad: list[str] = []
+        row = {"iteration": t, "eval": _load(path / "eval.json", bad)}
         for stage, name in (
             ("sample", "samples.jsonl"),
             ("label", "labels.jsonl"),
             ("pairs", "pairs.jsonl"),
             ("train", "model"),
         ):
-            row[stage] = _load(path / f"{name}.manifest.json")
-        row["generate"] = _load(path / "generated_problems.jsonl.manifest.json")
-        row["eval_time"] = (_load(path / "eval.json.manifest.json") or {}).get("seconds")
+            row[stage] = _load(path / f"{name}.manifest.json", bad)
+        row["generate"] = _load(path / "generated_problems.jsonl.manifest.json", bad)
+        row["eval_time"] = (_load(path / "eval.json.manifest.json", bad) or {}).get("seconds")
+        row["unreadable"] = bad
         rows.append(row)
     return rows
+
+
+def unreadable(rows: list[dict]) -> list[str]:
+    """The stage files that exist but could not be read (a killed write from before writes were atomic, an edit)."""
+    return [b for r in rows for b in r.get("unreadable", [])]
+
+
+def unreadable_lines(rows: list[dict]) -> list[str]:
+    """The report's note on unreadable files: their cells read "-", and this says why and how to remake them."""
+    bad = unreadable(rows)
+    if not bad:
+        return []
+    return [
+        "",
+        "Files that could not be read (their cells show -); delete each and re-run its stage (`scpo eval`, "
+        "`scpo sample`, ...) to remake it:",
+        "",
+        *(f"- {b}" for b in bad),
+    ]
 
 
 def _d(ev: dict | None, key: str) -> str:
     return "-" if not ev or ev.get(key) is None else f"{ev[key]:.2f}"
 
 
-def markdown(rows: list[dict], run_dir: Path) -> str:
+def markdown(rows: list[dict], run_dir: Path, plots: list[Path] | None = None) -> str:
+    """The run's report; `plots` are the figures `plot` wrote (linked only when written)."""
     k = next((r["eval"]["k"] for r in rows if r["eval"]), 8)
     lines = [
         f"# scpo run {run_dir.name}",
@@ -104,10 +136,12 @@ def markdown(rows: list[dict], run_dir: Path) -> str:
     lines += sampling_table(rows)
     lines += labeler_table(rows)
     lines += selection_table(rows)
-    lines += ["", "![metrics](metrics.png)", "", "![calibration](calibration.png)", ""]
-    if any(dev_curve(r) for r in rows):
-        lines += ["![checkpoint selection](selection.png)", ""]
-    return "\n".join(lines)
+    lines += unreadable_lines(rows)
+    names = {p.name for p in plots or []}
+    for name, title in (("metrics", "metrics"), ("calibration", "calibration"), ("selection", "checkpoint selection")):
+        if f"{name}.png" in names:
+            lines += ["", f"![{title}]({name}.png)"]
+    return "\n".join([*lines, ""])
 
 
 def paired_table(rows: list[dict], run_dir: Path, k: int) -> list[str]:

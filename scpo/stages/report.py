@@ -7,6 +7,7 @@ grpo_metrics.png (scpo/reporting/grpo.py).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from scpo.core.errors import ScpoError
@@ -22,5 +23,7 @@ def main(argv: list[str]) -> str:
     if grpo.is_grpo_run(run_dir):  # an `scpo grpo` output folder: per-step table of the online run
         return grpo.report(run_dir)
     rows = runs.collect(run_dir)
-    runs.plot(rows, run_dir)
-    return runs.write_report(run_dir, runs.markdown(rows, run_dir))
+    for bad in runs.unreadable(rows):
+        print(f"[report] could not read {bad}: its cells show -", file=sys.stderr)
+    plots = runs.plot(rows, run_dir)
+    return runs.write_report(run_dir, runs.markdown(rows, run_dir, plots))

@@ -284,3 +284,22 @@ def test_eval_max_tokens_caps_the_evaluated_completions(tmp_path):
             "eval", "--model", "embedded", "--eval_file", str(problems), "--iter_dir", str(tmp_path), *args, check=False
         )
         assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+
+
+def test_report_names_a_cut_short_eval_and_links_only_written_plots(tmp_path, capsys):
+    from scpo.stages import report
+
+    run = _fake_run(tmp_path)
+    (run / "iter_1" / "eval.json").write_text('{"greedy": {"mean": 0.6')  # a write cut short
+    (run / "iter_2" / "eval.json").write_text("null")
+    text = report.main([str(run)])
+    assert "| 1 | - | - |" in text  # its cells are empty, not an error for the whole run
+    assert f"- {run / 'iter_1' / 'eval.json'} (JSONDecodeError:" in text
+    assert f"- {run / 'iter_2' / 'eval.json'} (holds NoneType, not an object)" in text
+    assert "could not read" in capsys.readouterr().err
+    assert "![metrics](metrics.png)" in text and (run / "metrics.png").exists()
+    assert "selection.png" not in text  # no dev curve: no plot written, none linked
+    for d in run.glob("iter_*"):
+        (d / "eval.json").unlink()
+    text = report.main([str(run)])
+    assert "![" not in text and "could not be read" not in text  # nothing to draw: no plot links
