@@ -134,6 +134,9 @@ def se_units(ev: dict) -> str:
     """The independent units of an eval's standard errors: its problems, or its clusters (`cluster_by`)."""
     if ev.get("clusters"):
         return f"{ev['clusters']} clusters of problems (cluster_by; paired SEs too)"
+    sampled = ev.get("problems_sampled")
+    if sampled and sampled != ev.get("problems"):  # eval_k_problems: greedy on all, k samples on the first ones
+        return f"{ev.get('problems')} problems for greedy, the first {sampled} for the sampled metrics"
     return f"{ev.get('problems', 'the')} problems"
 
 

@@ -240,3 +240,13 @@ def test_measured_grpo_rollouts_come_from_its_log(tmp_path):
     got = compare_report.measured(folder, "grpo", rollouts_per_step=12)
     assert got == {"rollouts": 36, "tokens": round((7.5 + 8.0 + 5.0) * 12), "train_steps": 3}
     assert compare_report.measured(tmp_path / "none", "grpo", 12) == {"rollouts": 0, "tokens": 0, "train_steps": 0}
+
+
+def test_se_units_name_the_sampled_problems_apart_from_greedy():
+    from scpo.reporting.compare import se_units
+
+    assert se_units({"problems": 400, "problems_sampled": 128}) == (
+        "400 problems for greedy, the first 128 for the sampled metrics"
+    )
+    assert se_units({"problems": 120, "problems_sampled": 120}) == "120 problems"
+    assert se_units({"problems": 120, "clusters": 30}).startswith("30 clusters of problems")
