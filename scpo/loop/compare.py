@@ -27,12 +27,15 @@ the stage's own manifest says it fits (same config and inputs), else the stage r
 changes a result.
 
 Resume: `compare.json` records each finished method with the hash of its specification; a re-run skips
-those, and an unfinished method's stages skip what their manifests say is done.
+those, and an unfinished method's stages skip what their manifests say is done. compare.md is written after
+every method that finishes, the unfinished ones listed "to come" (a comparison of several hours shows each
+result as it lands), and whole when the last one is done.
 
 The table's noise: each metric's standard error over problems (scpo eval; over clusters with `cluster_by`), and
 for `paired_metric` (pass@1 by default; greedy for GSM8K, the papers' headline) the paired difference to M_0 and
 between the two best methods (per problem, the same problems, standard errors over clusters), which says whether
-a win is beyond the noise.
+a win is beyond the noise. A second table pairs every method with M_0 on each metric, and its greedy answer with
+M_0's maj@k (does one training step beat voting without it?).
 
 This file runs the comparison; the plan (every method's commands, the budget and same-eval checks) is
 scpo/loop/compare_plan.py, the measurements, table and plot scpo/reporting/compare.py.
@@ -140,13 +143,31 @@ def run(s: CompareSettings) -> dict:
                 continue
             done[m.name] = run_method(m, state, done, state_path)
             write_json(state_path, {**state, "settings": dataclasses.asdict(s), "methods": done})
+            finished = [n for n in methods if n.name in done and done[n.name].get("spec_hash") == n.spec_hash]
+            if len(finished) < len(methods):  # a partial compare.md: each result shows as it lands
+                pending = {n.name: n.trainer for n in methods if n not in finished}
+                report(
+                    root,
+                    s.run_name,
+                    s.eval_recipe,
+                    k,
+                    {n.name: done[n.name] for n in finished},
+                    m0_path,
+                    gold_methods(methods),
+                    s.paired_metric,
+                    pending,
+                )
 
         # the report: compare.md and compare.png
         results = {m.name: done[m.name] for m in methods}
-        gold = {m.name for m in methods if uses_gold(m.argv)}
-        md = report(root, s.run_name, s.eval_recipe, k, results, m0_path, gold, s.paired_metric)
+        md = report(root, s.run_name, s.eval_recipe, k, results, m0_path, gold_methods(methods), s.paired_metric)
         print(md)
         return results
+
+
+def gold_methods(methods: list[Method]) -> set[str]:
+    """The methods that train on gold answers (the table names the best one without them too)."""
+    return {m.name for m in methods if uses_gold(m.argv)}
 
 
 def offer(source: Path, target: Path) -> None:

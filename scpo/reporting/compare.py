@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from scpo.core.io import atomic_path
-from scpo.metrics import format_mean_se, format_metric, mean_and_stderr, paired_by_problem
+from scpo.metrics import format_mean_se, format_metric, mean_and_stderr, paired_by_problem, paired_difference
 from scpo.reporting.grpo import LOG_NAME, steps
 from scpo.reporting.per_problem import per_problem
 
@@ -36,14 +36,22 @@ def report(
     m0_path: Path,
     gold: set[str],
     paired_metric: str,
+    pending: dict[str, str] | None = None,
 ) -> str:
-    """Writes compare.md and compare.png in the comparison's folder `root`; the Markdown. `results`: each method's
-    record in compare.json, in the comparison's order; `gold`: the methods that train on gold answers."""
+    """Writes compare.md and compare.png in the comparison's folder `root`; the Markdown. `results`: each finished
+    method's record in compare.json, in the comparison's order; `gold`: the methods that train on gold answers;
+    `pending`: the methods not finished yet ({name: trainer}), listed as "to come" in a partial report (a
+    comparison of several hours shows each result as it lands)."""
     m0 = json.loads(m0_path.read_text())
-    text, notes = table(results, k, m0, per_problem(m0_path), root, gold, paired_metric)
+    m0_problems = per_problem(m0_path)
+    text, notes = table(results, k, m0, m0_problems, root, gold, paired_metric)
+    for name, trainer in (pending or {}).items():
+        text += f"\n| {name} | {trainer} | to come |" + " - |" * 8
+    partial = f" (partial: {', '.join(pending)} to come)" if pending else ""
     md = "\n".join(
         [
-            f"# {run_name}: methods on {next(iter(results.values()))['planned_rollouts']} training rollouts each",
+            f"# {run_name}{partial}: methods on {next(iter(results.values()))['planned_rollouts']} training "
+            "rollouts each",
             "",
             f"Held-out eval: {eval_recipe} (k {k}); ± is 1 SE over {se_units(m0)}.",
             "model (s): the stage seconds that made the model (sampling, labels, pairs, training; "
@@ -55,6 +63,7 @@ def report(
             "",
             *notes,
             "",
+            *differences(results, k, m0_problems),
         ]
     )
     with atomic_path(root / "compare.md") as tmp:
@@ -116,6 +125,35 @@ def table(
     if gold and len(label_free) < len(ranked):
         notes.append(best_line("Best without gold labels", label_free, passes, paired_metric))
     return "\n".join(lines), [n for n in notes if n]
+
+
+def differences(results: dict, k: int, m0_problems: dict) -> list[str]:
+    """The table of each method minus M_0 on every per-problem metric, paired over the problems both measured (SE
+    over clusters), and the method's greedy answer against M_0's maj@k: does training beat voting without it?"""
+    lines = [
+        "Paired differences to M_0 (± 1 SE over the problems both measured, or their clusters; the last column: the "
+        f"method's greedy answer against M_0's majority of {k}, votes without training):",
+        "",
+        f"| method - M_0 | greedy | pass@1 | maj@{k} | greedy - M_0 maj@{k} |",
+        "|---|---|---|---|---|",
+    ]
+    m0_maj = {i: r["maj"] for i, r in m0_problems.items() if "maj" in r}
+    clusters = {i: r["cluster"] for i, r in m0_problems.items()}
+    for name, r in results.items():
+        mine = per_problem(Path(r["eval"]))
+        cells = [paired_by_problem(mine, m0_problems, metric) for metric in ("greedy", "pass@1", "maj")]
+        greedy = {i: p["greedy"] for i, p in mine.items() if "greedy" in p}
+        cells.append(paired_difference(greedy, m0_maj, clusters))
+        lines.append(f"| {name} | " + " | ".join(difference_cell(*cell) for cell in cells) + " |")
+    return lines + [""]
+
+
+def difference_cell(d: float, se: float, n: int) -> str:
+    """'+0.030 ± 0.020 (1.5 SE, n 400)'; '-' where fewer than two problems pair."""
+    if d != d:  # nan: the metric was not measured on both sides
+        return "-"
+    z = f"{d / se:.1f} SE" if se else "no spread"
+    return f"{format_mean_se(d, se, signed=True)} ({z}, n {n})"
 
 
 def best_line(title: str, ranked: list[str], passes: dict, paired_metric: str = "pass@1") -> str:

@@ -250,3 +250,35 @@ def test_se_units_name_the_sampled_problems_apart_from_greedy():
     )
     assert se_units({"problems": 120, "problems_sampled": 120}) == "120 problems"
     assert se_units({"problems": 120, "clusters": 30}).startswith("30 clusters of problems")
+
+
+def test_a_partial_report_lists_the_methods_to_come_and_pairs_each_metric_with_m0(tmp_path):
+    """compare.md after each finished method: the unfinished ones "to come", and every method minus M_0 on each
+    per-problem metric plus its greedy answer against M_0's votes (maj), paired over the problems both measured."""
+
+    def write_eval(name: str, rows: list[dict]) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        write_jsonl(folder / "eval_per_problem.jsonl", rows)
+        (folder / "eval.json").write_text(json.dumps({"greedy": {"mean": 0.5, "stderr": 0.1}, "problems": 4}))
+        return folder / "eval.json"
+
+    def row(i, greedy, c=None, maj=None):  # as scpo eval writes; c of 2 samples on the first two problems only
+        return {"id": i, "greedy": greedy, **({"c": c, "n": 2, "maj": maj} if c is not None else {})}
+
+    m0 = write_eval("M_0", [row("a", 0, 0, 0), row("b", 0, 1, 1), row("c", 1), row("d", 0)])
+    trained = write_eval("scpo", [row("a", 1, 2, 1), row("b", 1, 1, 1), row("c", 1), row("d", 1)])
+    record = {"trainer": "loop", "eval": str(trained), "rollouts": 8, "tokens": 10, "train_steps": 1}
+    record |= {"wall_s": 5.0, "planned_rollouts": 8}
+    md = compare_report.report(tmp_path, "cmp", "eval.yaml", 2, {"scpo": record}, m0, set(), "greedy", {"ttrl": "grpo"})
+    assert md.startswith("# cmp (partial: ttrl to come): methods on 8 training rollouts each")
+    assert "| ttrl | grpo | to come |" in md
+    assert (tmp_path / "compare.md").read_text() == md
+    line = next(x for x in md.splitlines() if x.startswith("| scpo | +"))
+    greedy, pass1, maj, versus_votes = line.strip("| ").split(" | ")[1:]
+    assert greedy.startswith("+0.750 ± 0.250") and greedy.endswith("n 4)")  # 3 of 4 problems gained one
+    assert pass1.startswith("+0.500 ± 0.500") and pass1.endswith("n 2)")  # only the sampled problems pair
+    assert maj.startswith("+0.500 ± 0.500")
+    assert versus_votes.startswith("+0.500 ± 0.500") and versus_votes.endswith("n 2)")  # greedy 1, 1 vs maj 0, 1
+    whole = compare_report.report(tmp_path, "cmp", "eval.yaml", 2, {"scpo": record}, m0, set(), "greedy")
+    assert whole.startswith("# cmp: methods") and "to come" not in whole
