@@ -21,6 +21,7 @@ without a GPU, precision is settled once, when the settings are parsed (`cpu_pre
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import subprocess
@@ -235,6 +236,16 @@ def cpu_precision(ours: dict, cli: dict, stage: str) -> None:
         ours["use_cpu"] = True  # transformers accepts bf16 without a GPU only when told it trains on the CPU
 
 
+def complete_checkpoint(folder: Path) -> bool:
+    """A checkpoint folder the trainer finished writing: transformers writes trainer_state.json after the weights,
+    optimizer, scheduler and RNG states (Trainer._save_checkpoint), so a folder without a readable one was cut short
+    by a kill (the end of a sitting, the OOM killer) and cannot be resumed from."""
+    try:
+        return isinstance(json.loads((folder / "trainer_state.json").read_text()), dict)
+    except (OSError, ValueError):
+        return False
+
+
 class TrlJob:
     """One `scpo train` / `scpo grpo` run: its config hash, output folder, launch, resume and manifest."""
 
@@ -331,6 +342,9 @@ class TrlJob:
         if self.settings.overwrite or (ours and stamp.read_text().strip() != digest):
             for old in [*self.output_dir.glob("checkpoint-*"), self.output_dir / "selection"]:  # dev selection's too
                 shutil.rmtree(old, ignore_errors=True)
+        for cut in (c for c in self.output_dir.glob("checkpoint-*") if c.is_dir() and not complete_checkpoint(c)):
+            self.log(f"removing {cut}: the run was killed while writing it (no readable trainer_state.json)")
+            shutil.rmtree(cut, ignore_errors=True)  # resuming from it would fail on every re-run
         self.output_dir.mkdir(parents=True, exist_ok=True)
         stamp.write_text(digest + "\n")
 
@@ -355,9 +369,9 @@ class TrlJob:
         return get_peft_config(self.model_args)
 
     def last_checkpoint(self) -> str | None:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        return get_last_checkpoint(str(self.output_dir)) if self.output_dir.is_dir() else None
+        """The newest checkpoint written to the end (one a kill cut short is not: `claim` removes it)."""
+        found = [c for c in self.output_dir.glob("checkpoint-*") if c.name[11:].isdigit() and complete_checkpoint(c)]
+        return str(max(found, key=lambda c: int(c.name[11:]))) if found else None
 
     def train(self, trainer, counts: dict, metric: str = "loss"):
         """Trains, from the last checkpoint of this configuration if there is one; adds the run's numbers (the

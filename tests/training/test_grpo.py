@@ -303,3 +303,73 @@ def test_two_process_grpo_run_splits_groups_across_ranks(tmp_path, tiny_model):
     steps = [e for e in read_jsonl(out / "grpo_log.jsonl") if "reward" in e]
     assert [e["step"] for e in steps] == [1, 2]
     assert all(e["ttrl/prompts"] == 1 and e["ttrl/distinct_answers"] >= 1 for e in steps)  # one whole group voted
+
+
+@pytest.mark.slow  # scpo in subprocesses, one killed
+def test_grpo_killed_mid_run_resumes_past_a_checkpoint_cut_short(tmp_path, tiny_model):
+    """A GRPO run killed after a checkpoint resumes from it, to the same steps and the same model as a run never
+    killed; a newer checkpoint the kill cut short (no trainer_state.json: transformers writes it last) is removed
+    and named, not resumed from (which would fail on every re-run)."""
+    import shutil
+    import signal
+    import time
+
+    from safetensors.torch import load_file
+
+    def command(out: Path) -> list[str]:
+        args = {
+            "model": tiny_model,
+            "task": "grpo_helpers:FirstLetter",
+            "task_options": '{"truncated_completions_vote": true}',
+            "problems_file": str(DEMO / "train.jsonl"),
+            "output_dir": str(out),
+            "n_votes": "4",
+            "n_samples": "2",
+            "per_device_train_batch_size": "4",
+            "max_steps": "8",
+            "max_completion_length": "6",
+            "learning_rate": "1e-2",
+            "beta": "0.001",
+            "gradient_checkpointing": "false",
+            "logging_steps": "1",
+            "save_strategy": "steps",
+            "save_steps": "2",
+            "save_total_limit": "1",
+            "report_to": "none",
+        }
+        return ["grpo", *[part for key, value in args.items() for part in (f"--{key}", value)]]
+
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    clean, killed = tmp_path / "clean" / "model", tmp_path / "killed" / "model"
+    run_scpo(*command(clean), env=env)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scpo.cli", *command(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 600
+    while time.time() < deadline and not (killed / "checkpoint-2" / "trainer_state.json").exists():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model.safetensors").exists(), "killed too late: the run had finished"
+    saved = [int(c.name.split("-")[1]) for c in killed.glob("checkpoint-*") if (c / "trainer_state.json").exists()]
+    last = max(saved)
+    cut = killed / f"checkpoint-{last + 2}"  # as a kill while writing the next checkpoint leaves it
+    cut.mkdir(exist_ok=True)
+    shutil.copy2(killed / f"checkpoint-{last}" / "model.safetensors", cut / "model.safetensors")
+    (cut / "trainer_state.json").unlink(missing_ok=True)
+
+    proc = run_scpo(*command(killed), env=env)
+    assert f"removing {cut}: the run was killed while writing it" in proc.stdout
+    assert f"resuming from {killed / f'checkpoint-{last}'}" in proc.stdout
+    counts = json.loads((killed.parent / "model.manifest.json").read_text())["counts"]
+    assert counts["global_step"] == 8 and counts["resumed_from_step"] == last
+    steps = {e["step"] for e in read_jsonl(killed / "grpo_log.jsonl") if "reward" in e}
+    assert steps == set(range(1, 9))  # the log kept the steps before the kill and appended the rest
+    before, after = load_file(clean / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert before.keys() == after.keys() and all(before[k].equal(after[k]) for k in before)
