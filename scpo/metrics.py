@@ -154,11 +154,15 @@ def problem_results_from_samples(rows) -> dict[str, dict]:
     return out
 
 
-def paired_by_problem(after: dict[str, dict], before: dict[str, dict], metric: str) -> tuple[float, float, int]:
+def paired_by_problem(
+    after: dict[str, dict], before: dict[str, dict], metric: str, before_metric: str | None = None
+) -> tuple[float, float, int]:
     """after - before in `metric` (problem_results of two evals) over the problems both measured, its standard
-    error over the problems' clusters, and the count (`paired_difference`)."""
+    error over the problems' clusters, and the count (`paired_difference`). `before_metric`: another metric on the
+    before side (a model's greedy answer against M_0's majority vote: "maj")."""
+    before_metric = before_metric or metric
     a = {i: r[metric] for i, r in after.items() if metric in r}
-    b = {i: r[metric] for i, r in before.items() if metric in r}
+    b = {i: r[before_metric] for i, r in before.items() if before_metric in r}
     clusters = {i: r["cluster"] for i, r in {**before, **after}.items()}
     return paired_difference(a, b, clusters)
 

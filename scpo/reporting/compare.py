@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from scpo.core.io import atomic_path
-from scpo.metrics import format_mean_se, format_metric, mean_and_stderr, paired_by_problem, paired_difference
+from scpo.metrics import format_mean_se, format_metric, mean_and_stderr, paired_by_problem
 from scpo.reporting.grpo import LOG_NAME, steps
 from scpo.reporting.per_problem import per_problem
 
@@ -137,13 +137,10 @@ def differences(results: dict, k: int, m0_problems: dict) -> list[str]:
         f"| method - M_0 | greedy | pass@1 | maj@{k} | greedy - M_0 maj@{k} |",
         "|---|---|---|---|---|",
     ]
-    m0_maj = {i: r["maj"] for i, r in m0_problems.items() if "maj" in r}
-    clusters = {i: r["cluster"] for i, r in m0_problems.items()}
     for name, r in results.items():
         mine = per_problem(Path(r["eval"]))
         cells = [paired_by_problem(mine, m0_problems, metric) for metric in ("greedy", "pass@1", "maj")]
-        greedy = {i: p["greedy"] for i, p in mine.items() if "greedy" in p}
-        cells.append(paired_difference(greedy, m0_maj, clusters))
+        cells.append(paired_by_problem(mine, m0_problems, "greedy", before_metric="maj"))
         lines.append(f"| {name} | " + " | ".join(difference_cell(*cell) for cell in cells) + " |")
     return lines + [""]
 
