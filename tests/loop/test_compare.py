@@ -171,6 +171,8 @@ def test_paired_difference_and_the_table(tmp_path):
     _, notes = compare_report.table(three, 2, json.loads(m0.read_text()), per_problem(m0), tmp_path, {"good"})
     assert notes[0].startswith("Best pass@1: **good**")
     assert notes[1].startswith("Best without gold labels: **same**, +0.333 over worse")
+    _, notes = compare_report.table(three, 2, json.loads(m0.read_text()), per_problem(m0), tmp_path, {"worse"})
+    assert len(notes) == 1  # the best uses no gold: no second line repeating it
     assert compare_plan.uses_gold(["--mode", "supervised"])
     assert compare_plan.uses_gold(["--reward_funcs", "majority,gold"])
     assert not compare_plan.uses_gold(["--reward_funcs", "majority"]) and not compare_plan.uses_gold([])
