@@ -396,8 +396,9 @@ class TrlJob:
 
     def last_checkpoint(self) -> str | None:
         """The newest checkpoint written to the end (one a kill cut short is not: `claim` removes it)."""
-        found = [c for c in self.output_dir.glob("checkpoint-*") if c.name[11:].isdigit() and complete_checkpoint(c)]
-        return str(max(found, key=lambda c: int(c.name[11:]))) if found else None
+        steps = {c: c.name.removeprefix("checkpoint-") for c in self.output_dir.glob("checkpoint-*")}
+        found = [c for c, step in steps.items() if step.isdigit() and complete_checkpoint(c)]
+        return str(max(found, key=lambda c: int(steps[c]))) if found else None
 
     def train(self, trainer, counts: dict, metric: str = "loss"):
         """Trains, from the last checkpoint of this configuration if there is one; adds the run's numbers (the
