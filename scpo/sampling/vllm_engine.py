@@ -216,17 +216,23 @@ def _cpu_kv_cache(model: str, max_model_len: int, dtype: str, max_num_seqs: int 
     otherwise takes gpu_memory_utilization (0.3) of host RAM, 7 GiB on a 24 GiB box, and zeroing it was most of an
     engine start here: 21 s of 34 (py-spy; page faults on a VM are slow). At most that share of RAM; nothing when the
     model's config does not say its KV size."""
+    wanted = cpu_kv_cache_bytes(model, max_model_len, dtype, max_num_seqs)
+    share = 0.3 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {"kv_cache_memory_bytes": wanted} if wanted and wanted < share else {}
+
+
+def cpu_kv_cache_bytes(model: str, max_model_len: int | None, dtype: str, max_num_seqs: int | None) -> int | None:
+    """The KV cache of max_num_seqs sequences of max_model_len tokens (the model's own length when None) in bytes;
+    None when the model's config does not say its KV size."""
     config = _model_config(model)
     try:
         heads = config["num_attention_heads"]
         head_dim = config.get("head_dim") or config["hidden_size"] // heads
         per_token = 2 * config["num_hidden_layers"] * config.get("num_key_value_heads", heads) * head_dim
     except (KeyError, TypeError, ZeroDivisionError):
-        return {}
+        return None
     per_token *= 4 if dtype == "float32" else 2
-    wanted = (max_num_seqs or CPU_MAX_NUM_SEQS) * max_model_len * per_token
-    share = 0.3 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return {"kv_cache_memory_bytes": int(wanted)} if wanted < share else {}
+    return int((max_num_seqs or CPU_MAX_NUM_SEQS) * (max_model_len or _max_positions(model)) * per_token)
 
 
 def _generation(o) -> Generation:

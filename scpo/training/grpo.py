@@ -228,8 +228,11 @@ def _make_vote_trainer():
             dynamic_sampling=None,
             **kwargs,
         ):
-            super().__init__(*args, **kwargs)
-            from scpo.training.vllm_colocate import adapt_to_cpu
+            from scpo.training.vllm_colocate import adapt_to_cpu, cpu_kv_cache_space
+
+            model = kwargs.get("model", args[0] if args else None)
+            with cpu_kv_cache_space(kwargs.get("args"), getattr(model, "name_or_path", model)):
+                super().__init__(*args, **kwargs)
 
             adapt_to_cpu(self)  # colocated vLLM on CPU: TRL's per-parameter sync cannot run there
             self.n_samples = n_samples or self.num_generations

