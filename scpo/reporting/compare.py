@@ -44,7 +44,8 @@ def report(
     comparison of several hours shows each result as it lands)."""
     m0 = json.loads(m0_path.read_text())
     m0_problems = per_problem(m0_path)
-    text, notes = table(results, k, m0, m0_problems, root, gold, paired_metric)
+    passes = {name: per_problem(Path(r["eval"])) for name, r in results.items()}
+    text, notes = table(results, k, m0, m0_problems, passes, root, gold, paired_metric)
     for name, trainer in (pending or {}).items():
         text += f"\n| {name} | {trainer} | to come |" + " - |" * 8
     partial = f" (partial: {', '.join(pending)} to come)" if pending else ""
@@ -63,7 +64,7 @@ def report(
             "",
             *notes,
             "",
-            *differences(results, k, m0_problems),
+            *differences(passes, k, m0_problems),
         ]
     )
     with atomic_path(root / "compare.md") as tmp:
@@ -77,11 +78,13 @@ def table(
     k: int,
     m0: dict,
     m0_problems: dict,
+    passes: dict,
     root: Path | None = None,
     gold: set[str] | None = None,
     paired_metric: str = "pass@1",
 ) -> tuple[str, list[str]]:
-    """`m0_problems`: M_0's per-problem results (scpo/reporting/per_problem.py); `root`: the comparison's folder,
+    """`m0_problems`: M_0's per-problem results (scpo/reporting/per_problem.py); `passes`: each method's, by
+    name; `root`: the comparison's folder,
     for each method's model-making seconds (from its manifests); `gold`: the methods that train on gold answers
     (the best label-free method gets its own line); `paired_metric`: the metric of the paired columns and lines."""
     shown = f"maj@{k}" if paired_metric == "maj" else paired_metric
@@ -104,10 +107,8 @@ def table(
         + " | ".join([format_metric(m0, "greedy"), format_metric(m0, "pass@1"), format_metric(m0, f"maj@{k}")])
         + " | - | - | - | - | - | - |"
     )
-    passes = {}
     for name, r in results.items():
         ev = json.loads(Path(r["eval"]).read_text())
-        passes[name] = per_problem(Path(r["eval"]))
         d, se, _ = paired_by_problem(passes[name], m0_problems, paired_metric)
         made = f"{model_seconds(root / name, r['trainer']):.0f}" if root is not None else "-"
         lines.append(
@@ -127,7 +128,7 @@ def table(
     return "\n".join(lines), [n for n in notes if n]
 
 
-def differences(results: dict, k: int, m0_problems: dict) -> list[str]:
+def differences(passes: dict, k: int, m0_problems: dict) -> list[str]:
     """The table of each method minus M_0 on every per-problem metric, paired over the problems both measured (SE
     over clusters), and the method's greedy answer against M_0's maj@k: does training beat voting without it?"""
     lines = [
@@ -137,8 +138,7 @@ def differences(results: dict, k: int, m0_problems: dict) -> list[str]:
         f"| method - M_0 | greedy | pass@1 | maj@{k} | greedy - M_0 maj@{k} |",
         "|---|---|---|---|---|",
     ]
-    for name, r in results.items():
-        mine = per_problem(Path(r["eval"]))
+    for name, mine in passes.items():
         cells = [paired_by_problem(mine, m0_problems, metric) for metric in ("greedy", "pass@1", "maj")]
         cells.append(paired_by_problem(mine, m0_problems, "greedy", before_metric="maj"))
         lines.append(f"| {name} | " + " | ".join(difference_cell(*cell) for cell in cells) + " |")

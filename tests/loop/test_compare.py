@@ -158,7 +158,13 @@ def test_paired_difference_and_the_table(tmp_path):
     (tmp_path / "good" / "iter_0" / "model.manifest.json").write_text('{"stage": "train", "seconds": 50.5}')
     (tmp_path / "good" / "iter_0" / "eval.json.manifest.json").write_text('{"stage": "eval", "seconds": 99}')
     assert compare_report.model_seconds(tmp_path / "good", "loop") == 80.5
-    text, notes = compare_report.table(results, 2, json.loads(m0.read_text()), per_problem(m0), tmp_path)
+    m0_read = json.loads(m0.read_text())
+
+    def table(chosen: dict, gold: set | None = None):
+        passes = {name: per_problem(Path(r["eval"])) for name, r in chosen.items()}
+        return compare_report.table(chosen, 2, m0_read, per_problem(m0), passes, tmp_path, gold)
+
+    text, notes = table(results)
     lines = text.splitlines()
     assert lines[0].startswith("| method | trainer | greedy | pass@1 | maj@2 | Δ pass@1 vs M_0")
     assert lines[2].startswith("| M_0 |") and lines[3].startswith("| good | loop | 1.000 ± 0.100 |")
@@ -168,10 +174,10 @@ def test_paired_difference_and_the_table(tmp_path):
     # a method trained on gold gets the best line, and the best label-free method a line of its own
     worse = write_eval(tmp_path / "worse", {"a": [False, False], "b": [False, False], "c": [False, False]}, 0.0)
     three = {**results, "worse": {**results["same"], "eval": str(worse)}}
-    _, notes = compare_report.table(three, 2, json.loads(m0.read_text()), per_problem(m0), tmp_path, {"good"})
+    _, notes = table(three, {"good"})
     assert notes[0].startswith("Best pass@1: **good**")
     assert notes[1].startswith("Best without gold labels: **same**, +0.333 over worse")
-    _, notes = compare_report.table(three, 2, json.loads(m0.read_text()), per_problem(m0), tmp_path, {"worse"})
+    _, notes = table(three, {"worse"})
     assert len(notes) == 1  # the best uses no gold: no second line repeating it
     assert compare_plan.uses_gold(["--mode", "supervised"])
     assert compare_plan.uses_gold(["--reward_funcs", "majority,gold"])
