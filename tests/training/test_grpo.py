@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -200,6 +201,7 @@ def test_grpo_steps_on_cpu_log_votes_and_change_the_model(tmp_path, tiny_model):
         assert 0 <= entry["ttrl/majority_ratio"] <= 1 and entry["ttrl/distinct_answers"] >= 1
         assert "ttrl/label_accuracy" in entry and "ttrl/truncated_rollouts" in entry and "kl" in entry
         assert entry["ttrl/trained_rollouts"] == 2  # one prompt per step: 4 rollouts vote, 2 are trained on
+        assert math.isfinite(entry["loss"]) and math.isfinite(entry["kl"])  # vote-only rows' NaN log-probs dropped
     held = {e["step"]: e["heldout/accuracy"] for e in log if "heldout/accuracy" in e}
     assert sorted(held) == [0, 1, 2]  # before training, then every step
     counts = json.loads((tmp_path / "model.manifest.json").read_text())["counts"]
@@ -207,6 +209,56 @@ def test_grpo_steps_on_cpu_log_votes_and_change_the_model(tmp_path, tiny_model):
     assert list((out / "runs").rglob("events.out.tfevents.*"))
     before, after = load_file(Path(tiny_model) / "model.safetensors"), load_file(out / "model.safetensors")
     assert any(not before[k].equal(after[k]) for k in before.keys() & after.keys())
+
+
+@pytest.mark.slow  # a real GRPOTrainer on the tiny model, in this process
+def test_scoring_a_generation_batch_runs_the_trained_rollouts_only(tmp_path, tiny_model):
+    """The old and reference log-probs of a generation batch: the trained rollouts' values are those of scoring every
+    row, the vote-only rows (dropped right after) get NaN and never reach the model."""
+    import torch
+    from datasets import Dataset
+    from grpo_helpers import FirstLetter
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig
+
+    from scpo.training.grpo import GroupVoter, VoteTrainer, reward_functions, trained_flags
+
+    args = GRPOConfig(
+        output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=4, max_completion_length=4,
+        beta=0.001, report_to=[], use_cpu=True, gradient_checkpointing=False,
+    )  # fmt: skip
+    voter = GroupVoter(FirstLetter())
+    trainer = VoteTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_model),
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": ["a", "b"]}),
+        processing_class=AutoTokenizer.from_pretrained(tiny_model),
+        reward_funcs=reward_functions(["majority"], voter),
+        voter=voter,
+        n_samples=2,
+    )
+    rows_seen = []
+    trainer.model.register_forward_hook(
+        lambda module, inputs, kwargs, output: rows_seen.append(len(kwargs["input_ids"])), with_kwargs=True
+    )
+    ids = torch.randint(3, 200, (8, 12), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, :3] = 0  # left padding of one trained row's prompt
+
+    def score(scoring: bool, **kwargs):
+        trainer._scoring = scoring
+        rows_seen.clear()
+        return trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, 5, batch_size=4, **kwargs)
+
+    every, _, _ = score(False)
+    assert rows_seen == [4, 4] and not every.isnan().any()
+    trained, entropies, _ = score(True)
+    keep = torch.tensor(trained_flags(8, 0, 4, 2))
+    assert rows_seen == [4] and entropies is None  # 2 prompts x 2 trained rollouts: one micro-batch of 4
+    assert trained[~keep].isnan().all()
+    torch.testing.assert_close(trained[keep], every[keep])
+    _, entropies, _ = score(True, compute_entropy=True)  # entropies are asked for every row: every row scored
+    assert rows_seen == [4, 4] and entropies.shape == every.shape
 
 
 def test_report_of_a_grpo_run_shows_votes_and_heldout_accuracy_per_step(tmp_path):
