@@ -32,14 +32,26 @@ def test_eval_then_sample_start_one_engine_and_resume(tmp_path, tiny_model):
         "--task",
         "numeric",
     ]
-    eval_args = ["eval", *common, "--eval_file", str(tmp_path / "eval.jsonl"), "--eval_k", "3"]
+    # eval_max_tokens is eval's own length (ZeroEval's 4096 for ZebraLogic); max_tokens stays the sampling one
+    eval_args = [
+        "eval",
+        *common,
+        "--eval_file",
+        str(tmp_path / "eval.jsonl"),
+        "--eval_k",
+        "3",
+        "--eval_max_tokens",
+        "3",
+    ]
     sample_args = ["sample", *common, "--k", "3", "--save_token_ids"]
     proc = run_scpo("chain", *eval_args, "--then", *sample_args)
     assert proc.stderr.count("engine started") == 1, proc.stderr[-3000:]
     assert proc.stderr.count("kept from the previous stage") == 1
-    assert json.loads((tmp_path / "eval.json").read_text())["problems"] == 4
+    evaluated = json.loads((tmp_path / "eval.json").read_text())
+    assert evaluated["problems"] == 4 and 0 < evaluated["output_tokens"] <= 4 * (1 + 3) * 3  # greedy + 3, 3 tokens
     rows = read_jsonl(tmp_path / "samples.jsonl")
     assert len(rows) == 6 * 3 and all(r["completion_token_ids"] for r in rows)
+    assert max(len(r["completion_token_ids"]) for r in rows) > 3  # a random tiny model rarely stops by itself
     for output in ("eval.json", "samples.jsonl"):  # each stage wrote its own manifest
         assert (tmp_path / f"{output}.manifest.json").exists()
 

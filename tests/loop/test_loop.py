@@ -58,6 +58,20 @@ def iterate(recipe_path: Path, **popen) -> subprocess.Popen:
     )
 
 
+def run_to_completion(recipe_path: Path, timeout: float = 900) -> list[float]:
+    """Runs the loop to the end; returns when each `[loop] scpo <stage>` step started, in seconds from the start,
+    and when the run ended (the last entry)."""
+    started = time.time()
+    proc = iterate(recipe_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    steps, out = [], []
+    for line in proc.stdout:
+        out.append(line)
+        if line.startswith("[loop] scpo "):
+            steps.append(time.time() - started)
+    assert proc.wait(timeout=timeout) == 0, "".join(out)[-4000:]
+    return [*steps, time.time() - started]
+
+
 def digests(run: Path) -> dict[str, str]:
     """Content hashes of every file a user reads. Manifests and shard counts carry timings, eval.json the paths
     of this run's folder and the run lock the pid of its last holder; those parts are left out."""
@@ -79,14 +93,10 @@ def digests(run: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_loop_killed_mid_stage_resumes_to_the_same_files(tmp_path, tiny_model):
-    clean_dir, killed_dir = tmp_path / "clean", tmp_path / "killed"
-    clean_dir.mkdir()
+def test_loop_killed_mid_stage_resumes_to_the_same_files(tmp_path, tiny_model, clean_loop_run):
+    clean_run, _ = clean_loop_run
+    killed_dir = tmp_path / "killed"
     killed_dir.mkdir()
-    proc = iterate(recipe(clean_dir, tiny_model), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out, _ = proc.communicate(timeout=900)
-    assert proc.returncode == 0, out[-4000:]
-    clean_run = clean_dir / "runs" / "tiny"
     assert (clean_run / "report.md").exists() and (clean_run / "iter_1" / "eval.json").exists()
     assert (clean_run / "iter_0" / "model" / "model.safetensors").exists()
 

@@ -22,23 +22,9 @@ from pathlib import Path
 
 import pytest
 from helpers import read_jsonl, write_jsonl
-from test_loop import digests, iterate, recipe
+from test_loop import digests, iterate, recipe, run_to_completion
 
 KILLS = int(os.environ.get("SCPO_SOAK_KILLS", "3"))
-
-
-def run_to_completion(recipe_path: Path, timeout: float = 900) -> list[float]:
-    """Runs the loop to the end; returns when each `[loop] scpo <stage>` step started, in seconds from the start,
-    and when the run ended (the last entry)."""
-    started = time.time()
-    proc = iterate(recipe_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    steps, out = [], []
-    for line in proc.stdout:
-        out.append(line)
-        if line.startswith("[loop] scpo "):
-            steps.append(time.time() - started)
-    assert proc.wait(timeout=timeout) == 0, "".join(out)[-4000:]
-    return [*steps, time.time() - started]
 
 
 def steps_started(log: Path) -> list[str]:
@@ -86,18 +72,17 @@ def leftover_temp_files(folder: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_loop_killed_at_random_moments_ends_with_the_uninterrupted_files(tmp_path, tiny_model):
-    clean_dir, soak_dir = tmp_path / "clean", tmp_path / "soak"
-    clean_dir.mkdir()
+def test_loop_killed_at_random_moments_ends_with_the_uninterrupted_files(tmp_path, tiny_model, clean_loop_run):
+    clean_run, timeline = clean_loop_run
+    soak_dir = tmp_path / "soak"
     soak_dir.mkdir()
-    timeline = run_to_completion(recipe(clean_dir, tiny_model))
     soak_recipe = recipe(soak_dir, tiny_model)
     landed = kill_in_steps(
         lambda **popen: iterate(soak_recipe, **popen), timeline, KILLS, random.Random(0), tmp_path / "killed.log"
     )
     run_to_completion(soak_recipe)
     assert landed["finished before the kill"] < KILLS, landed  # a soak that killed nothing proves nothing
-    clean, soaked = digests(clean_dir / "runs" / "tiny"), digests(soak_dir / "runs" / "tiny")
+    clean, soaked = digests(clean_run), digests(soak_dir / "runs" / "tiny")
     assert clean.keys() == soaked.keys()
     assert {k for k in clean if clean[k] != soaked[k]} == set(), landed
     samples = read_jsonl(soak_dir / "runs" / "tiny" / "iter_0" / "samples.jsonl")
@@ -165,7 +150,7 @@ def test_vllm_sample_stage_killed_at_random_moments_ends_with_the_uninterrupted_
 
 @pytest.mark.slow
 @pytest.mark.soak
-def test_longer_soak_of_the_loop(tmp_path, tiny_model, monkeypatch):
+def test_longer_soak_of_the_loop(tmp_path, tiny_model, clean_loop_run, monkeypatch):
     """`pytest -m soak` (with SCPO_SOAK_KILLS=20): the same check with many more kills."""
     monkeypatch.setattr(sys.modules[__name__], "KILLS", int(os.environ.get("SCPO_SOAK_KILLS", "20")))
-    test_loop_killed_at_random_moments_ends_with_the_uninterrupted_files(tmp_path, tiny_model)
+    test_loop_killed_at_random_moments_ends_with_the_uninterrupted_files(tmp_path, tiny_model, clean_loop_run)

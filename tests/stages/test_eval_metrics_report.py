@@ -250,32 +250,13 @@ def test_cluster_robust_standard_error():
 
 
 @pytest.mark.slow  # scpo in a subprocess
-def test_eval_max_tokens_caps_the_evaluated_completions(tmp_path):
-    """eval_max_tokens is eval's own length (ZeroEval's 4096 for ZebraLogic), max_tokens stays the sampling one."""
+def test_eval_max_tokens_that_leave_no_room_are_named_before_the_engine_starts(tmp_path):
+    """eval_max_tokens is eval's own length; a cut that it applies is checked in tests/loop/test_chain.py (one engine
+    for the eval and the sampling, each with its own length)."""
     from helpers import ROOT
 
     problems = tmp_path / "eval.jsonl"
     problems.write_text("".join((ROOT / "recipes/cpu_demo/eval.jsonl").read_text().splitlines(True)[:3]))
-    out = tmp_path / "eval.json"
-    run_scpo(
-        "eval",
-        "--model",
-        "embedded",
-        "--eval_file",
-        str(problems),
-        "--eval_output",
-        str(out),
-        "--eval_k",
-        "2",
-        "--max_tokens",
-        "64",
-        "--eval_max_tokens",
-        "3",
-        "--iter_dir",
-        str(tmp_path),
-    )
-    metrics = json.loads(out.read_text())
-    assert 0 < metrics["output_tokens"] <= 3 * 3 * (2 + 1)  # 3 problems x (greedy + 2 samples), 3 tokens each
     for args, message in (
         (["--eval_max_tokens", "0"], "eval_max_tokens=0: must be at least 1"),
         (["--eval_max_tokens", "512", "--max_model_len", "512"], "leaves no room for a prompt"),
@@ -284,6 +265,8 @@ def test_eval_max_tokens_caps_the_evaluated_completions(tmp_path):
             "eval", "--model", "embedded", "--eval_file", str(problems), "--iter_dir", str(tmp_path), *args, check=False
         )
         assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+        assert "engine started" not in proc.stderr
+    assert not (tmp_path / "eval.json").exists()
 
 
 def test_report_names_a_cut_short_eval_and_links_only_written_plots(tmp_path, capsys):
