@@ -83,10 +83,10 @@ def table(
     gold: set[str] | None = None,
     paired_metric: str = "pass@1",
 ) -> tuple[str, list[str]]:
-    """`m0_problems`: M_0's per-problem results (scpo/reporting/per_problem.py); `passes`: each method's, by
-    name; `root`: the comparison's folder,
-    for each method's model-making seconds (from its manifests); `gold`: the methods that train on gold answers
-    (the best label-free method gets its own line); `paired_metric`: the metric of the paired columns and lines."""
+    """`m0_problems`: M_0's per-problem results (scpo/reporting/per_problem.py); `passes`: each method's, by name;
+    `root`: the comparison's folder, for each method's model-making seconds (from its manifests); `gold`: the
+    methods that train on gold answers (the best label-free method gets its own line); `paired_metric`: the metric
+    of the paired columns and lines."""
     shown = f"maj@{k}" if paired_metric == "maj" else paired_metric
     header = [
         "method",

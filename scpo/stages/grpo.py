@@ -38,7 +38,7 @@ from scpo.reporting.grpo import LOG_NAME
 from scpo.rewards import REWARDS
 from scpo.training.launch import TrlJob, parse_with_trl, trl_help
 from scpo.training.teacher import TeacherSpec, teacher_callback
-from scpo.training.vllm_colocate import close_colocated_engine
+from scpo.training.vllm_colocate import close_colocated_engine, engine_precision_gap
 
 # What `guard_metric` can watch: what this stage logs (rewards/<name>/mean for each reward as well).
 GUARD_METRICS = (
@@ -170,6 +170,13 @@ def run(settings, args, model_args, argv: list[str]) -> dict | None:
         teacher=vote_teacher(settings, job),
         dynamic_sampling=dynamic_sampling(settings),
     )
+
+    engine = getattr(getattr(trainer, "vllm_generation", None), "llm", None)  # colocated: its dtype is known here
+    if engine is not None:
+        engine_dtype = str(engine.llm_engine.model_config.dtype).removeprefix("torch.")
+        gap = engine_precision_gap(engine_dtype, str(model.dtype).removeprefix("torch."), bool(args.bf16))
+        if gap:
+            job.log(f"warning: {gap}")
 
     # the callbacks: the teacher's checkpoints, the step log, the held-out eval, the collapse guard
     if trainer.teacher is not None:

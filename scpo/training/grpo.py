@@ -318,7 +318,7 @@ def _make_vote_trainer():
         def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, *args, **kwargs):
             # While TRL scores a generation batch (the old and the reference log-probs, no gradient), the vote-only
             # rollouts are dropped right after (below): only the trained ones go through the model, the others get
-            # NaN. With n_samples = n_votes / 2 this halves both forwards (measured on the 0.5B TTRL, README).
+            # NaN. With n_samples = n_votes / 2 this halves both forwards (0.5B TTRL: docs/log.md, 2026-12-06).
             keep = self._scoring_trained_rows(input_ids.size(0), kwargs)
             if keep is None:
                 return super()._get_per_token_logps_and_entropies(model, input_ids, attention_mask, *args, **kwargs)
@@ -347,9 +347,34 @@ def _make_vote_trainer():
             """TRL's generation, rewards, advantages and log-probs of one batch, the log-probs of trained rows only."""
             self._scoring = self.model.training
             try:
-                return super()._generate_and_score_completions(inputs)
+                output = super()._generate_and_score_completions(inputs)
             finally:
                 self._scoring = False
+            if self.model.training and self.n_samples < self.num_generations and "importance_sampling_ratio" in output:
+                self._log_ratio_of_trained_rows(output)
+            return output
+
+        def _log_ratio_of_trained_rows(self, output: dict) -> None:
+            """TRL has just logged its vLLM importance ratio's min / mean / max over every row, the vote-only ones at
+            exactly 1 (their NaN log-probs give no difference); the trained rows' values replace those three."""
+            from trl.trainer.utils import nanmax, nanmin
+
+            ratio = output["importance_sampling_ratio"]
+            keep = torch.tensor(
+                trained_flags(ratio.size(0), self.accelerator.process_index, self.num_generations, self.n_samples),
+                device=ratio.device,
+            )
+            if ratio.size(1) == 1:  # sequence-level modes: one ratio a rollout
+                flat = ratio[keep].flatten()
+            else:
+                mask = output["completion_mask"] * output.get("tool_mask", 1)
+                flat = ratio[keep][mask[keep].bool()]
+            none = torch.tensor(0.0, device=ratio.device)  # as TRL logs a batch without tokens
+            metrics, gather = self._metrics["train"], self.accelerator.gather
+            name = "sampling/importance_sampling_ratio/"
+            metrics[name + "min"][-1] = nanmin(gather(flat.min() if flat.numel() else none)).item()
+            metrics[name + "mean"][-1] = gather(flat.mean() if flat.numel() else none).nanmean().item()
+            metrics[name + "max"][-1] = nanmax(gather(flat.max() if flat.numel() else none)).item()
 
         def _generate_and_score_completions(self, inputs):
             if self.model.training and self.dynamic_sampling is not None:

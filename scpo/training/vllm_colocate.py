@@ -103,3 +103,25 @@ def close_colocated_engine(trainer) -> None:
     if llm is not None and colocated_on_cpu(trainer):  # checked on CPU; GPUs keep TRL's own teardown
         llm.llm_engine.engine_core.shutdown()
         trainer.vllm_generation.llm = None
+
+
+LOW_PRECISION = ("bfloat16", "float16")
+
+
+def engine_precision_gap(engine_dtype: str, trained_dtype: str, autocast_bf16: bool) -> str | None:
+    """A warning when TRL's vLLM samples in bf16/fp16 (vLLM's `auto`: the model's dtype, and float32 models are cast
+    down to the platform's preferred one, vllm/config/model.py `_resolve_auto_dtype`) while the policy computes in
+    float32: each sync rounds the float32 weights to the engine's precision, and small updates vanish there.
+    Measured (GSM8K TTRL, Qwen2.5-Coder-0.5B, lr 5e-7, float32 training): after 16 steps 76% of the weights had
+    changed in float32 and 4% after rounding to bf16, so vLLM kept sampling ~M_0; the per-token log-prob gap grew
+    from 0.007 to 0.024 and TRL's sequence importance ratio fell from 0.92 to 0.4-0.55 on average. With `bf16: true`
+    the trainer computes in the engine's precision (float32 master weights), as verl's actor does (bf16 params)."""
+    computes = "bfloat16" if autocast_bf16 else trained_dtype
+    if engine_dtype not in LOW_PRECISION or computes != "float32":
+        return None
+    return (
+        f"vLLM samples in {engine_dtype} while training computes in float32: updates smaller "
+        f"than {engine_dtype}'s spacing never reach the engine (lr 5e-7: 4% of a 0.5B's weights moved in 16 steps), "
+        "and TRL's importance-sampling correction down-weights the rollouts as the two drift apart. Set bf16: true "
+        "to train in the engine's precision"
+    )

@@ -64,6 +64,7 @@ step(should_save=True)  # a checkpoint is next: handed back
 step(hook="on_epoch_end", should_evaluate=True)
 launch.LOW_MEMORY = 1.0
 step()  # the machine is short of memory: handed back after any step
+step(hook="on_substep_end")  # and after any micro-batch of a step
 print(json.dumps(seen))
 """
 

@@ -260,6 +260,20 @@ def test_scoring_a_generation_batch_runs_the_trained_rollouts_only(tmp_path, tin
     _, entropies, _ = score(True, compute_entropy=True)  # entropies are asked for every row: every row scored
     assert rows_seen == [4, 4] and entropies.shape == every.shape
 
+    # TRL logged the vLLM importance ratio over every row (vote-only ones at 1): the trained rows' replace it
+    name = "sampling/importance_sampling_ratio/"
+    per_rollout = torch.tensor([[0.5], [2.0], [1.0], [1.0], [0.8], [1.5], [1.0], [1.0]])
+    per_token = torch.tensor([[0.5, 9.0]] + [[1.2, 1.4]] * 7)
+    completion_mask = torch.tensor([[1, 0]] + [[1, 1]] * 7)
+    for ratio, trained_values in ((per_rollout, [0.5, 2.0, 0.8, 1.5]), (per_token, [0.5] + [1.2, 1.4] * 3)):
+        for stat in ("min", "mean", "max"):
+            trainer._metrics["train"][name + stat] = [99.0, 1.0]  # an earlier step's value, then TRL's over all rows
+        trainer._log_ratio_of_trained_rows({"importance_sampling_ratio": ratio, "completion_mask": completion_mask})
+        want = torch.tensor(trained_values)  # the masked token (9.0) and the vote-only rows left out
+        got = {stat: trainer._metrics["train"][name + stat] for stat in ("min", "mean", "max")}
+        assert got["min"] == [99.0, pytest.approx(want.min().item())] and got["max"][-1] == pytest.approx(want.max())
+        assert got["mean"][-1] == pytest.approx(want.mean().item())
+
 
 def test_report_of_a_grpo_run_shows_votes_and_heldout_accuracy_per_step(tmp_path):
     from scpo.stages import report
