@@ -340,8 +340,12 @@ def _make_vote_trainer():
                 if name not in ("batch_size", "compute_entropy", "compute_aux_loss")
             ):
                 return None
+            return self._trained_mask(rows, self.accelerator.device)
+
+        def _trained_mask(self, rows: int, device):
+            """This process's trained rows of a generation batch of `rows` rows, as a bool tensor."""
             flags = trained_flags(rows, self.accelerator.process_index, self.num_generations, self.n_samples)
-            return torch.tensor(flags, device=self.accelerator.device)
+            return torch.tensor(flags, device=device)
 
         def _score_round(self, inputs):
             """TRL's generation, rewards, advantages and log-probs of one batch, the log-probs of trained rows only."""
@@ -360,10 +364,7 @@ def _make_vote_trainer():
             from trl.trainer.utils import nanmax, nanmin
 
             ratio = output["importance_sampling_ratio"]
-            keep = torch.tensor(
-                trained_flags(ratio.size(0), self.accelerator.process_index, self.num_generations, self.n_samples),
-                device=ratio.device,
-            )
+            keep = self._trained_mask(ratio.size(0), ratio.device)
             if ratio.size(1) == 1:  # sequence-level modes: one ratio a rollout
                 flat = ratio[keep].flatten()
             else:
@@ -388,10 +389,7 @@ def _make_vote_trainer():
             if not self.model.training or self.n_samples == self.num_generations:
                 return output
             rows = output["completion_ids"].size(0)
-            keep = torch.tensor(
-                trained_flags(rows, self.accelerator.process_index, self.num_generations, self.n_samples),
-                device=output["completion_ids"].device,
-            )
+            keep = self._trained_mask(rows, output["completion_ids"].device)
             for key, value in output.items():
                 if isinstance(value, torch.Tensor) and value.dim() > 0 and value.size(0) == rows:
                     output[key] = value[keep]
