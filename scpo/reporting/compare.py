@@ -46,6 +46,8 @@ def report(
     m0_problems = per_problem(m0_path)
     passes = {name: per_problem(Path(r["eval"])) for name, r in results.items()}
     text, notes = table(results, k, m0, m0_problems, passes, root, gold, paired_metric)
+    evals = {"M_0": m0, **{name: json.loads(Path(r["eval"]).read_text()) for name, r in results.items()}}
+    notes += [line for line in [precision_line(evals)] if line]
     for name, trainer in (pending or {}).items():
         text += f"\n| {name} | {trainer} | to come |" + " - |" * 8
     partial = f" (partial: {', '.join(pending)} to come)" if pending else ""
@@ -126,6 +128,20 @@ def table(
     if gold and ranked and ranked[0] in gold:  # the best trains on gold answers: the best without them too
         notes.append(best_line("Best without gold labels", label_free, passes, paired_metric))
     return "\n".join(lines), [n for n in notes if n]
+
+
+def precision_line(evals: dict[str, dict]) -> str | None:
+    """A warning when the held-out evals ran their engines at different precisions (eval.json's `engine_dtype`:
+    `dtype: auto` is bf16 on a CPU with native bf16, float32 without): a greedy decode can change with the precision,
+    so a paired difference across them is not training alone. Evals that predate the record are left out."""
+    recorded = {name: ev["engine_dtype"] for name, ev in evals.items() if ev.get("engine_dtype")}
+    if len(set(recorded.values())) < 2:
+        return None
+    runs = ", ".join(f"{name} {dtype}" for name, dtype in recorded.items())
+    return (
+        f"Warning: the held-out evals ran at different precisions ({runs}): greedy decodes differ between them, so "
+        "their paired differences mix precision with training; evaluate every model with one `dtype`."
+    )
 
 
 def differences(passes: dict, k: int, m0_problems: dict) -> list[str]:

@@ -45,6 +45,7 @@ class HfSampler:
             self.model = PeftModel.from_pretrained(self.model, lora_path).merge_and_unload()
         self.top_p, self.top_k, self.max_tokens, self.stop = top_p, top_k, max_tokens, stop or []
         self.max_model_len = max_model_len or self.model.config.max_position_embeddings
+        self.dtype = str(self.model.dtype).removeprefix("torch.")  # what `auto` became
         self.batch_size = batch_size
 
     def tokenizer(self):

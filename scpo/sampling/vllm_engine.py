@@ -110,6 +110,7 @@ class VllmSampler:
             self.lora = LoRARequest("adapter", 1, lora_path)
         self.top_p, self.top_k, self.max_tokens, self.stop = top_p, top_k, max_tokens, stop or []
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
+        self.dtype = str(self.llm.llm_engine.model_config.dtype).removeprefix("torch.")  # what `auto` became
 
     def close(self) -> None:
         """Releases the engine (its memory and process groups); the sampler is unusable afterwards."""

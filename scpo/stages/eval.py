@@ -286,6 +286,7 @@ def run(s: EvalSettings) -> dict:
         metrics = summarize(results, rows, s.eval_k, task.partial_credit)
         metrics["skipped_too_long"] = len(problems) - len(kept)
         metrics["output_tokens"] = sum(g.num_tokens for out in outputs for g in out)
+        metrics["engine_dtype"] = sampler.dtype  # `dtype: auto` is the CPU's: evals at other precisions differ
         if metrics.get("gold_unparsed"):
             print(
                 f"[eval] warning: {metrics['gold_unparsed']} problem(s) of {eval_file} have a gold answer the task "

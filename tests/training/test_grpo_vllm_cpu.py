@@ -95,6 +95,7 @@ def test_colocated_vllm_on_cpu_samples_from_the_updated_weights(tmp_path, tiny_m
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{TESTS}:{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
     proc = run_scpo(*grpo_args(tiny_model, tmp_path / "synced"), env=env, timeout=900)
     assert "Traceback" not in proc.stderr  # the engine is shut down before the process group it uses
+    assert "vLLM samples in" not in proc.stderr  # float32 training, a float32 engine (`cpu_engine_dtype`)
     synced = steps(tmp_path / "synced")
     assert [e["step"] for e in synced] == [1, 2, 3]
     assert synced[-1]["kl"] > 0.01  # the policy moved away from M_0 ...
@@ -167,3 +168,22 @@ def test_a_bf16_engine_beside_float32_training_is_named_with_the_fix():
     weight = torch.tensor([0.0112])
     moved = weight + 2e-6  # a mean update of the run's 16 steps at lr 5e-7
     assert moved.bfloat16() == weight.bfloat16() and moved != weight
+
+
+def test_the_colocated_engine_samples_in_the_precision_training_computes_in():
+    """TRL's LLM(...) passes no dtype and vLLM's auto makes the engine bf16: while TRL starts it on CPU for float32
+    training, the engine is asked for float32; bf16 autocast training and a vLLM server keep vLLM's choice."""
+    from types import SimpleNamespace
+
+    from trl.generation import vllm_generation
+
+    from scpo.training.vllm_colocate import cpu_engine_dtype
+
+    engine = vllm_generation.LLM
+    args = SimpleNamespace(use_vllm=True, vllm_mode="colocate", bf16=False)
+    with cpu_engine_dtype(args):
+        assert vllm_generation.LLM.func is engine and vllm_generation.LLM.keywords == {"dtype": "float32"}
+    assert vllm_generation.LLM is engine
+    for kept in ({"bf16": True}, {"vllm_mode": "server"}, {"use_vllm": False}):
+        with cpu_engine_dtype(SimpleNamespace(**{**vars(args), **kept})):
+            assert vllm_generation.LLM is engine, kept
