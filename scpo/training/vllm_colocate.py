@@ -75,7 +75,7 @@ def cpu_engine_dtype(args):
     for, or this CPU has no native bf16): the engine samples in float32 too. TRL's `LLM(...)` passes no dtype, and
     vLLM's `auto` takes the checkpoint's bf16 (or casts float32 down to it): each sync would then round the policy
     to bf16, where lr-5e-7 updates vanish (`engine_precision_gap`), and a CPU without native bf16 emulates it
-    (bf16 matmuls 56 vs float32 224 GFLOP/s on this box's Xeon without AVX512-BF16, benchmarks/roofline.py)."""
+    (bf16 matmuls 56 vs float32 224 GFLOP/s on a 2-core Xeon without AVX512-BF16; docs/log.md, 2026-12-07)."""
     import functools
 
     from scpo.core.devices import has_gpu
