@@ -37,7 +37,7 @@ from scpo.core.settings import peek_setting, wants_help, with_extensions
 from scpo.reporting.grpo import LOG_NAME
 from scpo.rewards import REWARDS
 from scpo.training.launch import TrlJob, parse_with_trl, trl_help
-from scpo.training.teacher import TeacherSpec, teacher_callback
+from scpo.training.teacher import TeacherSpec
 from scpo.training.vllm_colocate import close_colocated_engine, engine_precision_gap
 
 # What `guard_metric` can watch: what this stage logs (rewards/<name>/mean for each reward as well).
@@ -305,7 +305,8 @@ def vote_teacher(settings: GrpoSettings, job: TrlJob) -> TeacherSpec | None:
 
 
 def add_teacher(trainer, settings: GrpoSettings, job: TrlJob) -> None:
-    """The vote teacher resumed from the last checkpoint and saved into every new one (not under ZeRO-3)."""
+    """The vote teacher resumed from the last checkpoint (VoteTrainer saves it into every new one; not under
+    ZeRO-3)."""
     if trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
         raise ScpoError(
             f"setting vote_teacher={settings.vote_teacher}: the teacher is a full copy of the model in "
@@ -313,7 +314,6 @@ def add_teacher(trainer, settings: GrpoSettings, job: TrlJob) -> None:
         )
     if (last := job.last_checkpoint()) is not None and trainer.teacher.load(last):
         print(f"[grpo] teacher resumed from {last}")
-    trainer.add_callback(teacher_callback(trainer.teacher))
 
 
 def parse(argv: list[str]):

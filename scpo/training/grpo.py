@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from scpo.core.errors import ScpoError
 from scpo.rewards import REWARDS, RolloutBatch, batch_stats, vote_group
@@ -288,6 +289,19 @@ def _make_vote_trainer():
                 if alpha is not None:
                     self._metrics["train"]["teacher/ema_alpha"].append(alpha)
             return super()._prepare_inputs(generation_batch)
+
+        def _save_checkpoint(self, model, trial):
+            # The teacher goes into the checkpoint folder before transformers writes the folder's
+            # trainer_state.json, the mark of a whole checkpoint (`complete_checkpoint`): a kill in between leaves a
+            # folder without it, removed on resume. Saved after it (an on_save callback), a kill there left a
+            # checkpoint that resumed with the EMA teacher back at its start (older checkpoints already rotated out).
+            if self.teacher is not None and self.args.should_save:
+                from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+                folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+                folder.mkdir(parents=True, exist_ok=True)
+                self.teacher.save(folder)
+            super()._save_checkpoint(model, trial)
 
         def _teacher_rollouts(self, prompt_ids) -> list[dict]:
             """The teacher's rollout of every row (ema: already moved toward the policy for this step)."""

@@ -166,17 +166,3 @@ def make_teacher(spec: TeacherSpec, trainer) -> VoteTeacher:
     if as_reference:  # Co-rewarding-II: the moving average is the KL reference
         return VoteTeacher(trainer.accelerator.unwrap_model(trainer.ref_model), spec.mode, **alphas)
     return VoteTeacher.copy_of(trainer.accelerator.unwrap_model(trainer.model), spec.mode, **alphas)
-
-
-def teacher_callback(teacher: VoteTeacher):
-    """Saves the teacher into every checkpoint TRL writes."""
-    from transformers import TrainerCallback
-
-    class SaveTeacher(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
-                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-                if folder.is_dir():
-                    teacher.save(folder)
-
-    return SaveTeacher()

@@ -180,6 +180,11 @@ def test_ema_teacher_follows_the_policy_and_is_saved_in_checkpoints(tmp_path, ti
     m1 = load_file(out / "checkpoint-1" / "model.safetensors")
     t1 = load_file(out / "checkpoint-1" / "teacher.safetensors")
     t2 = load_file(out / "checkpoint-2" / "teacher.safetensors")
+    for step in (1, 2):  # the teacher is written before trainer_state.json marks the checkpoint whole: a kill
+        folder = out / f"checkpoint-{step}"  # between the two leaves a folder that is not resumed from
+        teacher_written = (folder / "teacher.safetensors").stat().st_mtime_ns
+        assert teacher_written <= (folder / "trainer_state.json").stat().st_mtime_ns
+        assert teacher_written <= (folder / "model.safetensors").stat().st_mtime_ns  # before the weights, even
     alpha = ema_alpha(2, 2, 0.5, 0.1)
     assert alpha == pytest.approx(0.3)
     moved = [k for k in m0 if not m1[k].equal(m0[k])]
